@@ -1,0 +1,171 @@
+"""The order event: its columns, :class:`OrderBatch`, and the binary frame that carries a batch.
+
+One order event is a row of eight columns. A batch keeps them as a struct of numpy arrays
+(one contiguous array per column) so the aggregator folds each column with one vector
+operation. A refund is a compensating event: kind ``REFUNDED``, the refunded order's id,
+brand, platform and region, and the negative of its amount.
+
+The frame is the batch's wire and disk form: a fixed little-endian header, then each column's
+bytes back to back in :data:`COLUMNS` order. It round-trips exactly and is what the event log
+stores and ``ticker/{run}/orders/{partition}`` carries.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+
+class OrderKind(IntEnum):
+    """What an event does to the totals."""
+
+    PLACED = 0
+    REFUNDED = 1
+
+
+#: Column name -> dtype, in frame order. ``event_time`` is microseconds since the epoch (UTC).
+COLUMNS: dict[str, np.dtype] = {
+    "seq": np.dtype("<i8"),
+    "event_time": np.dtype("<i8"),
+    "order_id": np.dtype("<i8"),
+    "brand": np.dtype("<i4"),
+    "platform": np.dtype("<u1"),
+    "region": np.dtype("<u1"),
+    "amount_minor": np.dtype("<i8"),
+    "kind": np.dtype("<u1"),
+}
+EVENT_BYTES = sum(dt.itemsize for dt in COLUMNS.values())
+
+FRAME_MAGIC = b"TKOB"
+FRAME_VERSION = 1
+_HEADER = struct.Struct("<4sHHqq")  # magic, version, column count, event count, first seq
+FRAME_HEADER_BYTES = _HEADER.size
+
+
+class FrameError(ValueError):
+    """A byte string is not a whole, well-formed order frame."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OrderBatch:
+    """A run of consecutive order events, one numpy array per column.
+
+    Events are in ``seq`` order, ``seq`` is contiguous, and ``event_time`` never decreases:
+    the generator and the event log guarantee it, and the aggregator checks it.
+    """
+
+    seq: np.ndarray
+    event_time: np.ndarray
+    order_id: np.ndarray
+    brand: np.ndarray
+    platform: np.ndarray
+    region: np.ndarray
+    amount_minor: np.ndarray
+    kind: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.seq)
+        for name, dtype in COLUMNS.items():
+            column = getattr(self, name)
+            if column.dtype != dtype or column.ndim != 1 or len(column) != n:
+                raise ValueError(
+                    f"column {name}: expected 1-d {dtype} of length {n}, "
+                    f"found {column.ndim}-d {column.dtype} of length {len(column)}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    @property
+    def first_seq(self) -> int:
+        return int(self.seq[0]) if len(self.seq) else -1
+
+    @property
+    def end_seq(self) -> int:
+        """One past the last sequence number."""
+        return int(self.seq[-1]) + 1 if len(self.seq) else -1
+
+    @classmethod
+    def empty(cls) -> OrderBatch:
+        return cls(**{name: np.empty(0, dtype) for name, dtype in COLUMNS.items()})
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def slice(self, start: int, stop: int) -> OrderBatch:
+        """Rows ``[start, stop)`` as views (no copy)."""
+        return OrderBatch(**{name: col[start:stop] for name, col in self.columns().items()})
+
+    def take(self, index: np.ndarray) -> OrderBatch:
+        return OrderBatch(**{name: col[index] for name, col in self.columns().items()})
+
+    @classmethod
+    def concat(cls, batches: Iterable[OrderBatch]) -> OrderBatch:
+        parts = [b for b in batches if len(b)]
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        return cls(**{name: np.concatenate([getattr(b, name) for b in parts]) for name in COLUMNS})
+
+    def equals(self, other: OrderBatch) -> bool:
+        return all(np.array_equal(getattr(self, n), getattr(other, n)) for n in COLUMNS)
+
+    # --- frame codec -------------------------------------------------------------------------
+
+    def to_frame(self) -> bytes:
+        """Header + columns back to back; ``from_frame(b.to_frame())`` equals ``b``."""
+        header = _HEADER.pack(FRAME_MAGIC, FRAME_VERSION, len(COLUMNS), len(self), self.first_seq)
+        return header + b"".join(np.ascontiguousarray(getattr(self, n)).tobytes() for n in COLUMNS)
+
+    @classmethod
+    def from_frame(cls, frame: bytes | bytearray | memoryview) -> OrderBatch:
+        """Decode a frame; raises :class:`FrameError` naming what is wrong."""
+        view = memoryview(frame)
+        if len(view) < FRAME_HEADER_BYTES:
+            raise FrameError(f"frame of {len(view)} bytes is shorter than its header")
+        magic, version, ncols, count, first_seq = _HEADER.unpack_from(view)
+        if magic != FRAME_MAGIC:
+            raise FrameError(f"bad frame magic {magic!r}, expected {FRAME_MAGIC!r}")
+        if version != FRAME_VERSION or ncols != len(COLUMNS):
+            raise FrameError(f"frame version {version} with {ncols} columns is not supported")
+        expected = FRAME_HEADER_BYTES + count * EVENT_BYTES
+        if count < 0 or len(view) != expected:
+            raise FrameError(f"frame of {count} events should be {expected} bytes, is {len(view)}")
+        offset = FRAME_HEADER_BYTES
+        columns = {}
+        for name, dtype in COLUMNS.items():
+            size = count * dtype.itemsize
+            columns[name] = np.frombuffer(view[offset : offset + size], dtype=dtype)
+            offset += size
+        batch = cls(**columns)
+        if count and batch.first_seq != first_seq:
+            raise FrameError(f"frame header says first seq {first_seq}, rows start at {batch.first_seq}")
+        return batch
+
+
+def rebatch(batches: Iterable[OrderBatch], size: int) -> Iterator[OrderBatch]:
+    """Cut a stream into batches of exactly ``size`` events (the last may be shorter).
+
+    The concatenated stream is unchanged, which is what makes results batch-invariant.
+    """
+    if size <= 0:
+        raise ValueError(f"batch size must be positive, got {size}")
+    pending: list[OrderBatch] = []
+    held = 0
+    for batch in batches:
+        start = 0
+        while start < len(batch):
+            take = min(size - held, len(batch) - start)
+            pending.append(batch.slice(start, start + take))
+            held += take
+            start += take
+            if held == size:
+                yield OrderBatch.concat(pending)
+                pending, held = [], 0
+    if held:
+        yield OrderBatch.concat(pending)

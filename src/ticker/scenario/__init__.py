@@ -1,0 +1,43 @@
+"""Scenarios: festival specs (TOML), their rate curves and brands, and the order generator."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from ticker.scenario.generate import Plan, generate, make_plan
+from ticker.scenario.spec import SalesWindow, Scenario, ScenarioError, load_scenario, parse_scenario
+
+__all__ = [
+    "Plan",
+    "SalesWindow",
+    "Scenario",
+    "ScenarioError",
+    "bundled_names",
+    "generate",
+    "load_scenario",
+    "make_plan",
+    "parse_scenario",
+    "resolve",
+]
+
+
+def _bundled_dir() -> Path:
+    return Path(str(resources.files("ticker") / "scenarios"))
+
+
+def bundled_names() -> list[str]:
+    """Names of the scenarios that ship with ticker, sorted."""
+    return sorted(p.stem for p in _bundled_dir().glob("*.toml"))
+
+
+def resolve(name_or_path: str) -> Scenario:
+    """A bundled scenario by name (``double11-2021``) or a TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        return load_scenario(path)
+    bundled = _bundled_dir() / f"{name_or_path}.toml"
+    if not bundled.exists():
+        raise ScenarioError([f"{name_or_path}: no such scenario (expected a bundled name: "
+                             f"{', '.join(bundled_names())}; or a path to a .toml file)"])
+    return load_scenario(bundled)

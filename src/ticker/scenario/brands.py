@@ -1,0 +1,108 @@
+"""The brand catalogue: every brand's name, GMV target and average order, calibrated to the record.
+
+Brand ids are positions in the catalogue: the named brands first (Apple, L'Oréal, ...), then the
+tiers (brands whose count over a threshold is published, with GMV targets log-spaced inside the
+tier's range), then the long tail. The tail shares what GMV is left along a shifted Zipf law,
+``g_i ∝ (i + k)^-exponent``, with the shift ``k`` solved so its biggest brand sits exactly at
+``tail.max_gmv``: the published counts of brands over each threshold then hold by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ticker.scenario.spec import Scenario, ScenarioError
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BrandCatalogue:
+    names: tuple[str, ...]
+    #: festival GMV target per brand, minor units (float: a calibration target, not money held)
+    gmv_target: np.ndarray
+    #: average order value per brand, minor units
+    avg_order: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def build_catalogue(scenario: Scenario) -> BrandCatalogue:
+    """Every brand's name and festival GMV target; average orders for the named brands only."""
+    names: list[str] = []
+    gmv: list[float] = []
+    avg: list[float] = []
+    for brand in scenario.named_brands:
+        names.append(brand.name)
+        gmv.append(float(brand.gmv_minor))
+        avg.append(float(brand.avg_order_minor))
+    for tier in scenario.tiers:
+        values = np.geomspace(tier.gmv_max_minor, tier.gmv_min_minor, tier.count)
+        for i, value in enumerate(values):
+            names.append(tier.names[i] if i < len(tier.names) else f"brand-{len(names) + 1:06d}")
+            gmv.append(float(value))
+            avg.append(0.0)
+    tail_count = scenario.brand_count - len(names)
+    left = scenario.gmv_minor - sum(gmv)
+    if left <= 0:
+        raise ScenarioError([f"{scenario.path}: brands: the named and tiered brands' GMV "
+                             f"({sum(gmv) / 100:,.0f}) leaves nothing of festival.gmv for the tail"])
+    tail = _zipf_tail(tail_count, left, scenario.tail_max_gmv_minor, scenario.tail_exponent,
+                      scenario.path)
+    names.extend(f"brand-{i:06d}" for i in range(len(names) + 1, scenario.brand_count + 1))
+    return BrandCatalogue(tuple(names), np.concatenate([np.asarray(gmv), tail]),
+                          np.concatenate([np.asarray(avg), np.zeros(tail_count)]))
+
+
+def order_law(catalogue: BrandCatalogue, path: str, base_orders: float, refund_rate: float,
+              burst_gmv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each brand's share of the curve's orders and its average order value (minor units).
+
+    Placed orders are grossed up so that, once ``refund_rate`` of them are refunded, every brand
+    nets its target; a brand's flash-sale (burst) GMV comes out of its share of the curve.
+    Brands without a published average order split the orders the named ones leave.
+    """
+    gross = catalogue.gmv_target / (1.0 - refund_rate) - burst_gmv
+    if (gross <= 0).any():
+        bad = catalogue.names[int(np.argmax(gross <= 0))]
+        raise ScenarioError([f"{path}: bursts: {bad!r} sells more in its bursts than its whole "
+                             "GMV target"])
+    named = catalogue.avg_order > 0
+    orders = np.zeros(len(catalogue))
+    orders[named] = gross[named] / catalogue.avg_order[named]
+    other_orders = base_orders - orders[named].sum()
+    if other_orders <= 0:
+        raise ScenarioError([f"{path}: brands.named: the named brands alone need "
+                             f"{orders[named].sum():,.0f} orders, more than the curves' "
+                             f"{base_orders:,.0f}"])
+    value = catalogue.avg_order.copy()
+    value[~named] = gross[~named].sum() / other_orders
+    orders[~named] = gross[~named] / value[~named]
+    return orders / orders.sum(), value
+
+def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str) -> np.ndarray:
+    """``count`` values summing to ``total`` along (i+k)^-exponent, the largest equal to ``cap``."""
+    if total / count >= cap:
+        raise ScenarioError([f"{path}: brands.tail.max_gmv: expected more than the tail's "
+                             f"average ({total / count / 100:,.0f}), found {cap / 100:,.0f}"])
+    ranks = np.arange(1, count + 1, dtype=np.float64)
+
+    def top_share(shift: float) -> float:
+        w = (ranks + shift) ** -exponent
+        return w[0] / w.sum()
+
+    want = cap / total
+    lo, hi = 0.0, 1e12
+    if top_share(lo) <= want:
+        shift = lo
+    else:
+        for _ in range(200):  # top_share falls as the shift grows: bisect on it
+            mid = (lo + hi) / 2 if hi < 1e6 else np.sqrt(max(lo, 1e-9) * hi)
+            lo, hi = (mid, hi) if top_share(mid) > want else (lo, mid)
+        shift = hi
+    w = (ranks + shift) ** -exponent
+    return w / w.sum() * total

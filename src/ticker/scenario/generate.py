@@ -1,0 +1,373 @@
+"""The deterministic, chunked order generator: ``(scenario, seed, scale) -> Iterator[OrderBatch]``.
+
+How the stream is made, and why it is the same bytes however it is cut or parallelised:
+
+* **Counts per second are fixed up front.** Each second's expected orders (the rate curve, times
+  the scale) are rounded with a carried remainder, so every second's count, the festival's total
+  and the published peak are exact at every scale. Inside a second, arrival times are uniform
+  order statistics, i.e. a Poisson process conditioned on its per-second count. A free Poisson
+  count would overshoot the published peak by the largest of thousands of fluctuations.
+* **Chunks are fixed by the scenario, not by the caller.** Seconds are grouped into chunks of
+  about :data:`CHUNK_EVENTS` orders; chunk ``c`` draws its times from its own
+  ``SeedSequence(seed, spawn_key=(c,))`` and knows its first sequence number from a prefix sum.
+  Any worker can make any chunk alone; batches are cut from the concatenation afterwards.
+* **Brand, amount, platform and region are stratified.** Order ``p`` (the ``p``-th placed order of
+  the festival) takes a number ``u`` from the Weyl sequence ``x0 + p·α mod 2^64`` with irrational
+  ``α`` (a randomly shifted Kronecker sequence: randomised quasi-Monte Carlo). ``u`` picks the
+  brand by inverse CDF (each brand one interval), and ``u``'s position inside that interval
+  picks the amount's quantile, so each brand's orders are spread evenly over the order-value
+  law too. Platform and region come from two more Weyl sequences. Brand counts and GMV then
+  match their targets within about one order at any scale: a replay at scale 0.001 still
+  shows exactly two brands over RMB 10 billion, not two on average.
+* **Refunds are compensating events** for orders of the same chunk: a systematic sample of
+  ``refund_rate`` of its orders, each refunded after an exponential delay, clipped to the chunk
+  and to its sales window so no refund leaves the festival.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from ticker.events import COLUMNS, OrderBatch, OrderKind, rebatch
+from ticker.scenario.brands import BrandCatalogue, build_catalogue, order_law
+from ticker.scenario.curves import window_rates
+from ticker.scenario.spec import Scenario, ScenarioError
+
+CHUNK_EVENTS = 1 << 16
+DEFAULT_BATCH_EVENTS = 1 << 20
+_AMOUNT_QUANTILES = 1 << 12  # entries of the order-value table
+_AMOUNT_ONE = 1 << 16  # fixed-point 1.0 of the order-value factor
+_SHARE_SLOTS = 1 << 10  # resolution of platform and region shares
+_US = 1_000_000
+
+
+def _weyl_increment(prime: int) -> np.uint64:
+    """The fractional part of sqrt(prime) as a 64-bit fixed-point odd increment."""
+    return np.uint64((math.isqrt(prime << 128) & ((1 << 64) - 1)) | 1)
+
+
+_BRAND, _PLATFORM, _REGION, _ORDER_ID = range(4)
+_GUIDE_BITS = 20  # the brand guide table has 2^20 entries: about 3 brands per entry at most
+_INCREMENTS = np.array([_weyl_increment(p) for p in (2, 3, 5, 7)], dtype=np.uint64)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Plan:
+    """Everything chunk generation needs, computed once per (scenario, seed, scale)."""
+
+    scenario: Scenario
+    seed: int
+    scale: float
+    catalogue: BrandCatalogue
+    second_us: np.ndarray  # start of every second of every window
+    window_end_us: np.ndarray  # end of the window each second belongs to
+    base_counts: np.ndarray  # orders per second on the curve
+    burst_counts: np.ndarray  # (bursts, seconds) flash-sale orders per second
+    burst_brand: np.ndarray
+    burst_gmv: np.ndarray  # minor units, split exactly over the burst's orders
+    chunk_sec: np.ndarray  # chunk c covers seconds [chunk_sec[c], chunk_sec[c+1])
+    chunk_placed: np.ndarray  # placed orders before chunk c
+    chunk_refunds: np.ndarray
+    chunk_seq: np.ndarray  # first seq of chunk c (and the total at the end)
+    brand_start: np.ndarray  # brand b owns u in [brand_start[b], brand_start[b+1])
+    brand_guide: np.ndarray  # first brand whose interval reaches k / 2^_GUIDE_BITS
+    order_value: np.ndarray  # average amount per brand at this scale, minor units, int64
+    amount_table: np.ndarray  # order-value factor quantiles, fixed point, mean exactly 1
+    platform_table: np.ndarray
+    region_table: np.ndarray
+    offsets: np.ndarray  # Weyl start points, from the seed
+
+    @property
+    def chunks(self) -> int:
+        return len(self.chunk_sec) - 1
+
+    @property
+    def total_events(self) -> int:
+        return int(self.chunk_seq[-1])
+
+    @property
+    def total_orders(self) -> int:
+        return int(self.chunk_placed[-1])
+
+
+def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -> Plan:
+    """Lay out the festival's seconds, chunks and tables; O(seconds + brands)."""
+    if not (0 < scale <= 10) or not math.isfinite(scale):
+        raise ScenarioError([f"--scale: expected a number in (0, 10], found {scale}"])
+    seed = scenario.seed if seed is None else seed
+    offset_s = int(scenario.zone.utcoffset(None).total_seconds())
+    seconds, ends, rates = [], [], []
+    for i, window in enumerate(scenario.windows):
+        seconds.append(window.start_us + np.arange(window.seconds, dtype=np.int64) * _US)
+        ends.append(np.full(window.seconds, window.end_us, dtype=np.int64))
+        rates.append(window_rates(window, offset_s, f"{scenario.path}: windows[{i}]: "))
+    second_us = np.concatenate(seconds)
+    rate = np.concatenate(rates)
+    base_counts = _carry_round(rate * scale)
+
+    catalogue = build_catalogue(scenario)
+    n_bursts = len(scenario.bursts)
+    burst_counts = np.zeros((n_bursts, len(second_us)), dtype=np.int64)
+    burst_brand = np.zeros(n_bursts, dtype=np.int32)
+    burst_gmv = np.zeros(n_bursts, dtype=np.int64)
+    burst_by_brand = np.zeros(len(catalogue))
+    for k, burst in enumerate(scenario.bursts):
+        brand = catalogue.index(burst.brand)
+        first = int(np.searchsorted(second_us, burst.start_us))
+        count = max(1, round(burst.gmv_minor / _named_avg(scenario, burst.brand) * scale))
+        burst_counts[k, first:first + burst.seconds] = _carry_round(
+            np.full(burst.seconds, count / burst.seconds))
+        burst_brand[k] = brand
+        burst_gmv[k] = burst.gmv_minor
+        burst_by_brand[brand] += burst.gmv_minor
+
+    share, value = order_law(catalogue, scenario.path, float(rate.sum()), scenario.refund_rate,
+                             burst_by_brand)
+    order_value = np.rint(value / scale).astype(np.int64)
+    amount_table = _amount_table(scenario.order_value_sigma)
+    if int(order_value.max()) * int(amount_table.max()) >= 2**62:
+        raise ScenarioError([f"--scale: {scale} makes single orders too large for int64 "
+                             "minor units; use a larger scale"])
+    brand_start, brand_guide = _brand_cdf(share)
+
+    placed = base_counts + burst_counts.sum(axis=0)
+    cum = np.cumsum(placed)
+    total = int(cum[-1]) if len(cum) else 0
+    cuts = np.searchsorted(cum, np.arange(CHUNK_EVENTS, total, CHUNK_EVENTS), side="left") + 1
+    chunk_sec = np.unique(np.concatenate([[0], cuts, [len(second_us)]])).astype(np.int64)
+    chunk_placed = np.concatenate([[0], cum[chunk_sec[1:] - 1]]).astype(np.int64)
+    refunds_before = np.floor(chunk_placed * scenario.refund_rate).astype(np.int64)
+    chunk_refunds = np.diff(refunds_before)
+    chunk_seq = np.concatenate([[0], np.cumsum(np.diff(chunk_placed) + chunk_refunds)])
+
+    return Plan(
+        scenario=scenario, seed=seed, scale=scale, catalogue=catalogue,
+        second_us=second_us, window_end_us=np.concatenate(ends), base_counts=base_counts,
+        burst_counts=burst_counts, burst_brand=burst_brand, burst_gmv=burst_gmv,
+        chunk_sec=chunk_sec, chunk_placed=chunk_placed, chunk_refunds=chunk_refunds,
+        chunk_seq=chunk_seq.astype(np.int64), brand_start=brand_start, brand_guide=brand_guide,
+        order_value=order_value, amount_table=amount_table,
+        platform_table=_share_table([s for _, s in scenario.platforms]),
+        region_table=_share_table([s for _, s in scenario.regions]),
+        offsets=np.random.SeedSequence(seed).generate_state(4, dtype=np.uint64),
+    )
+
+
+def _named_avg(scenario: Scenario, name: str) -> int:
+    for brand in scenario.named_brands:
+        if brand.name == name:
+            return brand.avg_order_minor
+    raise ScenarioError([f"{scenario.path}: bursts: {name!r} needs an avg_order: name it in "
+                         "brands.named"])
+
+
+def _carry_round(expected: np.ndarray) -> np.ndarray:
+    """Integers whose running sums stay within 1/2 of the running sums of ``expected``."""
+    cum = np.floor(np.cumsum(expected) + 0.5).astype(np.int64)
+    return np.diff(cum, prepend=0)
+
+
+def _amount_table(sigma: float) -> np.ndarray:
+    """Midpoint quantiles of a lognormal with mean 1, fixed point, summing exactly to N·1.0."""
+    normal = NormalDist()
+    z = np.array([normal.inv_cdf((i + 0.5) / _AMOUNT_QUANTILES) for i in range(_AMOUNT_QUANTILES)])
+    q = np.exp(sigma * z)
+    table = np.rint(q / q.mean() * _AMOUNT_ONE).astype(np.int64)
+    table[-1] += _AMOUNT_ONE * _AMOUNT_QUANTILES - int(table.sum())
+    return table
+
+
+def _share_table(shares: list[float]) -> np.ndarray:
+    """A lookup table of :data:`_SHARE_SLOTS` entries holding each index in proportion."""
+    slots = _carry_round(np.asarray(shares) * _SHARE_SLOTS)
+    return np.repeat(np.arange(len(shares), dtype=np.uint8), slots)
+
+
+def _brand_cdf(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Brand intervals on [0, 1) and a guide table that finds one in O(1) on average."""
+    start = np.concatenate([[0.0], np.cumsum(share)])
+    start /= start[-1]
+    start[-1] = 1.0
+    cells = np.arange(1 << _GUIDE_BITS, dtype=np.float64) / (1 << _GUIDE_BITS)
+    guide = (np.searchsorted(start, cells, side="right") - 1).astype(np.int32)
+    return start, guide
+
+
+def _pick_brand(plan: Plan, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Brand of each uniform ``u`` and ``u``'s relative position inside the brand's interval.
+
+    Starts at the guide entry and steps forward over the few brands that share it.
+    """
+    start = plan.brand_start
+    brand = plan.brand_guide[(u * (1 << _GUIDE_BITS)).astype(np.int64)]
+    ahead = np.flatnonzero(u >= start[brand + 1])
+    while len(ahead):
+        brand[ahead] += 1
+        ahead = ahead[u[ahead] >= start[brand[ahead] + 1]]
+    low = start[brand]
+    position = (u - low) / (start[brand + 1] - low)
+    return brand, position
+
+
+def _weyl(plan: Plan, p: np.ndarray, stream: int) -> np.ndarray:
+    return p * _INCREMENTS[stream] + plan.offsets[stream]
+
+
+def _unit(bits: np.ndarray) -> np.ndarray:
+    """Top 53 bits of a uint64 as a float in [0, 1)."""
+    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: order ids that look random but are unique per order."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _second_times(rng: np.random.Generator, second_us: np.ndarray, counts: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted arrival times (µs) and second index for ``counts[i]`` orders in each second.
+
+    Uniform order statistics from exponential spacings: one extra spacing per second, so the
+    cost is O(orders + seconds) with no sort.
+    """
+    busy = np.flatnonzero(counts)
+    per = counts[busy]
+    sizes = per + 1
+    ends = np.cumsum(sizes)
+    spacing = np.cumsum(rng.standard_exponential(int(ends[-1]) if len(ends) else 0))
+    first = ends - sizes
+    before = np.where(first > 0, spacing[np.maximum(first - 1, 0)], 0.0)
+    span = spacing[ends - 1] - before
+    keep = np.ones(len(spacing), dtype=bool)
+    keep[ends - 1] = False
+    frac = ((spacing - np.repeat(before, sizes)) / np.repeat(span, sizes))[keep]
+    second = np.repeat(busy, per)
+    return second_us[second] + (frac * _US).astype(np.int64), second
+
+
+def generate_chunk(plan: Plan, c: int) -> OrderBatch:
+    """The events of chunk ``c``: a pure function of (plan, c); O(events in the chunk)."""
+    s0, s1 = int(plan.chunk_sec[c]), int(plan.chunk_sec[c + 1])
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(plan.seed, spawn_key=(c,))))
+    times, second = _second_times(rng, plan.second_us[s0:s1], plan.base_counts[s0:s1])
+    second += s0
+    label = None
+    bursts = [k for k in range(len(plan.burst_brand)) if plan.burst_counts[k, s0:s1].any()]
+    if bursts:  # merge flash-sale orders into the curve's, by time
+        parts_t, parts_s, parts_l = [times], [second], [np.full(len(times), -1)]
+        for k in bursts:
+            bt, bs = _second_times(rng, plan.second_us[s0:s1], plan.burst_counts[k, s0:s1])
+            parts_t.append(bt)
+            parts_s.append(bs + s0)
+            parts_l.append(np.full(len(bt), k))
+        times, second, label = (np.concatenate(x) for x in (parts_t, parts_s, parts_l))
+        order = np.argsort(times, kind="stable")
+        times, second, label = times[order], second[order], label[order]
+
+    n = len(times)
+    p = np.arange(plan.chunk_placed[c], plan.chunk_placed[c] + n, dtype=np.int64).view(np.uint64)
+    brand, position = _pick_brand(plan, _unit(_weyl(plan, p, _BRAND)))
+    quantile = np.minimum((position * _AMOUNT_QUANTILES).astype(np.int64), _AMOUNT_QUANTILES - 1)
+    factor = plan.amount_table[quantile]
+    amount = (plan.order_value[brand] * factor) >> 16
+    if label is not None:
+        for k in bursts:
+            mine = np.flatnonzero(label == k)
+            brand[mine] = plan.burst_brand[k]
+            done = int(plan.burst_counts[k, :s0].sum())
+            count = int(plan.burst_counts[k].sum())
+            i = done + np.arange(len(mine))
+            amount[mine] = plan.burst_gmv[k] // count + (i < plan.burst_gmv[k] % count)
+    placed = {
+        "event_time": times,
+        "order_id": (_mix(_weyl(plan, p, _ORDER_ID)) >> np.uint64(1)).view(np.int64),
+        "brand": brand,
+        "platform": plan.platform_table[_weyl(plan, p, _PLATFORM) >> np.uint64(54)],
+        "region": plan.region_table[_weyl(plan, p, _REGION) >> np.uint64(54)],
+        "amount_minor": amount,
+        "kind": np.zeros(n, dtype=np.uint8),
+    }
+    refunds = int(plan.chunk_refunds[c])
+    total = n + refunds
+    seq = np.arange(plan.chunk_seq[c], plan.chunk_seq[c] + total, dtype=np.int64)
+    if not refunds:
+        return OrderBatch(seq=seq, **placed)
+
+    refunded = ((np.arange(refunds) + rng.random()) * (n / refunds)).astype(np.int64)
+    delay = (rng.standard_exponential(refunds) * plan.scenario.refund_delay_s * _US).astype(np.int64)
+    chunk_end = int(plan.second_us[s1 - 1]) + _US
+    limit = np.minimum(plan.window_end_us[second[refunded]], chunk_end) - 1
+    when = np.minimum(times[refunded] + delay, limit)
+    order = np.argsort(when, kind="stable")
+    refunded, when = refunded[order], when[order]
+    # Each refund goes after every order at or before its time; orders shift past earlier refunds.
+    before = np.searchsorted(times, when, side="right")
+    refund_at = before + np.arange(refunds)
+    order_at = np.arange(n) + np.cumsum(np.bincount(before, minlength=n + 1))[:n]
+    columns = {"seq": seq}
+    for name, values in placed.items():
+        out = np.empty(total, dtype=COLUMNS[name])
+        out[order_at] = values
+        out[refund_at] = values[refunded]
+        columns[name] = out
+    columns["event_time"][refund_at] = when
+    columns["amount_minor"][refund_at] = -placed["amount_minor"][refunded]
+    columns["kind"][refund_at] = OrderKind.REFUNDED
+    return OrderBatch(**columns)
+
+
+_worker_plan: Plan | None = None
+
+
+def _init_worker(plan: Plan) -> None:
+    global _worker_plan
+    _worker_plan = plan
+
+
+def _worker_chunk(c: int) -> OrderBatch:
+    assert _worker_plan is not None
+    return generate_chunk(_worker_plan, c)
+
+
+def chunks(plan: Plan, *, workers: int = 1, start_chunk: int = 0) -> Iterator[OrderBatch]:
+    """The plan's chunks in order; with ``workers > 1``, made by that many processes.
+
+    At most ``2 × workers`` chunks are in flight, so memory stays bounded.
+    """
+    if workers <= 1:
+        for c in range(start_chunk, plan.chunks):
+            yield generate_chunk(plan, c)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(plan,)) as pool:
+        pending: deque = deque()
+        todo = iter(range(start_chunk, plan.chunks))
+        for c in todo:
+            pending.append(pool.apply_async(_worker_chunk, (c,)))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().get()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.apply_async(_worker_chunk, (nxt,)))
+            yield result
+
+
+def generate(scenario: Scenario, seed: int | None = None, scale: float = 1.0, *,
+             batch_size: int = DEFAULT_BATCH_EVENTS, workers: int = 1) -> Iterator[OrderBatch]:
+    """The festival's order stream, cut into batches of ``batch_size`` events.
+
+    The same (scenario, seed, scale) gives the same events, whatever the batch size or workers.
+    """
+    plan = make_plan(scenario, seed, scale)
+    yield from rebatch(chunks(plan, workers=workers), batch_size)

@@ -1,0 +1,564 @@
+"""Scenario files: the TOML a festival is described in, read and checked into a :class:`Scenario`.
+
+Every problem in a file is reported as one line naming the file, the key, what was expected and
+what was found; a misspelt key is an error, never a silent default. Money is written in the
+currency's major units (``gmv = 540_300_000_000`` is RMB 540.3 billion) and held in minor units.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ticker.clock import parse_offset, to_us
+from ticker.money import CURRENCIES, Currency
+
+
+class ScenarioError(ValueError):
+    """A scenario file has problems; ``problems`` holds one line for each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Bump:
+    """An evening gala peak: ``extra`` orders/s at ``at_us``, a Gaussian of ``width_s``."""
+
+    at_us: int
+    extra: float
+    width_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SalesWindow:
+    """One sales window and the shape of its rate curve (orders/s at scale 1)."""
+
+    name: str
+    start_us: int
+    end_us: int
+    orders: int
+    opening_peak: float
+    opening_decay_s: float
+    daily_shape: tuple[float, ...]
+    bumps: tuple[Bump, ...]
+
+    @property
+    def seconds(self) -> int:
+        return (self.end_us - self.start_us) // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class NamedBrand:
+    name: str
+    gmv_minor: int
+    avg_order_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrandTier:
+    """``count`` brands with GMV targets log-spaced from ``gmv_max`` down to ``gmv_min``."""
+
+    count: int
+    gmv_min_minor: int
+    gmv_max_minor: int
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """A flash sale on top of the curve: ``gmv`` of ``brand`` sold within ``seconds``."""
+
+    brand: str
+    start_us: int
+    seconds: int
+    gmv_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimeToValue:
+    """A milestone rule: ``subject``'s GMV since ``start`` reaching ``value`` (by ``within_s``)."""
+
+    subject: str
+    start_us: int
+    value_minor: int
+    within_s: float | None
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneRules:
+    gmv_every_minor: int
+    brand_thresholds_minor: tuple[int, ...]
+    rate_record_min_gain: float
+    leaderboard_size: int
+    time_to_value: tuple[TimeToValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A published fact the scenario must reproduce (``FACTS.md``), checked by ``ticker report``."""
+
+    fact: str
+    metric: str
+    value: Any
+    tolerance: float
+    source: str
+    threshold_minor: int | None = None
+    at_us: int | None = None
+    subject: str | None = None
+    scaled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A festival as the generator and the aggregator need it, all money in minor units."""
+
+    name: str
+    title: str
+    path: str
+    text: str
+    currency: Currency
+    zone: timezone
+    seed: int
+    gmv_minor: int
+    refund_rate: float
+    refund_delay_s: float
+    brand_count: int
+    order_value_sigma: float
+    windows: tuple[SalesWindow, ...]
+    platforms: tuple[tuple[str, float], ...]
+    regions: tuple[tuple[str, float], ...]
+    named_brands: tuple[NamedBrand, ...]
+    tiers: tuple[BrandTier, ...]
+    tail_max_gmv_minor: int
+    tail_exponent: float
+    bursts: tuple[Burst, ...]
+    milestones: MilestoneRules
+    targets: tuple[Target, ...] = field(default=())
+
+    @property
+    def start_us(self) -> int:
+        return self.windows[0].start_us
+
+    @property
+    def end_us(self) -> int:
+        return self.windows[-1].end_us
+
+    @property
+    def orders(self) -> int:
+        """Orders at scale 1 on the rate curves (bursts come on top)."""
+        return sum(w.orders for w in self.windows)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+_SUBJECT_KINDS = ("all", "brand", "platform", "region")
+_METRICS = {
+    "gmv": set(),
+    "orders": {"scaled"},
+    "peak_orders_per_s": {"scaled"},
+    "brands_over": {"threshold", "at"},
+    "first_brands_over": {"threshold"},
+    "time_to_value": {"subject", "threshold"},
+}
+
+
+class _Reader:
+    """Walks the parsed TOML, collecting one problem line per mistake."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {message}")
+
+    def table(self, data: Any, key: str, required: set[str], optional: set[str]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.problem(key, f"expected a table, found {_kind(data)}")
+            return {}
+        for name in sorted(set(data) - required - optional):
+            allowed = ", ".join(sorted(required | optional))
+            self.problem(f"{key}.{name}" if key else name, f"unknown key (expected one of: {allowed})")
+        for name in sorted(required - set(data)):
+            self.problem(f"{key}.{name}" if key else name, "missing required key")
+        return data
+
+    def array(self, data: dict[str, Any], key: str, name: str, *, required: bool = True) -> list[Any]:
+        value = data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(f"{key}.{name}", f"expected an array, found {_kind(value)}")
+            return []
+        if required and not value:
+            self.problem(f"{key}.{name}", "expected at least one entry, found an empty array")
+        return value
+
+    def string(self, data: dict[str, Any], key: str, name: str, default: str | None = None) -> str:
+        value = data.get(name, default)
+        if not isinstance(value, str) or not value:
+            if name in data:
+                self.problem(f"{key}.{name}", f"expected a non-empty string, found {_kind(value)}")
+            return default or ""
+        return value
+
+    def number(
+        self,
+        data: dict[str, Any],
+        key: str,
+        name: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        integer: bool = False,
+        default: float | None = None,
+        strict_low: bool = False,
+    ) -> float:
+        value = data.get(name, default)
+        full = f"{key}.{name}" if key else name
+        if value is None:
+            return 0
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            want = "an integer" if integer else "a number"
+            self.problem(full, f"expected {want}, found {_kind(value)}")
+            return default if default is not None else 0
+        if low is not None and (value <= low if strict_low else value < low):
+            self.problem(full, f"expected a number {'>' if strict_low else '>='} {low}, found {value}")
+        if high is not None and value > high:
+            self.problem(full, f"expected a number <= {high}, found {value}")
+        return value
+
+    def money(self, data: dict[str, Any], key: str, name: str, currency: Currency) -> int:
+        value = data.get(name)
+        full = f"{key}.{name}" if key else name
+        if value is None:
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            self.problem(full, f"expected an amount in {currency.code} major units (an integer or "
+                         f"a decimal string), found {_kind(value)}")
+            return 0
+        try:
+            minor = currency.to_minor(value)
+        except ValueError:
+            self.problem(full, f"expected an amount like 540_300_000_000 or \"11.5\", found {value!r}")
+            return 0
+        if minor <= 0:
+            self.problem(full, f"expected a positive amount, found {value!r}")
+        return minor
+
+    def moment(self, data: dict[str, Any], key: str, name: str) -> int:
+        value = data.get(name)
+        full = f"{key}.{name}" if key else name
+        if value is None:
+            return 0
+        if not isinstance(value, datetime):
+            self.problem(full, f"expected a TOML date-time with offset like "
+                         f"2021-11-11T00:00:00+08:00, found {_kind(value)}")
+            return 0
+        if value.tzinfo is None:
+            self.problem(full, f"expected a date-time with a UTC offset (e.g. "
+                         f"{value.isoformat()}+08:00), found {value.isoformat()}")
+            return 0
+        return to_us(value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, int | float):
+        return f"number {value}"
+    if isinstance(value, datetime):
+        return f"date-time {value.isoformat()}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file; raises :class:`ScenarioError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read the scenario file ({exc.strerror})"]) from None
+    return parse_scenario(text, str(path))
+
+
+def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"{path}: not valid TOML: {exc}"]) from None
+    r = _Reader(path)
+    top = r.table(data, "", {"festival", "windows", "brands", "platforms", "regions"},
+                  {"orders", "bursts", "milestones", "targets"})
+    fest = r.table(top.get("festival", {}), "festival",
+                   {"name", "title", "currency", "utc_offset", "seed", "gmv", "brands"},
+                   {"refund_rate", "refund_delay_s"})
+    code = r.string(fest, "festival", "currency")
+    currency = CURRENCIES.get(code)
+    if currency is None:
+        if "currency" in fest:
+            r.problem("festival.currency", f"expected one of {', '.join(CURRENCIES)}, found {code!r}")
+        raise ScenarioError(r.problems)
+    zone: timezone = parse_offset("+00:00")
+    offset = r.string(fest, "festival", "utc_offset")
+    try:
+        zone = parse_offset(offset)
+    except ValueError:
+        if offset:
+            r.problem("festival.utc_offset", f"expected an offset like '+08:00', found {offset!r}")
+
+    brand_count = int(r.number(fest, "festival", "brands", low=1, integer=True))
+    orders_tbl = r.table(top.get("orders", {}), "orders", set(), {"sigma"})
+    sigma = r.number(orders_tbl, "orders", "sigma", low=0, high=3, default=1.0)
+
+    windows = tuple(_window(r, w, f"windows[{i}]") for i, w in
+                    enumerate(r.array(top, "", "windows")))
+    for i, (a, b) in enumerate(zip(windows, windows[1:], strict=False)):
+        if b.start_us < a.end_us:
+            r.problem(f"windows[{i + 1}].start", f"expected windows in time order without overlap; "
+                      f"starts before windows[{i}] ends")
+
+    platforms = _shares(r, top, "platforms")
+    regions = _shares(r, top, "regions")
+    brands = r.table(top.get("brands", {}), "brands", {"named", "tail"}, {"tiers"})
+    named = tuple(_named(r, b, f"brands.named[{i}]", currency)
+                  for i, b in enumerate(r.array(brands, "brands", "named")))
+    tiers = tuple(_tier(r, t, f"brands.tiers[{i}]", currency)
+                  for i, t in enumerate(r.array(brands, "brands", "tiers", required=False)))
+    tail = r.table(brands.get("tail", {}), "brands.tail", {"max_gmv", "exponent"}, set())
+    tail_max = r.money(tail, "brands.tail", "max_gmv", currency)
+    tail_exp = r.number(tail, "brands.tail", "exponent", low=0, high=4)
+    names = [b.name for b in named] + [n for t in tiers for n in t.names]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            r.problem("brands", f"expected unique brand names, found {name!r} twice")
+        seen.add(name)
+    listed = len(named) + sum(t.count for t in tiers)
+    if brand_count and listed >= brand_count:
+        r.problem("festival.brands", f"expected more brands than the {listed} named and tiered "
+                  f"ones (the long tail needs some), found {brand_count}")
+
+    bursts = tuple(_burst(r, b, f"bursts[{i}]", currency, seen, windows)
+                   for i, b in enumerate(r.array(top, "", "bursts", required=False)))
+    rules = _milestones(r, top.get("milestones", {}), currency, seen, platforms, regions)
+    targets = tuple(_target(r, t, f"targets[{i}]", currency, seen)
+                    for i, t in enumerate(r.array(top, "", "targets", required=False)))
+
+    refund_rate = r.number(fest, "festival", "refund_rate", low=0, high=0.5, default=0.0)
+    scenario = Scenario(
+        name=r.string(fest, "festival", "name"),
+        title=r.string(fest, "festival", "title"),
+        path=path,
+        text=text,
+        currency=currency,
+        zone=zone,
+        seed=int(r.number(fest, "festival", "seed", low=0, integer=True)),
+        gmv_minor=r.money(fest, "festival", "gmv", currency),
+        refund_rate=float(refund_rate),
+        refund_delay_s=float(r.number(fest, "festival", "refund_delay_s", low=0, default=1800,
+                                      strict_low=True)),
+        brand_count=brand_count,
+        order_value_sigma=float(sigma),
+        windows=windows,
+        platforms=platforms,
+        regions=regions,
+        named_brands=named,
+        tiers=tiers,
+        tail_max_gmv_minor=tail_max,
+        tail_exponent=float(tail_exp),
+        bursts=bursts,
+        milestones=rules,
+        targets=targets,
+    )
+    if r.problems:
+        raise ScenarioError(r.problems)
+    return scenario
+
+
+def _window(r: _Reader, data: Any, key: str) -> SalesWindow:
+    w = r.table(data, key, {"name", "start", "end", "orders", "opening_peak", "opening_decay_s",
+                            "daily_shape"}, {"peaks"})
+    start, end = r.moment(w, key, "start"), r.moment(w, key, "end")
+    if start and end and end <= start:
+        r.problem(f"{key}.end", "expected a time after the window's start")
+    if start and end and (end - start) % 1_000_000:
+        r.problem(f"{key}.end", "expected the window to last a whole number of seconds")
+    shape = r.array(w, key, "daily_shape")
+    if shape and (len(shape) != 24 or not all(isinstance(x, int | float) and x >= 0 for x in shape)):
+        r.problem(f"{key}.daily_shape", f"expected 24 non-negative hourly weights, found {len(shape)} "
+                  "entries" if len(shape) != 24 else "expected 24 non-negative hourly weights")
+    elif shape and not any(shape):
+        r.problem(f"{key}.daily_shape", "expected at least one positive hourly weight")
+    bumps = []
+    for i, b in enumerate(r.array(w, key, "peaks", required=False)):
+        bk = f"{key}.peaks[{i}]"
+        bt = r.table(b, bk, {"at", "extra", "width_s"}, set())
+        at = r.moment(bt, bk, "at")
+        if at and start and end and not start <= at < end:
+            r.problem(f"{bk}.at", "expected a time inside its window")
+        bumps.append(Bump(at, float(r.number(bt, bk, "extra", low=0)),
+                          float(r.number(bt, bk, "width_s", low=0, strict_low=True))))
+    return SalesWindow(
+        name=r.string(w, key, "name"),
+        start_us=start,
+        end_us=end,
+        orders=int(r.number(w, key, "orders", low=1, integer=True)),
+        opening_peak=float(r.number(w, key, "opening_peak", low=0, strict_low=True)),
+        opening_decay_s=float(r.number(w, key, "opening_decay_s", low=0, strict_low=True)),
+        daily_shape=tuple(float(x) for x in shape) if len(shape) == 24 else (1.0,) * 24,
+        bumps=tuple(bumps),
+    )
+
+
+def _shares(r: _Reader, top: dict[str, Any], name: str) -> tuple[tuple[str, float], ...]:
+    out = []
+    entries = r.array(top, "", name)
+    if len(entries) > 255:
+        r.problem(name, f"expected at most 255 entries, found {len(entries)}")
+    for i, entry in enumerate(entries):
+        key = f"{name}[{i}]"
+        e = r.table(entry, key, {"name", "share"}, set())
+        out.append((r.string(e, key, "name"), float(r.number(e, key, "share", low=0, high=1))))
+    total = sum(s for _, s in out)
+    if out and abs(total - 1.0) > 1e-9:
+        r.problem(name, f"expected shares that sum to 1, found {total:.6g}")
+    return tuple(out)
+
+
+def _named(r: _Reader, data: Any, key: str, currency: Currency) -> NamedBrand:
+    b = r.table(data, key, {"name", "gmv", "avg_order"}, set())
+    return NamedBrand(r.string(b, key, "name"), r.money(b, key, "gmv", currency),
+                      r.money(b, key, "avg_order", currency))
+
+
+def _tier(r: _Reader, data: Any, key: str, currency: Currency) -> BrandTier:
+    t = r.table(data, key, {"count", "gmv_min", "gmv_max"}, {"names"})
+    count = int(r.number(t, key, "count", low=1, integer=True))
+    lo, hi = r.money(t, key, "gmv_min", currency), r.money(t, key, "gmv_max", currency)
+    if lo and hi and lo > hi:
+        r.problem(f"{key}.gmv_min", "expected gmv_min <= gmv_max")
+    names = r.array(t, key, "names", required=False)
+    if len(names) > count:
+        r.problem(f"{key}.names", f"expected at most count={count} names, found {len(names)}")
+    if not all(isinstance(n, str) and n for n in names):
+        r.problem(f"{key}.names", "expected an array of non-empty strings")
+        names = []
+    return BrandTier(count, lo, hi, tuple(names))
+
+
+def _burst(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str],
+           windows: tuple[SalesWindow, ...]) -> Burst:
+    b = r.table(data, key, {"brand", "start", "seconds", "gmv"}, set())
+    brand = r.string(b, key, "brand")
+    if brand and brand not in brands:
+        r.problem(f"{key}.brand", f"expected a named or tiered brand, found {brand!r}")
+    start = r.moment(b, key, "start")
+    seconds = int(r.number(b, key, "seconds", low=1, integer=True))
+    if start and start % 1_000_000:
+        r.problem(f"{key}.start", "expected a whole second")
+    end = start + seconds * 1_000_000
+    if start and not any(w.start_us <= start and end <= w.end_us for w in windows):
+        r.problem(f"{key}.start", "expected the burst to lie inside one sales window")
+    return Burst(brand, start, seconds, r.money(b, key, "gmv", currency))
+
+
+def _subject(r: _Reader, key: str, subject: str, brands: set[str],
+             platforms: tuple[tuple[str, float], ...] = (),
+             regions: tuple[tuple[str, float], ...] = ()) -> None:
+    kind, _, name = subject.partition(":")
+    if kind not in _SUBJECT_KINDS or (kind == "all") != (name == ""):
+        r.problem(key, f"expected 'all', 'brand:NAME', 'platform:NAME' or 'region:NAME', "
+                  f"found {subject!r}")
+        return
+    known = {"brand": brands, "platform": {p for p, _ in platforms},
+             "region": {g for g, _ in regions}}.get(kind)
+    if known is not None and (platforms or regions or kind == "brand") and name not in known:
+        r.problem(key, f"expected a known {kind}, found {name!r}")
+
+
+def _milestones(r: _Reader, data: Any, currency: Currency, brands: set[str],
+                platforms: tuple[tuple[str, float], ...],
+                regions: tuple[tuple[str, float], ...]) -> MilestoneRules:
+    key = "milestones"
+    m = r.table(data, key, set(), {"gmv_every", "brand_thresholds", "rate_record_min_gain",
+                                   "leaderboard", "time_to_value"})
+    gmv_every = r.money(m, key, "gmv_every", currency) if "gmv_every" in m else 0
+    thresholds = []
+    for i, _ in enumerate(r.array(m, key, "brand_thresholds", required=False)):
+        thresholds.append(r.money({"t": m["brand_thresholds"][i]}, f"{key}.brand_thresholds[{i}]",
+                                  "t", currency))
+    if thresholds != sorted(set(thresholds)):
+        r.problem(f"{key}.brand_thresholds", "expected strictly increasing amounts")
+    rules = []
+    for i, entry in enumerate(r.array(m, key, "time_to_value", required=False)):
+        k = f"{key}.time_to_value[{i}]"
+        t = r.table(entry, k, {"subject", "start", "value"}, {"within_s", "label"})
+        subject = r.string(t, k, "subject")
+        _subject(r, f"{k}.subject", subject, brands, platforms, regions)
+        within = t.get("within_s")
+        if within is not None:
+            within = float(r.number(t, k, "within_s", low=0, strict_low=True))
+        rules.append(TimeToValue(subject, r.moment(t, k, "start"), r.money(t, k, "value", currency),
+                                 within, r.string(t, k, "label", default="")))
+    return MilestoneRules(
+        gmv_every_minor=gmv_every,
+        brand_thresholds_minor=tuple(thresholds),
+        rate_record_min_gain=float(r.number(m, key, "rate_record_min_gain", low=0, default=0.05)),
+        leaderboard_size=int(r.number(m, key, "leaderboard", low=1, high=100, integer=True,
+                                      default=10)),
+        time_to_value=tuple(rules),
+    )
+
+
+def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str]) -> Target:
+    t = r.table(data, key, {"fact", "metric", "value", "tolerance", "source"},
+                {"threshold", "at", "subject", "scaled"})
+    metric = r.string(t, key, "metric")
+    if metric and metric not in _METRICS:
+        r.problem(f"{key}.metric", f"expected one of {', '.join(_METRICS)}, found {metric!r}")
+    allowed = _METRICS.get(metric, set())
+    for extra in ("threshold", "at", "subject", "scaled"):
+        if extra in t and extra not in allowed and not (extra == "subject" and metric == "time_to_value"):
+            r.problem(f"{key}.{extra}", f"not used by metric {metric!r}")
+    value = t.get("value")
+    if metric == "gmv":
+        value = r.money(t, key, "value", currency)
+    elif metric == "first_brands_over":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            r.problem(f"{key}.value", f"expected an array of brand names, found {_kind(value)}")
+        elif unknown := [v for v in value if v not in brands]:
+            r.problem(f"{key}.value", f"expected named brands, found {unknown!r}")
+    elif metric:
+        value = r.number(t, key, "value", low=0)
+    threshold = r.money(t, key, "threshold", currency) if "threshold" in t else None
+    if metric in ("brands_over", "first_brands_over", "time_to_value") and threshold is None:
+        r.problem(f"{key}.threshold", f"missing required key for metric {metric!r}")
+    subject = None
+    if metric == "time_to_value":
+        subject = r.string(t, key, "subject")
+        _subject(r, f"{key}.subject", subject, brands)
+    return Target(
+        fact=r.string(t, key, "fact"),
+        metric=metric,
+        value=value,
+        tolerance=float(r.number(t, key, "tolerance", low=0)),
+        source=r.string(t, key, "source"),
+        threshold_minor=threshold,
+        at_us=r.moment(t, key, "at") if "at" in t else None,
+        subject=subject,
+        scaled=bool(t.get("scaled", False)),
+    )
