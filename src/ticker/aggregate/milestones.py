@@ -1,0 +1,81 @@
+"""Milestones: derived events with stable ids, exact attribution, and a headline.
+
+A milestone is derived from the order log, never stored as truth: re-deriving it gives the same
+``id``, so a replay, a resume or a re-publish never duplicates one. It names the ``seq`` and
+``event_time`` of the very order that crossed it.
+
+Kinds and what their two numbers mean:
+
+===============  ==========================  ====================================================
+kind             subject                     threshold_minor / value_minor
+===============  ==========================  ====================================================
+``gmv``          ``all``                     the festival GMV threshold / GMV at the crossing
+``brand_gmv``    the brand's name            the brand threshold / the brand's GMV at crossing;
+                                             ``rank`` is the brand's place in the race
+``time_to_value`` ``brand:Apple``, ``all``…  the value to reach / the value at the crossing
+``rate_record``  ``orders_per_s``            orders/s: the previous record / the new record
+===============  ==========================  ====================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import timezone
+
+import orjson
+
+from ticker.clock import format_time
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    id: str
+    kind: str
+    subject: str
+    threshold_minor: int
+    value_minor: int
+    seq: int
+    event_time_us: int
+    rank: int | None
+    headline: str
+
+    def to_json(self, zone: timezone) -> dict:
+        """The payload of the MQTT and milestones.jsonl contract (``DESIGN.md``)."""
+        out = asdict(self)
+        del out["event_time_us"]
+        out["event_time"] = format_time(self.event_time_us, zone)
+        return out
+
+    def to_bytes(self, zone: timezone) -> bytes:
+        return orjson.dumps(self.to_json(zone))
+
+    @classmethod
+    def from_json(cls, data: dict) -> Milestone:
+        from ticker.clock import parse_time
+
+        fields = {k: v for k, v in data.items() if k != "event_time"}
+        return cls(event_time_us=parse_time(data["event_time"]), **fields)
+
+    @property
+    def topic_suffix(self) -> str:
+        """``milestones/{kind}/{subject}/{threshold}``, with MQTT-unsafe characters replaced."""
+        return f"milestones/{self.kind}/{topic_safe(self.subject)}/{self.threshold_minor}"
+
+
+def topic_safe(text: str) -> str:
+    """A topic level: no ``/``, ``+``, ``#`` or NUL, which MQTT reserves."""
+    return "".join("_" if ch in "/+#\0" else ch for ch in text)
+
+
+def milestone_id(run: str, kind: str, subject: str, threshold: int) -> str:
+    return f"{run}:{kind}:{subject}:{threshold}"
+
+
+def ordinal(n: int) -> str:
+    """``first``, ``second``, ... ``tenth``, then ``11th``, ``22nd``, ``103rd``."""
+    words = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+             "ninth", "tenth")
+    if 1 <= n <= len(words):
+        return words[n - 1]
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
