@@ -24,7 +24,8 @@ from datetime import timezone
 
 import orjson
 
-from ticker.clock import format_time
+from ticker.clock import US_PER_S, format_clock, format_duration, format_time
+from ticker.money import Currency, money_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,10 @@ class Milestone:
         del out["event_time_us"]
         out["event_time"] = format_time(self.event_time_us, zone)
         return out
+
+    def to_json_us(self) -> dict:
+        """Every field as stored in snapshots (event time as integer microseconds)."""
+        return asdict(self)
 
     def to_bytes(self, zone: timezone) -> bytes:
         return orjson.dumps(self.to_json(zone))
@@ -79,3 +84,38 @@ def ordinal(n: int) -> str:
         return words[n - 1]
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+# --- the four kinds, built one way for the aggregator and the reference fold alike -------------
+
+
+def gmv_milestone(run: str, threshold: int, value: int, seq: int, time_us: int,
+                  currency: Currency) -> Milestone:
+    return Milestone(milestone_id(run, "gmv", "all", threshold), "gmv", "all", threshold, value,
+                     seq, time_us, None, f"Festival GMV passes {money_label(threshold, currency)}")
+
+
+def brand_milestone(run: str, brand: str, threshold: int, value: int, seq: int, time_us: int,
+                    rank: int, currency: Currency) -> Milestone:
+    return Milestone(milestone_id(run, "brand_gmv", brand, threshold), "brand_gmv", brand,
+                     threshold, value, seq, time_us, rank,
+                     f"{brand} is the {ordinal(rank)} brand to pass {money_label(threshold, currency)}")
+
+
+def time_to_value_milestone(run: str, subject: str, name: str, label: str, threshold: int,
+                            value: int, seq: int, time_us: int, took_us: int,
+                            currency: Currency) -> Milestone:
+    note = f" ({label})" if label else ""
+    return Milestone(milestone_id(run, "time_to_value", subject, threshold), "time_to_value",
+                     subject, threshold, value, seq, time_us, None,
+                     f"{name} reaches {money_label(threshold, currency)} in "
+                     f"{format_duration(took_us)}{note}")
+
+
+def rate_record_milestone(run: str, previous: int, count: int, seq: int, second_start_us: int,
+                          zone: timezone) -> Milestone:
+    """A completed second's order count; dated at the second's last microsecond."""
+    return Milestone(milestone_id(run, "rate_record", "orders_per_s", count), "rate_record",
+                     "orders_per_s", previous, count, seq, second_start_us + US_PER_S - 1, None,
+                     f"New peak: {count:,} orders per second at "
+                     f"{format_clock(second_start_us, zone)}")

@@ -1,0 +1,356 @@
+"""The aggregator: folds :class:`~ticker.events.OrderBatch` es into running totals and milestones.
+
+``Aggregator.apply(batch)`` checks the whole batch first (nothing of a rejected batch is
+applied), then folds it with a handful of vector operations: ``np.add.at`` into per-brand and
+per-(platform, region) arrays, a run-length pass for the per-second counts (event times are
+sorted, so each second is one run). It costs about 15 ns per event on one core, independent of
+the catalogue size but for one O(brands) comparison per batch.
+
+Milestones are found exactly without a per-event Python loop: a cheap upper bound (a brand's
+total after the batch, plus what refunds in the batch took away) names the few brands that can
+have crossed a threshold; only their events are re-summed in ``seq`` order to find the very
+order that crossed. A threshold is crossed once, at the first order whose running total reaches
+it, also when refunds make the total go down and up again. Everything is independent of how the
+stream is cut into batches; :mod:`ticker.aggregate.reference` is the per-event Python fold it
+must agree with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ticker.aggregate.milestones import (
+    Milestone,
+    brand_milestone,
+    gmv_milestone,
+    rate_record_milestone,
+    time_to_value_milestone,
+)
+from ticker.aggregate.state import AggregateState
+from ticker.clock import US_PER_S
+from ticker.events import OrderBatch
+from ticker.money import format_money
+from ticker.scenario.spec import Scenario
+
+_NEVER = np.iinfo(np.int64).max
+_KIND_ORDER = {"gmv": 0, "brand_gmv": 1, "time_to_value": 2, "rate_record": 3}
+
+
+class BatchRejected(ValueError):
+    """A batch breaks the stream's rules; the message names the first offending ``seq``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A compiled time-to-value rule: which column to match, from when, until when."""
+
+    column: str | None  # None: every order counts
+    index: int
+    start_us: int
+    deadline_us: int
+    value_minor: int
+    subject: str
+    name: str
+    label: str
+
+
+def milestone_sort_key(m: Milestone) -> tuple:
+    """The canonical order of milestones: by the crossing order, then kind, subject, threshold."""
+    return (m.seq, _KIND_ORDER.get(m.kind, 9), m.subject, m.threshold_minor)
+
+
+class Aggregator:
+    """Folds the order stream of one run into an :class:`AggregateState` and its milestones."""
+
+    def __init__(self, scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
+                 state: AggregateState | None = None):
+        self.scenario = scenario
+        self.brand_names = tuple(brand_names)
+        self.run = run
+        self.currency = scenario.currency
+        self.zone = scenario.zone
+        self.start_us = scenario.start_us
+        self.seconds = (scenario.end_us - scenario.start_us) // US_PER_S
+        self.windows = np.array([(w.start_us, w.end_us) for w in scenario.windows], np.int64)
+        rules = scenario.milestones
+        self.thresholds = np.array(rules.brand_thresholds_minor, dtype=np.int64)
+        self._threshold_or_never = np.append(self.thresholds, _NEVER)
+        self.gmv_every = rules.gmv_every_minor
+        self.min_gain = rules.rate_record_min_gain
+        self.rules = tuple(self._compile(r) for r in rules.time_to_value)
+        self.state = state or AggregateState.empty(
+            len(self.brand_names), len(scenario.platforms), len(scenario.regions), self.seconds,
+            len(self.thresholds), len(self.rules))
+        # derived from state.brand_level, kept to make the per-batch candidate test one compare
+        self._next_threshold = self._threshold_or_never[self.state.brand_level]
+        self._flag = np.zeros(len(self.brand_names), dtype=bool)
+        self._scratch = np.zeros(1, dtype=np.int64)
+
+    def _running(self, n: int) -> np.ndarray:
+        """A reused int64 buffer of n + 1 for the batch's running sum, starting at 0."""
+        if len(self._scratch) < n + 1:
+            self._scratch = np.zeros(n + 1, dtype=np.int64)
+        return self._scratch[: n + 1]
+
+    def _compile(self, rule) -> _Rule:
+        kind, _, name = rule.subject.partition(":")
+        names = {"brand": self.brand_names,
+                 "platform": [p for p, _ in self.scenario.platforms],
+                 "region": [r for r, _ in self.scenario.regions]}
+        index = list(names[kind]).index(name) if kind in names else -1
+        deadline = _NEVER if rule.within_s is None else rule.start_us + round(rule.within_s * US_PER_S)
+        return _Rule(None if kind == "all" else kind, index, rule.start_us, deadline,
+                     rule.value_minor, rule.subject, name or self.scenario.title, rule.label)
+
+    # --- the fold ------------------------------------------------------------------------------
+
+    def apply(self, batch: OrderBatch) -> list[Milestone]:
+        """Fold one batch; returns the milestones it crossed, in canonical order.
+
+        Raises :class:`BatchRejected` (and changes nothing) when the batch breaks the rules.
+        """
+        n = len(batch)
+        if n == 0:
+            return []
+        self.validate(batch)
+        st = self.state
+        amount, brand, kind, times = batch.amount_minor, batch.brand, batch.kind, batch.event_time
+        refunds = np.flatnonzero(kind) if kind.any() else np.empty(0, np.intp)
+        gmv_before = st.gmv_minor
+        batch_gmv = int(amount.sum())
+        refunded = -int(amount[refunds].sum())
+
+        np.add.at(st.brand_gmv, brand, amount)
+        st.brand_orders += np.bincount(brand, minlength=len(st.brand_orders))
+        mix = batch.platform.astype(np.intp) * st.mix_gmv.shape[1] + batch.region
+        np.add.at(st.mix_gmv.reshape(-1), mix, amount)
+        st.mix_orders.reshape(-1)[:] += np.bincount(mix, minlength=st.mix_orders.size)
+        # Times are sorted, so each second is one run: find the runs' edges by binary search
+        # over the batch's seconds instead of dividing every event time.
+        first = (int(times[0]) - self.start_us) // US_PER_S
+        last = (int(times[-1]) - self.start_us) // US_PER_S
+        edges = np.searchsorted(times, self.start_us + np.arange(first, last + 2) * US_PER_S)
+        edges[0], edges[-1] = 0, n
+        running = self._running(n)
+        np.cumsum(amount, out=running[1:])
+        st.second_orders[first:last + 1] += np.diff(edges)
+        st.second_gmv[first:last + 1] += running[edges[1:]] - running[edges[:-1]]
+        if len(refunds):  # refunds are events, not orders: take them back out of the counts
+            np.subtract.at(st.brand_orders, brand[refunds], 1)
+            np.subtract.at(st.mix_orders.reshape(-1), mix[refunds], 1)
+            np.subtract.at(st.second_orders, (times[refunds] - self.start_us) // US_PER_S, 1)
+        st.gmv_minor += batch_gmv
+        st.orders += n - len(refunds)
+        st.refunds += len(refunds)
+        st.next_seq = batch.end_seq
+        st.last_time_us = int(times[-1])
+
+        found: list[Milestone] = []
+        if self.gmv_every and gmv_before + batch_gmv + refunded >= (st.gmv_level + 1) * self.gmv_every:
+            found += self._gmv_crossings(batch, gmv_before, running[1:])
+        if len(self.thresholds):
+            candidates = np.flatnonzero(st.brand_gmv >= self._next_threshold)
+            if len(refunds):  # a brand may have crossed, then fallen back below by the batch's end
+                rb, taken = np.unique(brand[refunds], return_inverse=True)
+                lost = np.zeros(len(rb), np.int64)
+                np.add.at(lost, taken, -amount[refunds])
+                dipped = rb[st.brand_gmv[rb] + lost >= self._next_threshold[rb]]
+                candidates = np.union1d(candidates, dipped)
+            if len(candidates):
+                found += self._brand_crossings(batch, candidates)
+        for r, rule in enumerate(self.rules):
+            if not st.rule_done[r] and times[-1] >= rule.start_us:
+                found += self._time_to_value(batch, r, rule)
+        found += self._rate_records(batch, first, last, edges)
+        found.sort(key=milestone_sort_key)
+        st.milestones.extend(found)
+        return found
+
+    def finish(self) -> list[Milestone]:
+        """Close the stream: the last second is complete, so it may be a rate record."""
+        st = self.state
+        found = []
+        if st.open_second >= 0:
+            found = self._records([st.open_second], [st.open_second_last_seq])
+            st.open_second = -1
+        st.milestones.extend(found)
+        return found
+
+    def validate(self, batch: OrderBatch) -> None:
+        """Raise :class:`BatchRejected` naming the first offending seq; O(events)."""
+        st = self.state
+        seq, times = batch.seq, batch.event_time
+        if batch.first_seq != st.next_seq:
+            what = "repeats" if batch.first_seq < st.next_seq else "skips to"
+            raise BatchRejected(f"seq {batch.first_seq}: batch {what} seq {batch.first_seq}, "
+                                f"expected seq {st.next_seq} next")
+        # The generator and the log build seq with arange; a batch whose ends disagree with its
+        # length has a gap or a repeat inside.
+        if int(seq[-1]) - int(seq[0]) != len(seq) - 1:
+            i = int(np.argmax(np.diff(seq) != 1))
+            raise BatchRejected(f"seq {seq[i + 1]}: expected seq {seq[i] + 1} "
+                                "(sequence numbers must be contiguous)")
+        backwards = times[1:] < times[:-1]
+        if times[0] < st.last_time_us or backwards.any():
+            i = 0 if times[0] < st.last_time_us else int(np.argmax(backwards)) + 1
+            raise BatchRejected(f"seq {seq[i]}: event time goes backwards "
+                                "(expected events in time order)")
+        inside = sum(int(np.searchsorted(times, end) - np.searchsorted(times, start))
+                     for start, end in self.windows)
+        if inside != len(times):
+            ok = np.zeros(len(times), bool)
+            for start, end in self.windows:
+                ok |= (times >= start) & (times < end)
+            i = int(np.argmin(ok))
+            raise BatchRejected(f"seq {seq[i]}: event time {times[i]} µs is outside every sales "
+                                f"window of {self.scenario.name}")
+        self._check_range(batch, "brand", len(self.brand_names), "brand id", "the catalogue")
+        self._check_range(batch, "platform", len(self.scenario.platforms), "platform", "platforms")
+        self._check_range(batch, "region", len(self.scenario.regions), "region", "regions")
+        self._check_range(batch, "kind", 2, "kind", "kinds (0 placed, 1 refunded)")
+        wrong = (batch.amount_minor <= 0) == (batch.kind == 0)
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            what = "a placed order needs a positive amount" if batch.kind[i] == 0 else \
+                "a refund needs a negative amount"
+            raise BatchRejected(f"seq {seq[i]}: amount_minor {batch.amount_minor[i]}: {what}")
+
+    def _check_range(self, batch: OrderBatch, column: str, size: int, what: str, where: str) -> None:
+        values = getattr(batch, column)
+        if values.min() < 0 or values.max() >= size:
+            i = int(np.argmax((values < 0) | (values >= size)))
+            raise BatchRejected(f"seq {batch.seq[i]}: {what} {values[i]} is not in {where} "
+                                f"(expected 0..{size - 1})")
+
+    # --- milestone rules -----------------------------------------------------------------------
+
+    def _gmv_crossings(self, batch: OrderBatch, before: int, batch_running: np.ndarray
+                       ) -> list[Milestone]:
+        st = self.state
+        running = before + batch_running
+        reached = np.maximum.accumulate(running)
+        found = []
+        while True:
+            threshold = (st.gmv_level + 1) * self.gmv_every
+            i = int(np.searchsorted(reached, threshold))
+            if i == len(reached):
+                return found
+            st.gmv_level += 1
+            found.append(gmv_milestone(self.run, threshold, int(running[i]), int(batch.seq[i]),
+                                       int(batch.event_time[i]), self.currency))
+
+    def _brand_crossings(self, batch: OrderBatch, candidates: np.ndarray) -> list[Milestone]:
+        """Re-sum only the candidate brands' events, in seq order, to find each crossing order."""
+        st = self.state
+        self._flag[candidates] = True
+        rows = np.flatnonzero(self._flag[batch.brand])
+        self._flag[candidates] = False
+        brands = batch.brand[rows]
+        by_brand = np.argsort(brands, kind="stable")
+        rows, brands = rows[by_brand], brands[by_brand]
+        running = np.cumsum(batch.amount_minor[rows])
+        edges = np.flatnonzero(brands[1:] != brands[:-1]) + 1
+        crossings = []
+        for lo, hi in zip(np.append(0, edges), np.append(edges, len(rows)), strict=True):
+            b = int(brands[lo])
+            segment = running[lo:hi] - (running[lo - 1] if lo else 0)
+            totals = (int(st.brand_gmv[b]) - int(segment[-1])) + segment
+            level = int(st.brand_level[b])
+            top = int(totals.max())
+            while level < len(self.thresholds) and top >= self.thresholds[level]:
+                j = int(np.argmax(totals >= self.thresholds[level]))
+                crossings.append((int(rows[lo + j]), level, b, int(totals[j])))
+                level += 1
+            st.brand_level[b] = level
+            self._next_threshold[b] = self._threshold_or_never[level]
+        crossings.sort()  # race order follows seq (one order has one brand)
+        found = []
+        for row, level, b, value in crossings:
+            st.race_count[level] += 1
+            rank = int(st.race_count[level])
+            found.append(brand_milestone(self.run, self.brand_names[b], int(self.thresholds[level]),
+                                         value, int(batch.seq[row]), int(batch.event_time[row]),
+                                         rank, self.currency))
+        return found
+
+    def _time_to_value(self, batch: OrderBatch, r: int, rule: _Rule) -> list[Milestone]:
+        st = self.state
+        times = batch.event_time
+        lo = int(np.searchsorted(times, rule.start_us))
+        hi = int(np.searchsorted(times, rule.deadline_us))
+        found = []
+        if hi > lo:
+            amounts = batch.amount_minor[lo:hi]
+            rows = np.arange(lo, hi)
+            if rule.column is not None:
+                mine = getattr(batch, rule.column)[lo:hi] == rule.index
+                amounts, rows = amounts[mine], rows[mine]
+            if len(amounts):
+                totals = int(st.rule_value[r]) + np.cumsum(amounts)
+                st.rule_value[r] = totals[-1]
+                if totals.max() >= rule.value_minor:
+                    j = int(np.argmax(totals >= rule.value_minor))
+                    row = int(rows[j])
+                    found.append(time_to_value_milestone(
+                        self.run, rule.subject, rule.name, rule.label, rule.value_minor,
+                        int(totals[j]), int(batch.seq[row]), int(times[row]),
+                        int(times[row]) - rule.start_us, self.currency))
+                    st.rule_done[r] = True
+        if times[-1] >= rule.deadline_us:
+            st.rule_done[r] = True
+        return found
+
+    def _rate_records(self, batch: OrderBatch, first: int, last: int, edges: np.ndarray
+                      ) -> list[Milestone]:
+        """Seconds this batch completes: any left open before it, and all but its last."""
+        st = self.state
+        since = first if st.open_second < 0 else st.open_second
+        completed = st.second_orders[since:last]
+        beat = np.flatnonzero(completed > st.rate_record * (1 + self.min_gain)) + since
+        seconds, last_seqs = [], []
+        for second in beat.tolist():
+            seconds.append(second)
+            if second < first:
+                last_seqs.append(st.open_second_last_seq)
+            else:
+                last_seqs.append(int(batch.seq[edges[second - first + 1] - 1]))
+        st.open_second = last
+        st.open_second_last_seq = int(batch.seq[-1])
+        return self._records(seconds, last_seqs) if seconds else []
+
+    def _records(self, seconds: list[int], last_seqs: list[int]) -> list[Milestone]:
+        st = self.state
+        found = []
+        for second, seq in zip(seconds, last_seqs, strict=True):
+            count = int(st.second_orders[second])
+            if count <= st.rate_record * (1 + self.min_gain):
+                continue
+            previous, st.rate_record = st.rate_record, count
+            found.append(rate_record_milestone(self.run, previous, count, int(seq),
+                                               self.start_us + int(second) * US_PER_S, self.zone))
+        return found
+
+    # --- views -----------------------------------------------------------------------------------
+
+    def leaderboard(self, size: int | None = None) -> list[tuple[str, int]]:
+        """The top brands by GMV, largest first; O(brands) with a small partial sort."""
+        size = size or self.scenario.milestones.leaderboard_size
+        gmv = self.state.brand_gmv
+        size = min(size, len(gmv))
+        top = np.argpartition(gmv, len(gmv) - size)[len(gmv) - size:]
+        top = top[np.lexsort((top, -gmv[top]))]
+        return [(self.brand_names[b], int(gmv[b])) for b in top]
+
+    def peak(self) -> tuple[int, int]:
+        """(orders in the busiest event-time second, that second's start in µs)."""
+        second = int(np.argmax(self.state.second_orders))
+        return int(self.state.second_orders[second]), self.start_us + second * US_PER_S
+
+    def brands_over(self) -> dict[int, int]:
+        """Brands that have passed each brand threshold (a pass is never taken back)."""
+        return {int(t): int(c) for t, c in zip(self.thresholds, self.state.race_count, strict=True)}
+
+    def format(self, amount_minor: int) -> str:
+        return format_money(amount_minor, self.currency)

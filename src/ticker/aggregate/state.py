@@ -1,0 +1,134 @@
+"""The aggregate's state: plain numpy arrays and counters, and their snapshot file.
+
+The state is never the truth (the order log is); it is a fold of the log, checkpointed by
+snapshots so a resume or a time-travel query need not re-read everything. A snapshot is one
+compressed ``.npz`` written atomically (temp file, fsync, rename), stamped with
+:data:`SCHEMA_VERSION` and the sequence number it covers.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from ticker.aggregate.milestones import Milestone
+
+SCHEMA_VERSION = 1
+
+
+class SnapshotError(ValueError):
+    """A snapshot file is unreadable, from another schema, or for another run."""
+
+
+@dataclass(eq=False)
+class AggregateState:
+    """Running totals after folding events ``[0, next_seq)``. Money in int64 minor units."""
+
+    next_seq: int
+    last_time_us: int
+    gmv_minor: int
+    orders: int  # placed orders
+    refunds: int  # refund events
+    brand_gmv: np.ndarray  # int64[brands]
+    brand_orders: np.ndarray  # int64[brands], placed orders
+    mix_gmv: np.ndarray  # int64[platforms, regions]
+    mix_orders: np.ndarray  # int64[platforms, regions]
+    second_orders: np.ndarray  # int64[festival seconds], placed orders per event-time second
+    second_gmv: np.ndarray  # int64[festival seconds]
+    brand_level: np.ndarray  # int8[brands]: how many brand thresholds each brand has passed
+    race_count: np.ndarray  # int64[thresholds]: brands past each threshold so far
+    gmv_level: int  # festival GMV thresholds passed
+    open_second: int  # index of the event-time second still filling (-1 before any event)
+    open_second_last_seq: int
+    rate_record: int  # the last orders/s record announced
+    rule_value: np.ndarray  # int64[time-to-value rules]: value since each rule's start
+    rule_done: np.ndarray  # bool[rules]: reached, or its window closed
+    milestones: list[Milestone] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, brands: int, platforms: int, regions: int, seconds: int, thresholds: int,
+              rules: int) -> AggregateState:
+        return cls(
+            next_seq=0, last_time_us=np.iinfo(np.int64).min, gmv_minor=0, orders=0, refunds=0,
+            brand_gmv=np.zeros(brands, np.int64), brand_orders=np.zeros(brands, np.int64),
+            mix_gmv=np.zeros((platforms, regions), np.int64),
+            mix_orders=np.zeros((platforms, regions), np.int64),
+            second_orders=np.zeros(seconds, np.int64), second_gmv=np.zeros(seconds, np.int64),
+            brand_level=np.zeros(brands, np.int8), race_count=np.zeros(thresholds, np.int64),
+            gmv_level=0, open_second=-1, open_second_last_seq=-1, rate_record=0,
+            rule_value=np.zeros(rules, np.int64), rule_done=np.zeros(rules, bool),
+        )
+
+    def copy(self) -> AggregateState:
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values[f.name] = value.copy() if isinstance(value, np.ndarray | list) else value
+        return AggregateState(**values)
+
+    def equals(self, other: AggregateState) -> bool:
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            same = np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+            if not same:
+                return False
+        return True
+
+    def differences(self, other: AggregateState) -> list[str]:
+        """Names of the fields that differ, for ``ticker verify``."""
+        out = []
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if not (np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b):
+                out.append(f.name)
+        return out
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def save(self, path: Path, run: str) -> None:
+        """Write atomically: a crash leaves either the old file or the new one, never half."""
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)
+                  if isinstance(getattr(self, f.name), np.ndarray)}
+        scalars = {f.name: getattr(self, f.name) for f in fields(self)
+                   if isinstance(getattr(self, f.name), int) and f.name not in arrays}
+        meta = {"schema": SCHEMA_VERSION, "run": run, "scalars": scalars,
+                "milestones": [m.to_json_us() for m in self.milestones]}
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, meta=np.frombuffer(orjson.dumps(meta), np.uint8), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+
+    @classmethod
+    def load(cls, path: Path, run: str | None = None) -> AggregateState:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = orjson.loads(data["meta"].tobytes())
+                arrays = {k: data[k] for k in data.files if k != "meta"}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, orjson.JSONDecodeError) as exc:
+            raise SnapshotError(f"{path}: unreadable snapshot ({exc})") from None
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise SnapshotError(f"{path}: snapshot schema {meta.get('schema')}, "
+                                f"expected {SCHEMA_VERSION}")
+        if run is not None and meta.get("run") != run:
+            raise SnapshotError(f"{path}: snapshot of run {meta.get('run')!r}, expected {run!r}")
+        milestones = [Milestone(**m) for m in meta["milestones"]]
+        try:
+            return cls(**arrays, **meta["scalars"], milestones=milestones)
+        except TypeError as exc:
+            raise SnapshotError(f"{path}: snapshot fields do not match this ticker ({exc})") from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
