@@ -53,7 +53,7 @@ def build_catalogue(scenario: Scenario) -> BrandCatalogue:
                              f"({sum(gmv) / 100:,.0f}) leaves nothing of festival.gmv for the tail"])
     tail = _zipf_tail(tail_count, left, scenario.tail_max_gmv_minor, scenario.tail_exponent,
                       scenario.path)
-    names.extend(f"brand-{i:06d}" for i in range(len(names) + 1, scenario.brand_count + 1))
+    names += [f"brand-{i:06d}" for i in range(len(names) + 1, scenario.brand_count + 1)]
     return BrandCatalogue(tuple(names), np.concatenate([np.asarray(gmv), tail]),
                           np.concatenate([np.asarray(avg), np.zeros(tail_count)]))
 
@@ -102,6 +102,8 @@ def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str)
     else:
         for _ in range(200):  # top_share falls as the shift grows: bisect on it
             mid = (lo + hi) / 2 if hi < 1e6 else np.sqrt(max(lo, 1e-9) * hi)
+            if mid in (lo, hi):  # converged to adjacent floats: nothing left to halve
+                break
             lo, hi = (mid, hi) if top_share(mid) > want else (lo, mid)
         shift = hi
     w = (ranks + shift) ** -exponent

@@ -196,89 +196,113 @@ def _brand_cdf(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     start /= start[-1]
     start[-1] = 1.0
     cells = np.arange(1 << _GUIDE_BITS, dtype=np.float64) / (1 << _GUIDE_BITS)
-    guide = (np.searchsorted(start, cells, side="right") - 1).astype(np.int32)
+    guide = (np.searchsorted(start, cells, side="right") - 1).astype(np.int64)
     return start, guide
 
 
-def _pick_brand(plan: Plan, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Brand of each uniform ``u`` and ``u``'s relative position inside the brand's interval.
+def _pick_brand(plan: Plan, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Brand of each Weyl draw by inverse CDF, and the order-value quantile of the draw's
+    position inside the brand's interval; O(1) per draw on average.
 
-    Starts at the guide entry and steps forward over the few brands that share it.
+    The top :data:`_GUIDE_BITS` bits of the draw index the guide table, which names the first
+    brand that can own it; the loop steps forward over the few brands that share that cell.
     """
-    start = plan.brand_start
-    brand = plan.brand_guide[(u * (1 << _GUIDE_BITS)).astype(np.int64)]
-    ahead = np.flatnonzero(u >= start[brand + 1])
+    u = (bits >> np.uint64(11)).astype(np.float64)
+    u *= 1.0 / (1 << 53)
+    brand = plan.brand_guide.take((bits >> np.uint64(64 - _GUIDE_BITS)).view(np.int64))
+    end = plan.brand_start[1:]
+    hi = end.take(brand)
+    ahead = np.flatnonzero(u >= hi)
     while len(ahead):
         brand[ahead] += 1
-        ahead = ahead[u[ahead] >= start[brand[ahead] + 1]]
-    low = start[brand]
-    position = (u - low) / (start[brand + 1] - low)
-    return brand, position
+        hi[ahead] = end.take(brand[ahead])
+        ahead = ahead[u[ahead] >= hi[ahead]]
+    lo = plan.brand_start.take(brand)
+    u -= lo
+    u *= _AMOUNT_QUANTILES
+    hi -= lo
+    u /= hi
+    quantile = u.astype(np.int64)
+    np.minimum(quantile, _AMOUNT_QUANTILES - 1, out=quantile)
+    return brand, quantile
 
 
 def _weyl(plan: Plan, p: np.ndarray, stream: int) -> np.ndarray:
-    return p * _INCREMENTS[stream] + plan.offsets[stream]
+    x = p * _INCREMENTS[stream]
+    x += plan.offsets[stream]
+    return x
 
 
-def _unit(bits: np.ndarray) -> np.ndarray:
-    """Top 53 bits of a uint64 as a float in [0, 1)."""
-    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+def _order_ids(plan: Plan, p: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser over a Weyl sequence: ids that look random, unique per order."""
+    x = _weyl(plan, p, _ORDER_ID)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    x >>= np.uint64(1)
+    return x.view(np.int64)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: order ids that look random but are unique per order."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+def _lookup(table: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """``table[top 10 bits]`` for a table of :data:`_SHARE_SLOTS` entries."""
+    bits >>= np.uint64(64 - 10)
+    return table.take(bits.view(np.int64))
 
 
 def _second_times(rng: np.random.Generator, second_us: np.ndarray, counts: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted arrival times (µs) and second index for ``counts[i]`` orders in each second.
+                  ) -> np.ndarray:
+    """Sorted arrival times (µs) of ``counts[i]`` orders in each second ``second_us[i]``.
 
     Uniform order statistics from exponential spacings: one extra spacing per second, so the
     cost is O(orders + seconds) with no sort.
     """
     busy = np.flatnonzero(counts)
+    if not len(busy):
+        return np.empty(0, dtype=np.int64)
     per = counts[busy]
-    sizes = per + 1
-    ends = np.cumsum(sizes)
-    spacing = np.cumsum(rng.standard_exponential(int(ends[-1]) if len(ends) else 0))
-    first = ends - sizes
-    before = np.where(first > 0, spacing[np.maximum(first - 1, 0)], 0.0)
-    span = spacing[ends - 1] - before
+    last = np.cumsum(per + 1) - 1
+    spacing = np.cumsum(rng.standard_exponential(int(last[-1]) + 1))
+    closing = spacing[last]
+    before = np.empty_like(closing)
+    before[0] = 0.0
+    before[1:] = closing[:-1]
     keep = np.ones(len(spacing), dtype=bool)
-    keep[ends - 1] = False
-    frac = ((spacing - np.repeat(before, sizes)) / np.repeat(span, sizes))[keep]
-    second = np.repeat(busy, per)
-    return second_us[second] + (frac * _US).astype(np.int64), second
+    keep[last] = False
+    frac = spacing[keep]
+    frac -= np.repeat(before, per)
+    frac *= np.repeat(_US / (closing - before), per)
+    offset = frac.astype(np.int64)
+    np.minimum(offset, _US - 1, out=offset)  # rounding must never push an order into the next second
+    offset += np.repeat(second_us[busy], per)
+    return offset
 
 
 def generate_chunk(plan: Plan, c: int) -> OrderBatch:
     """The events of chunk ``c``: a pure function of (plan, c); O(events in the chunk)."""
     s0, s1 = int(plan.chunk_sec[c]), int(plan.chunk_sec[c + 1])
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(plan.seed, spawn_key=(c,))))
-    times, second = _second_times(rng, plan.second_us[s0:s1], plan.base_counts[s0:s1])
-    second += s0
+    times = _second_times(rng, plan.second_us[s0:s1], plan.base_counts[s0:s1])
     label = None
     bursts = [k for k in range(len(plan.burst_brand)) if plan.burst_counts[k, s0:s1].any()]
     if bursts:  # merge flash-sale orders into the curve's, by time
-        parts_t, parts_s, parts_l = [times], [second], [np.full(len(times), -1)]
+        parts_t, parts_l = [times], [np.full(len(times), -1)]
         for k in bursts:
-            bt, bs = _second_times(rng, plan.second_us[s0:s1], plan.burst_counts[k, s0:s1])
+            bt = _second_times(rng, plan.second_us[s0:s1], plan.burst_counts[k, s0:s1])
             parts_t.append(bt)
-            parts_s.append(bs + s0)
             parts_l.append(np.full(len(bt), k))
-        times, second, label = (np.concatenate(x) for x in (parts_t, parts_s, parts_l))
+        times, label = np.concatenate(parts_t), np.concatenate(parts_l)
         order = np.argsort(times, kind="stable")
-        times, second, label = times[order], second[order], label[order]
+        times, label = times[order], label[order]
 
     n = len(times)
-    p = np.arange(plan.chunk_placed[c], plan.chunk_placed[c] + n, dtype=np.int64).view(np.uint64)
-    brand, position = _pick_brand(plan, _unit(_weyl(plan, p, _BRAND)))
-    quantile = np.minimum((position * _AMOUNT_QUANTILES).astype(np.int64), _AMOUNT_QUANTILES - 1)
-    factor = plan.amount_table[quantile]
-    amount = (plan.order_value[brand] * factor) >> 16
+    first = int(plan.chunk_placed[c])
+    p = np.arange(first, first + n, dtype=np.uint64)
+    brand, quantile = _pick_brand(plan, _weyl(plan, p, _BRAND))
+    amount = plan.order_value.take(brand)
+    amount *= plan.amount_table.take(quantile)
+    amount >>= 16
     if label is not None:
         for k in bursts:
             mine = np.flatnonzero(label == k)
@@ -289,39 +313,42 @@ def generate_chunk(plan: Plan, c: int) -> OrderBatch:
             amount[mine] = plan.burst_gmv[k] // count + (i < plan.burst_gmv[k] % count)
     placed = {
         "event_time": times,
-        "order_id": (_mix(_weyl(plan, p, _ORDER_ID)) >> np.uint64(1)).view(np.int64),
-        "brand": brand,
-        "platform": plan.platform_table[_weyl(plan, p, _PLATFORM) >> np.uint64(54)],
-        "region": plan.region_table[_weyl(plan, p, _REGION) >> np.uint64(54)],
+        "order_id": _order_ids(plan, p),
+        "brand": brand.astype(np.int32),
+        "platform": _lookup(plan.platform_table, _weyl(plan, p, _PLATFORM)),
+        "region": _lookup(plan.region_table, _weyl(plan, p, _REGION)),
         "amount_minor": amount,
-        "kind": np.zeros(n, dtype=np.uint8),
     }
     refunds = int(plan.chunk_refunds[c])
     total = n + refunds
     seq = np.arange(plan.chunk_seq[c], plan.chunk_seq[c] + total, dtype=np.int64)
     if not refunds:
-        return OrderBatch(seq=seq, **placed)
+        return OrderBatch(seq=seq, kind=np.zeros(n, dtype=np.uint8), **placed)
 
     refunded = ((np.arange(refunds) + rng.random()) * (n / refunds)).astype(np.int64)
     delay = (rng.standard_exponential(refunds) * plan.scenario.refund_delay_s * _US).astype(np.int64)
     chunk_end = int(plan.second_us[s1 - 1]) + _US
-    limit = np.minimum(plan.window_end_us[second[refunded]], chunk_end) - 1
-    when = np.minimum(times[refunded] + delay, limit)
+    placed_at = times[refunded]
+    window_end = plan.window_end_us[np.searchsorted(plan.second_us, placed_at, side="right") - 1]
+    when = np.minimum(placed_at + delay, np.minimum(window_end, chunk_end) - 1)
     order = np.argsort(when, kind="stable")
     refunded, when = refunded[order], when[order]
     # Each refund goes after every order at or before its time; orders shift past earlier refunds.
-    before = np.searchsorted(times, when, side="right")
-    refund_at = before + np.arange(refunds)
-    order_at = np.arange(n) + np.cumsum(np.bincount(before, minlength=n + 1))[:n]
-    columns = {"seq": seq}
+    refund_at = np.searchsorted(times, when, side="right")
+    refund_at += np.arange(refunds)
+    is_refund = np.zeros(total, dtype=bool)
+    is_refund[refund_at] = True
+    is_order = ~is_refund
+    kind = np.zeros(total, dtype=np.uint8)
+    kind[refund_at] = OrderKind.REFUNDED
+    columns = {"seq": seq, "kind": kind}
     for name, values in placed.items():
         out = np.empty(total, dtype=COLUMNS[name])
-        out[order_at] = values
-        out[refund_at] = values[refunded]
+        out[is_order] = values
+        out[refund_at] = values.take(refunded)
         columns[name] = out
     columns["event_time"][refund_at] = when
-    columns["amount_minor"][refund_at] = -placed["amount_minor"][refunded]
-    columns["kind"][refund_at] = OrderKind.REFUNDED
+    columns["amount_minor"][refund_at] *= -1
     return OrderBatch(**columns)
 
 

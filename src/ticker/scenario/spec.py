@@ -7,6 +7,7 @@ currency's major units (``gmv = 540_300_000_000`` is RMB 540.3 billion) and held
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -326,7 +327,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
 
     windows = tuple(_window(r, w, f"windows[{i}]") for i, w in
                     enumerate(r.array(top, "", "windows")))
-    for i, (a, b) in enumerate(zip(windows, windows[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(windows)):
         if b.start_us < a.end_us:
             r.problem(f"windows[{i + 1}].start", f"expected windows in time order without overlap; "
                       f"starts before windows[{i}] ends")
