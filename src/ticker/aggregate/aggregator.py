@@ -165,8 +165,17 @@ class Aggregator:
                 found += self._time_to_value(batch, r, rule)
         found += self._rate_records(batch, first, last, edges)
         found.sort(key=milestone_sort_key)
-        st.milestones.extend(found)
+        self._record(found)
         return found
+
+    def _record(self, found: list[Milestone]) -> None:
+        """Keep the state's list in canonical order whatever the batch cuts (a rate record can
+        be announced a batch after orders with higher seqs)."""
+        stored = self.state.milestones
+        late = stored and found and milestone_sort_key(found[0]) < milestone_sort_key(stored[-1])
+        stored.extend(found)
+        if late:
+            stored.sort(key=milestone_sort_key)
 
     def finish(self) -> list[Milestone]:
         """Close the stream: the last second is complete, so it may be a rate record."""
@@ -175,7 +184,7 @@ class Aggregator:
         if st.open_second >= 0:
             found = self._records([st.open_second], [st.open_second_last_seq])
             st.open_second = -1
-        st.milestones.extend(found)
+        self._record(found)
         return found
 
     def validate(self, batch: OrderBatch) -> None:
@@ -292,6 +301,7 @@ class Aggregator:
                 st.rule_value[r] = totals[-1]
                 if totals.max() >= rule.value_minor:
                     j = int(np.argmax(totals >= rule.value_minor))
+                    st.rule_value[r] = totals[j]  # a reached rule stops counting
                     row = int(rows[j])
                     found.append(time_to_value_milestone(
                         self.run, rule.subject, rule.name, rule.label, rule.value_minor,

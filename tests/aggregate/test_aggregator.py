@@ -1,0 +1,175 @@
+"""The vectorised aggregator agrees exactly with the per-event reference fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ticker.aggregate import Aggregator, BatchRejected, milestone_sort_key
+from ticker.aggregate.reference import ReferenceFold
+from ticker.events import COLUMNS, OrderBatch
+
+from .unit_scenario import NAMES, UNIT
+
+W1, W2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
+
+
+def make_batch(first_seq: int, times, brands, amounts, kinds, platforms=None, regions=None
+               ) -> OrderBatch:
+    n = len(times)
+    return OrderBatch(
+        seq=np.arange(first_seq, first_seq + n, dtype=np.int64),
+        event_time=np.asarray(times, np.int64),
+        order_id=np.arange(n, dtype=np.int64) + 1000,
+        brand=np.asarray(brands, np.int32),
+        platform=np.asarray(platforms if platforms is not None else [0] * n, np.uint8),
+        region=np.asarray(regions if regions is not None else [0] * n, np.uint8),
+        amount_minor=np.asarray(amounts, np.int64),
+        kind=np.asarray(kinds, np.uint8),
+    )
+
+
+@st.composite
+def streams(draw):
+    """Sorted times across both windows, few brands, small amounts, refunds, exact hits."""
+    n = draw(st.integers(1, 300))
+    steps = draw(st.lists(st.sampled_from([0, 1, 250_000, 999_999, 1_000_000, 2_500_000]),
+                          min_size=n, max_size=n))
+    jump = draw(st.integers(0, n))
+    times, t = [], W1
+    for i, step in enumerate(steps):
+        if i == jump:
+            t = W2
+        t += step
+        times.append(t)
+    brands = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    refund = draw(st.lists(st.sampled_from([False, False, False, True]), min_size=n, max_size=n))
+    values = draw(st.lists(st.sampled_from([1, 25, 50, 99, 100, 150, 200, 400]), min_size=n, max_size=n))
+    amounts = [-v if r else v for v, r in zip(values, refund, strict=True)]
+    kinds = [1 if r else 0 for r in refund]
+    platforms = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    regions = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    stream = make_batch(0, times, brands, amounts, kinds, platforms, regions)
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=8))))
+    return stream, [c for c in cuts if 0 < c < n]
+
+
+def fold(stream: OrderBatch, cuts: list[int]) -> Aggregator:
+    agg = Aggregator(UNIT, NAMES, "unit")
+    edges = [0, *cuts, len(stream)]
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        agg.apply(stream.slice(lo, hi))
+    agg.finish()
+    return agg
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_aggregator_agrees_with_reference_fold(case):
+    stream, cuts = case
+    agg = fold(stream, cuts)
+    ref = ReferenceFold(UNIT, NAMES, "unit")
+    ref.apply(stream)
+    ref.finish()
+    s = agg.state
+    assert s.gmv_minor == ref.gmv
+    assert (s.orders, s.refunds, s.next_seq) == (ref.orders, ref.refunds, ref.next_seq)
+    assert s.brand_gmv.tolist() == ref.brand_gmv
+    assert s.brand_orders.tolist() == ref.brand_orders
+    assert s.brand_level.tolist() == ref.brand_level
+    assert {k: v for k, v in enumerate(s.second_orders.tolist()) if k in ref.second_orders} \
+        == ref.second_orders
+    assert int(s.second_orders.sum()) == ref.orders
+    assert {k: int(s.second_gmv[k]) for k in ref.second_gmv} == ref.second_gmv
+    assert {(p, g): int(s.mix_gmv[p, g]) for p, g in ref.mix_gmv} == ref.mix_gmv
+    assert sorted(s.milestones, key=milestone_sort_key) == sorted(ref.milestones, key=milestone_sort_key)
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), st.lists(st.integers(1, 299), max_size=10))
+def test_any_batch_cut_gives_the_same_state_and_milestones(case, other_cuts):
+    stream, cuts = case
+    a = fold(stream, cuts)
+    b = fold(stream, sorted({c for c in other_cuts if c < len(stream)}))
+    assert a.state.differences(b.state) == []
+
+
+def test_a_refund_dip_does_not_cross_twice_and_the_first_reaching_order_is_named():
+    # Apple: +90, +20 (crosses 1.00 at seq 1), -50 (back to 60), +60 (back to 120: no new milestone)
+    batch = make_batch(0, [W1 + 10, W1 + 20, W1 + 30, W1 + 40], [0, 0, 0, 0], [90, 20, -50, 60],
+                       [0, 0, 1, 0])
+    agg = Aggregator(UNIT, NAMES, "unit")
+    found = [m for m in agg.apply(batch) if m.kind == "brand_gmv"]
+    assert [(m.subject, m.threshold_minor, m.seq, m.value_minor) for m in found] == [("Apple", 100, 1, 110)]
+
+
+def test_brands_crossing_in_one_batch_are_ranked_by_seq():
+    batch = make_batch(0, [W1 + i for i in range(4)], [1, 0, 2, 0], [100, 50, 150, 50], [0] * 4)
+    agg = Aggregator(UNIT, NAMES, "unit")
+    races = [(m.subject, m.rank, m.seq) for m in agg.apply(batch)
+             if m.kind == "brand_gmv" and m.threshold_minor == 100]
+    assert races == [("L'Oréal", 1, 0), ("brand-3", 2, 2), ("Apple", 3, 3)]
+
+
+def test_one_big_order_crosses_several_thresholds_at_the_same_seq():
+    agg = Aggregator(UNIT, NAMES, "unit")
+    found = agg.apply(make_batch(0, [W1 + 5], [0], [450], [0]))
+    assert [m.threshold_minor for m in found if m.kind == "brand_gmv"] == [100, 200, 400]
+    assert {m.seq for m in found} == {0}
+
+
+def test_time_to_value_names_the_crossing_order_and_window_expiry_closes_it():
+    agg = Aggregator(UNIT, NAMES, "unit")
+    batch = make_batch(0, [W1 + 100, W1 + 1_500_000, W1 + 2_000_000], [0, 0, 0], [100, 50, 900], [0, 0, 0])
+    found = [m for m in agg.apply(batch) if m.kind == "time_to_value" and m.subject == "brand:Apple"]
+    assert [(m.seq, m.value_minor) for m in found] == [(1, 150)]
+    assert found[0].headline == "Apple reaches RMB 1.50 in 1.50 seconds (the first two seconds)"
+
+
+def test_rate_records_are_announced_once_their_second_is_complete():
+    agg = Aggregator(UNIT, NAMES, "unit")
+    one = make_batch(0, [W1, W1 + 1, W1 + 2], [3, 3, 3], [1, 1, 1], [0, 0, 0])
+    assert [m for m in agg.apply(one) if m.kind == "rate_record"] == []
+    two = make_batch(3, [W1 + 1_000_000], [3], [1], [0])
+    records = [m for m in agg.apply(two) if m.kind == "rate_record"]
+    assert [(m.value_minor, m.seq) for m in records] == [(3, 2)]
+    assert [m.value_minor for m in agg.finish()] == []  # 1 order/s is no record
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"brand": [0, 99]}, "seq 2: brand id 99 is not in the catalogue (expected 0..11)"),
+        ({"amount_minor": [10, -5]}, "seq 2: amount_minor -5: a placed order needs a positive amount"),
+        ({"kind": [0, 1]}, "seq 2: amount_minor 10: a refund needs a negative amount"),
+        ({"event_time": [W1, W1 + 3_600_000_000]}, "seq 2: event time 1635699600000000 µs is "
+         "outside every sales window of unit"),
+        ({"event_time": [W1 + 5, W1]}, "seq 2: event time goes backwards (expected events in time order)"),
+        ({"region": [0, 7]}, "seq 2: region 7 is not in regions (expected 0..1)"),
+        ({"seq": [5, 6]}, "seq 5: batch skips to seq 5, expected seq 1 next"),
+    ],
+)
+def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
+    agg = Aggregator(UNIT, NAMES, "unit")
+    agg.apply(make_batch(0, [W1], [1], [10], [0]))
+    before = agg.state.copy()
+    columns = make_batch(1, [W1 + 1, W1 + 2], [0, 0], [10, 10], [0, 0]).columns()
+    for name, values in change.items():
+        columns[name] = np.asarray(values, dtype=COLUMNS[name])
+    with pytest.raises(BatchRejected) as err:
+        agg.apply(OrderBatch(**columns))
+    assert str(err.value) == message
+    assert agg.state.equals(before)
+
+
+def test_snapshot_round_trips(tmp_path):
+    agg = Aggregator(UNIT, NAMES, "unit")
+    agg.apply(make_batch(0, [W1 + i * 400_000 for i in range(8)], [0, 1, 2, 0, 1, 2, 0, 1],
+                         [70, 80, 90, 70, 80, 90, 70, -20], [0] * 7 + [1]))
+    path = tmp_path / "snap.npz"
+    agg.state.save(path, "unit")
+    restored = type(agg.state).load(path, "unit")
+    assert restored.equals(agg.state)
+    assert restored.milestones and restored.milestones == agg.state.milestones

@@ -1,0 +1,81 @@
+"""A tiny scenario whose thresholds are low enough that random streams cross them often."""
+
+from ticker.scenario import parse_scenario
+
+UNIT_TOML = """
+[festival]
+name = "unit"
+title = "Unit Fest"
+currency = "CNY"
+utc_offset = "+08:00"
+seed = 7
+gmv = 100_000
+brands = 12
+
+[[windows]]
+name = "opening"
+start = 2021-11-01T00:00:00+08:00
+end = 2021-11-01T01:00:00+08:00
+orders = 5000
+opening_peak = 10
+opening_decay_s = 60
+daily_shape = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+[[windows]]
+name = "main day"
+start = 2021-11-11T00:00:00+08:00
+end = 2021-11-11T01:00:00+08:00
+orders = 5000
+opening_peak = 10
+opening_decay_s = 60
+daily_shape = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+[[platforms]]
+name = "Tmall"
+share = 0.5
+[[platforms]]
+name = "Taobao"
+share = 0.5
+[[regions]]
+name = "East"
+share = 0.5
+[[regions]]
+name = "West"
+share = 0.5
+
+[[brands.named]]
+name = "Apple"
+gmv = 10_000
+avg_order = 20
+[[brands.named]]
+name = "L'Oréal"
+gmv = 9_000
+avg_order = 10
+[brands.tail]
+max_gmv = 8_000
+exponent = 1.0
+
+[milestones]
+gmv_every = "5.00"
+brand_thresholds = ["1.00", "2.00", "4.00"]
+rate_record_min_gain = 0.0
+leaderboard = 3
+[[milestones.time_to_value]]
+subject = "brand:Apple"
+start = 2021-11-01T00:00:00+08:00
+value = "1.50"
+within_s = 2
+label = "the first two seconds"
+[[milestones.time_to_value]]
+subject = "region:West"
+start = 2021-11-11T00:00:00+08:00
+value = "3.00"
+[[milestones.time_to_value]]
+subject = "all"
+start = 2021-11-01T00:00:01+08:00
+value = "2.50"
+"""
+
+UNIT = parse_scenario(UNIT_TOML, "unit.toml")
+NAMES = ["Apple", "L'Oréal"] + [f"brand-{i}" for i in range(3, 13)]
