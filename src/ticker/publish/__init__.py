@@ -1,0 +1,27 @@
+"""Publishing a run over MQTT: topics and payloads, the publisher, the embedded broker, ``watch``.
+
+Import the public names from here (``from ticker.publish import Publisher``); the modules are
+the implementation: ``topics`` (pure topic names and payloads), ``url`` (broker URLs),
+``mqtt`` (the publisher), ``broker`` (the embedded amqtt broker), ``watch`` (``ticker watch``).
+"""
+
+from ticker.publish.broker import EmbeddedBroker, run_broker
+from ticker.publish.mqtt import DeliveryReport, Publisher, describe_connect_error
+from ticker.publish.topics import RunInfo
+from ticker.publish.url import MqttUrl, PublishError, parse_url, redact
+from ticker.publish.watch import format_message, run_watch
+
+__all__ = [
+    "DeliveryReport",
+    "EmbeddedBroker",
+    "MqttUrl",
+    "PublishError",
+    "Publisher",
+    "RunInfo",
+    "describe_connect_error",
+    "format_message",
+    "parse_url",
+    "redact",
+    "run_broker",
+    "run_watch",
+]
