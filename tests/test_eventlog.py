@@ -1,0 +1,708 @@
+"""The event log: round trips across segment rolls and reopens, sequence checks, recovery of a
+torn tail, and precise reports of every other kind of damage (DESIGN.md invariants 3, 6, 7)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ticker.eventlog as eventlog
+from ticker.eventlog import (
+    RECORD_HEADER_BYTES,
+    RECORD_MAGIC,
+    CorruptLogError,
+    EventLog,
+    LogLockedError,
+    SequenceError,
+    segment_name,
+    verify_log,
+)
+from ticker.events import COLUMNS, OrderBatch
+
+HERE = Path(__file__).resolve()
+
+
+def make_batch(first: int, n: int) -> OrderBatch:
+    """A deterministic batch of ``n`` events from seq ``first``: same arguments, same bytes."""
+    rng = np.random.default_rng(first * 7919 + n)
+    seq = np.arange(first, first + n, dtype=np.int64)
+    return OrderBatch(
+        seq=seq,
+        event_time=1_636_560_000_000_000 + seq * 1_000 + rng.integers(0, 1_000, n),
+        order_id=rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64),
+        brand=rng.integers(0, 290_000, n, dtype=np.int32),
+        platform=rng.integers(0, 3, n, dtype=np.uint8),
+        region=rng.integers(0, 7, n, dtype=np.uint8),
+        amount_minor=rng.integers(-10**9, 10**9, n, dtype=np.int64),
+        kind=rng.integers(0, 2, n, dtype=np.uint8),
+    )
+
+
+def make_batches(sizes: list[int], first: int = 0) -> list[OrderBatch]:
+    out = []
+    for n in sizes:
+        out.append(make_batch(first, n))
+        first += n
+    return out
+
+
+def frames(batches) -> list[bytes]:
+    return [b.to_frame() for b in batches]
+
+
+def write_log(directory: Path, batches: list[OrderBatch], **options) -> list:
+    """Append ``batches``; return each record's location."""
+    with EventLog(directory, fsync="never", **options) as log:
+        return [log.append(b) for b in batches]
+
+
+def read_all(directory: Path, **options) -> OrderBatch:
+    with EventLog(directory, readonly=True, **options) as log:
+        return OrderBatch.concat(list(log.read()))
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ 0x40]))
+
+
+@pytest.fixture(scope="module")
+def festival() -> list[OrderBatch]:
+    """Realistic batches from the real generator (double11-2021 at a small scale)."""
+    from ticker.scenario import generate, resolve
+
+    return list(generate(resolve("double11-2021"), seed=None, scale=0.0001, batch_size=20_000))
+
+
+# --- round trips --------------------------------------------------------------------------------
+
+ops = st.lists(st.one_of(st.integers(1, 120), st.just("reopen")), min_size=1, max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=ops, segment_bytes=st.sampled_from([64, 2_000, 9_000, 1 << 20]), data=st.data())
+def test_any_appends_and_reopens_read_back_frame_equal(ops, segment_bytes, data):
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "log"
+        appended: list[OrderBatch] = []
+        log = EventLog(directory, fsync="never", segment_bytes=segment_bytes)
+        try:
+            for op in ops:
+                if op == "reopen":
+                    log.close()
+                    log = EventLog(directory, fsync="never", segment_bytes=segment_bytes)
+                    assert log.recovery is None
+                else:
+                    location = log.append(make_batch(log.next_seq, op))
+                    appended.append(make_batch(location.first_seq, op))
+                assert log.next_seq == sum(len(b) for b in appended)
+                # each append is one record, read back as one batch
+                assert frames(log.read()) == frames(appended)
+            total = log.next_seq
+            if total:
+                start = data.draw(st.integers(0, total - 1), label="from_seq")
+                stop = data.draw(st.integers(start, total + 5), label="to_seq")
+                want = OrderBatch.concat(appended).slice(start, min(stop, total))
+                got = OrderBatch.concat(list(log.read(start, stop)))
+                assert got.to_frame() == want.to_frame()
+                seq = data.draw(st.integers(0, total - 1), label="seq")
+                where = log.locate(seq)
+                assert where.first_seq <= seq < where.end_seq
+                assert any(b.first_seq == where.first_seq and len(b) == where.count for b in appended)
+            segments = log.segments()
+            for info in segments:  # rolled at the limit, except a lone oversized record
+                assert info.size <= segment_bytes or info.records == 1
+                assert info.path.name == segment_name(info.first_seq)
+            assert [s.first_seq for s in segments[1:]] == [s.end_seq for s in segments[:-1]]
+        finally:
+            log.close()
+        assert verify_log(directory) == []
+
+
+@pytest.mark.parametrize("policy", ["every", "interval", "never"])
+def test_realistic_batches_round_trip_under_each_fsync_policy(tmp_path, festival, policy):
+    with EventLog(tmp_path, fsync=policy, segment_bytes=1 << 20) as log:
+        for batch in festival:
+            log.append(batch)
+        assert len(log.segments()) > 1
+    with EventLog(tmp_path, readonly=True, check="full") as log:
+        assert frames(log.read()) == frames(festival)
+        mid = festival[len(festival) // 2]
+        assert log.locate(mid.first_seq + 1).first_seq == mid.first_seq
+
+
+def test_batches_read_stay_valid_after_the_log_is_closed(tmp_path):
+    write_log(tmp_path, make_batches([50, 60]))
+    with EventLog(tmp_path, readonly=True) as log:
+        kept = list(log.read())
+    assert OrderBatch.concat(kept).to_frame() == OrderBatch.concat(make_batches([50, 60])).to_frame()
+
+
+def test_empty_batch_writes_nothing(tmp_path):
+    with EventLog(tmp_path) as log:
+        assert log.append(OrderBatch.empty()) is None
+        assert log.next_seq == 0 and log.segments() == []
+    assert list(EventLog(tmp_path, readonly=True).read()) == []
+
+
+def test_read_range_is_checked(tmp_path):
+    write_log(tmp_path, make_batches([10]))
+    with EventLog(tmp_path, readonly=True) as log:
+        with pytest.raises(ValueError, match=r"holds seq 0\.\.9"):
+            list(log.read(11))
+        with pytest.raises(ValueError):
+            list(log.read(-1))
+        assert list(log.read(10)) == []
+        assert list(log.read(3, 3)) == []
+        with pytest.raises(IndexError, match="seq 10 is not in the log"):
+            log.locate(10)
+
+
+# --- sequence checks ----------------------------------------------------------------------------
+
+
+def _sizes(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(directory.glob("*.seg"))}
+
+
+@pytest.mark.parametrize(
+    ("first", "match"),
+    [(12, r"expects seq 10 next \(gap: seq 10..11 missing\)"),
+     (5, r"expects seq 10 next \(duplicate: seq 5..9 already in the log\)"),
+     (0, r"duplicate: seq 0..6 already in the log")],
+)
+def test_append_refuses_gaps_and_duplicates_and_writes_nothing(tmp_path, first, match):
+    with EventLog(tmp_path) as log:
+        log.append(make_batch(0, 10))
+        before = _sizes(tmp_path)
+        with pytest.raises(SequenceError, match=match):
+            log.append(make_batch(first, 7))
+        assert log.next_seq == 10 and _sizes(tmp_path) == before
+        log.append(make_batch(10, 4))
+    assert frames([read_all(tmp_path)]) == frames([OrderBatch.concat(make_batches([10, 4]))])
+
+
+def test_append_refuses_a_batch_whose_seqs_are_not_contiguous(tmp_path):
+    batch = make_batch(0, 8)
+    columns = batch.columns()
+    columns["seq"] = np.array([0, 1, 2, 4, 5, 6, 7, 8], dtype=np.int64)
+    with EventLog(tmp_path) as log:
+        with pytest.raises(SequenceError, match=r"not contiguous at row 3 \(seq 4 after 2\)"):
+            log.append(OrderBatch(**columns))
+        columns["seq"] = np.array([0, 1, 2, 3, 3, 5, 6, 7], dtype=np.int64)  # right ends, wrong inside
+        with pytest.raises(SequenceError, match=r"row 4 \(seq 3 after 3\)"):
+            log.append(OrderBatch(**columns))
+        assert log.next_seq == 0
+    assert _sizes(tmp_path) == {}
+
+
+def test_one_writer_at_a_time_readers_any_time(tmp_path):
+    with EventLog(tmp_path) as log:
+        log.append(make_batch(0, 5))
+        with pytest.raises(LogLockedError, match="already open for writing"):
+            EventLog(tmp_path)
+        with EventLog(tmp_path, readonly=True) as reader:
+            assert reader.next_seq == 5
+    with EventLog(tmp_path) as log:  # the lock went with the close
+        assert log.next_seq == 5
+
+
+def test_readonly_open_of_a_missing_directory_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no event log at"):
+        EventLog(tmp_path / "nope", readonly=True)
+    with pytest.raises(FileNotFoundError, match="no event log at"):
+        verify_log(tmp_path / "nope")
+
+
+# --- recovery of a torn tail --------------------------------------------------------------------
+
+TAIL_SIZES = [200, 7, 41, 3, 25]  # records of 7,864 / 344 / 1,664 / 184 / 1,040 bytes
+
+
+@settings(max_examples=80, deadline=None)
+@given(cut=st.integers(0, 10_000))
+def test_torn_tail_at_any_point_is_cut_reported_and_appends_continue(cut):
+    batches = make_batches(TAIL_SIZES)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        # two segments: the first holds the first record, the last segment the rest
+        locations = write_log(directory, batches, segment_bytes=8_000)
+        last = locations[-1].segment
+        assert last.name != locations[0].segment.name
+        size = last.stat().st_size
+        cut %= size + 1
+        os.truncate(last, cut)
+        in_last = [loc for loc in locations if loc.segment == last]
+        ends = [loc.offset + _record_bytes(loc.count) for loc in in_last]
+        whole = [loc for loc, end in zip(in_last, ends, strict=True) if end <= cut]
+        boundary = max([loc.offset + _record_bytes(loc.count) for loc in whole], default=0)
+        next_seq = whole[-1].end_seq if whole else in_last[0].first_seq
+
+        with EventLog(directory, readonly=True) as reader:  # reports, changes nothing
+            assert reader.next_seq == next_seq
+            assert last.stat().st_size == cut
+            assert (reader.recovery is None) == (cut == boundary)
+            if reader.recovery:
+                assert not reader.recovery.truncated
+
+        with EventLog(directory) as log:
+            assert log.next_seq == next_seq
+            if cut == boundary:
+                assert log.recovery is None
+            else:
+                torn = next(loc for loc in in_last if loc.offset == boundary)
+                report = log.recovery
+                assert (report.segment, report.offset, report.bytes_cut) == (last, boundary, cut - boundary)
+                if cut - boundary >= RECORD_HEADER_BYTES:
+                    assert (report.first_seq, report.events_lost) == (torn.first_seq, torn.count)
+                    seqs = f"seq {torn.first_seq}..{torn.end_seq - 1}"
+                    assert f"{torn.count} events ({seqs}) lost" in str(report)
+                else:
+                    assert report.events_lost is None and "short header" in report.reason
+                assert str(last) in str(report) and f"offset {boundary}" in str(report)
+            assert last.stat().st_size == boundary
+            assert OrderBatch.concat(list(log.read())).to_frame() == \
+                OrderBatch.concat(batches).slice(0, next_seq).to_frame()
+            # the lost events are appended again; the log carries on as if nothing happened
+            for batch in rebatch_from(batches, next_seq):
+                log.append(batch)
+        assert read_all(directory).to_frame() == OrderBatch.concat(batches).to_frame()
+        assert verify_log(directory) == []
+
+
+def _record_bytes(count: int) -> int:
+    payload = 24 + 39 * count
+    return RECORD_HEADER_BYTES + payload + (-(RECORD_HEADER_BYTES + payload) % 8)
+
+
+def rebatch_from(batches: list[OrderBatch], seq: int) -> list[OrderBatch]:
+    whole = OrderBatch.concat(batches)
+    return [whole.slice(seq, len(whole))] if seq < len(whole) else []
+
+
+def test_bad_checksum_of_the_last_record_is_a_torn_tail(tmp_path):
+    locations = write_log(tmp_path, make_batches([10, 20, 30]))
+    last = locations[-1]
+    flip_byte(last.segment, last.offset + RECORD_HEADER_BYTES + 100)
+    with EventLog(tmp_path) as log:
+        assert log.recovery.reason == "checksum mismatch in the last record"
+        assert (log.recovery.offset, log.recovery.events_lost) == (last.offset, 30)
+        assert log.next_seq == 30
+
+
+def test_zero_filled_tail_is_a_torn_tail_of_unknown_size(tmp_path):
+    locations = write_log(tmp_path, make_batches([10, 20]))
+    path = locations[-1].segment
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(bytes(4096))  # a file system that extended the file but never wrote the data
+    with EventLog(tmp_path) as log:
+        assert (log.recovery.offset, log.recovery.bytes_cut) == (size, 4096)
+        assert log.recovery.events_lost is None and "zero bytes" in log.recovery.reason
+        assert log.next_seq == 30
+
+
+# --- damage that is never cut: reported precisely -----------------------------------------------
+
+
+def _three_segments(directory: Path) -> list:
+    """Nine records of 40 events in three segments of three records each."""
+    return write_log(directory, make_batches([40] * 9), segment_bytes=3 * _record_bytes(40))
+
+
+def _only(problems):
+    assert len(problems) == 1, [str(p) for p in problems]
+    return problems[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(where=st.integers(0, _record_bytes(40) - 1), segment=st.sampled_from([0, 2]))
+def test_flipped_byte_in_a_middle_record_is_named_by_segment_offset_and_seqs(where, segment):
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        locations = _three_segments(directory)
+        victim = locations[3 * segment + 1]  # the middle record of the first or last segment
+        flip_byte(victim.segment, victim.offset + where)
+
+        problem = _only(verify_log(directory))
+        assert (problem.segment, problem.offset, problem.first_seq) == (victim.segment, victim.offset,
+                                                                           victim.first_seq)
+        assert problem.kind == "corrupt"
+        assert f"{victim.segment}: offset {victim.offset}: corrupt" in str(problem)
+
+        in_header = where < RECORD_HEADER_BYTES
+        if segment == 2 or in_header:  # the last segment is checksummed on open; headers always
+            with pytest.raises(CorruptLogError) as caught:
+                EventLog(directory)
+            assert caught.value.problem == problem
+        else:  # an earlier segment's payload: on a full check, and when read
+            with pytest.raises(CorruptLogError) as caught:
+                EventLog(directory, check="full")
+            assert caught.value.problem == problem
+            with EventLog(directory, readonly=True) as log:
+                before = list(log.read(0, victim.first_seq))
+                assert OrderBatch.concat(before).to_frame() == \
+                    OrderBatch.concat(make_batches([40] * 9)).slice(0, victim.first_seq).to_frame()
+                with pytest.raises(CorruptLogError) as caught:
+                    list(log.read(victim.first_seq + 5))
+                failure = caught.value.problem
+                assert (failure.segment, failure.offset) == (victim.segment, victim.offset)
+                assert (failure.first_seq, failure.end_seq) == (victim.first_seq, victim.end_seq)
+
+
+def test_corrupt_header_in_the_middle_resynchronises_and_reports_once(tmp_path):
+    locations = _three_segments(tmp_path)
+    victim = locations[4]
+    flip_byte(victim.segment, victim.offset + 9)  # payload_len
+    problem = _only(verify_log(tmp_path))
+    assert problem.offset == victim.offset and problem.first_seq == victim.first_seq
+    assert "header checksum mismatch" in str(problem)
+    assert f"next whole record at offset {locations[5].offset}" in str(problem)
+    with pytest.raises(CorruptLogError, match=f"offset {victim.offset}: corrupt: header checksum"):
+        EventLog(tmp_path, readonly=True)
+
+
+def test_truncated_earlier_segment_is_corrupt_not_torn(tmp_path):
+    locations = _three_segments(tmp_path)
+    first = locations[0].segment
+    os.truncate(first, first.stat().st_size - 10)
+    with pytest.raises(CorruptLogError) as caught:
+        EventLog(tmp_path)
+    problem = caught.value.problem
+    assert (problem.segment, problem.offset, problem.first_seq) == (first, locations[2].offset, 80)
+    assert "runs past the end of the segment" in str(problem)
+    assert _only(verify_log(tmp_path)) == problem
+
+
+@pytest.mark.parametrize("where", ["middle", "tail"])
+def test_duplicated_record_is_reported_with_its_seqs(tmp_path, where):
+    locations = _three_segments(tmp_path)
+    source = locations[7] if where == "middle" else locations[8]
+    path = source.segment
+    data = path.read_bytes()
+    record = data[source.offset : source.offset + _record_bytes(40)]
+    at = source.offset + len(record)
+    path.write_bytes(data[:at] + record + data[at:])  # the record again, right after itself
+
+    with pytest.raises(CorruptLogError) as caught:
+        EventLog(tmp_path)
+    problem = caught.value.problem
+    assert (problem.kind, problem.segment, problem.offset) == ("duplicate", path, at)
+    assert (problem.first_seq, problem.end_seq) == (source.first_seq, source.end_seq)
+    assert f"seq {source.first_seq}..{source.end_seq - 1}" in str(problem)
+    assert _only(verify_log(tmp_path)) == problem
+
+
+def test_deleted_middle_segment_is_a_gap(tmp_path):
+    locations = _three_segments(tmp_path)
+    locations[3].segment.unlink()
+    with pytest.raises(CorruptLogError) as caught:
+        EventLog(tmp_path, readonly=True)
+    problem = caught.value.problem
+    assert (problem.kind, problem.segment, problem.offset) == ("gap", locations[6].segment, 0)
+    assert (problem.first_seq, problem.end_seq) == (120, 240)
+    assert "seq 120..239 missing after 00000000000000000000.seg" in str(problem)
+    assert _only(verify_log(tmp_path)) == problem
+
+
+def test_deleted_first_segment_is_a_gap(tmp_path):
+    locations = _three_segments(tmp_path)
+    locations[0].segment.unlink()
+    with pytest.raises(CorruptLogError, match=r"seq 0..119 missing after the start of the log"):
+        EventLog(tmp_path)
+
+
+def test_misnamed_segment(tmp_path):
+    locations = _three_segments(tmp_path)
+    locations[3].segment.rename(tmp_path / "extra.seg")
+    with pytest.raises(CorruptLogError, match="misnamed"):
+        EventLog(tmp_path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(garbage=st.binary(min_size=1, max_size=300).filter(
+    lambda g: not RECORD_MAGIC.startswith(g[:4]) and any(g)))
+def test_garbage_after_the_last_record_is_reported_not_cut(garbage):
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        locations = _three_segments(directory)
+        last = locations[-1]
+        size = last.segment.stat().st_size
+        with open(last.segment, "ab") as f:
+            f.write(garbage)
+        with pytest.raises(CorruptLogError) as caught:
+            EventLog(directory)
+        problem = caught.value.problem
+        assert (problem.kind, problem.segment, problem.offset) == ("garbage", last.segment, size)
+        assert problem.first_seq == last.end_seq
+        assert f"{len(garbage)} bytes from here to the end of the segment hold no whole record" \
+            in str(problem)
+        assert _only(verify_log(directory)) == problem
+        assert last.segment.stat().st_size == size + len(garbage)  # nothing was cut
+
+
+def test_verify_reports_every_problem_not_just_the_first(tmp_path):
+    locations = _three_segments(tmp_path)
+    flip_byte(locations[1].segment, locations[1].offset + 200)
+    flip_byte(locations[5].segment, locations[5].offset + 200)
+    os.truncate(locations[8].segment, locations[8].offset + 50)  # and a torn tail
+    problems = verify_log(tmp_path)
+    assert [(p.kind, p.offset, p.first_seq) for p in problems] == [
+        ("corrupt", locations[1].offset, 40),
+        ("corrupt", locations[5].offset, 200),
+        ("torn", locations[8].offset, 320),
+    ]
+    assert not problems[0].recoverable and problems[2].recoverable
+    assert all("\n" not in str(p) for p in problems)
+
+
+def test_a_frame_that_disagrees_with_its_record_header_is_corrupt(tmp_path):
+    """A record whose checksums hold but whose frame is not its header's seqs (a writer bug)."""
+    bad = make_batch(0, 5).to_frame()
+    bad = bad[:16] + struct.pack("<q", 7) + bad[24:]  # the frame's own header says first seq 7
+    head = eventlog._encode_header(0, 5, bad, bytes(eventlog._padding(len(bad))))
+    (tmp_path / segment_name(0)).write_bytes(head + bad + bytes(eventlog._padding(len(bad))))
+    problem = _only(verify_log(tmp_path))
+    assert problem.kind == "corrupt" and "frame does not decode" in str(problem)
+    with EventLog(tmp_path, readonly=True) as log, pytest.raises(CorruptLogError, match="frame"):
+        list(log.read())
+
+
+# --- writes that fail, and the fsync policies -----------------------------------------------------
+
+
+def test_short_writes_are_completed(tmp_path, monkeypatch):
+    real = os.pwritev
+
+    def dribble(fd, buffers, offset):  # the kernel may write less than asked
+        return real(fd, [memoryview(buffers[0])[:7]], offset)
+
+    monkeypatch.setattr(os, "pwritev", dribble)
+    write_log(tmp_path, make_batches([3, 4]))
+    monkeypatch.setattr(os, "pwritev", real)
+    assert read_all(tmp_path).to_frame() == OrderBatch.concat(make_batches([3, 4])).to_frame()
+
+
+def test_a_failed_write_leaves_no_partial_record(tmp_path, monkeypatch):
+    real = os.pwritev
+    calls = 0
+
+    def disk_full(fd, buffers, offset):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return real(fd, [memoryview(buffers[0])[:100]], offset)
+        raise OSError(28, "No space left on device")
+
+    with EventLog(tmp_path) as log:
+        log.append(make_batch(0, 10))
+        size = log.segments()[-1].size
+        monkeypatch.setattr(os, "pwritev", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            log.append(make_batch(10, 10))
+        monkeypatch.setattr(os, "pwritev", real)
+        assert log.next_seq == 10 and (tmp_path / segment_name(0)).stat().st_size == size
+        log.append(make_batch(10, 10))
+    assert verify_log(tmp_path) == []
+    assert read_all(tmp_path).to_frame() == OrderBatch.concat(make_batches([10, 10])).to_frame()
+
+
+def _count_syncs(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = eventlog._fdatasync
+
+    def counting(fd):
+        calls.append(threading.current_thread().name)
+        real(fd)
+
+    monkeypatch.setattr(eventlog, "_fdatasync", counting)
+    return calls
+
+
+def test_fsync_every_syncs_each_append_never_syncs_never(tmp_path, monkeypatch):
+    calls = _count_syncs(monkeypatch)
+    with EventLog(tmp_path / "every", fsync="every") as log:
+        for batch in make_batches([5, 5, 5]):
+            log.append(batch)
+        assert len(calls) == 3
+    assert len(calls) == 3  # nothing left to sync on close
+    calls.clear()
+    with EventLog(tmp_path / "never", fsync="never", segment_bytes=200) as log:
+        for batch in make_batches([5, 5, 5]):
+            log.append(batch)
+    assert calls == []
+
+
+def test_fsync_interval_syncs_from_a_timer_when_appends_stop(tmp_path, monkeypatch):
+    calls = _count_syncs(monkeypatch)
+    delays: list[float] = []
+    timers: list[threading.Timer] = []
+
+    class PromptTimer(threading.Timer):  # fires at once: no waiting on the wall clock
+        def __init__(self, interval, function):
+            delays.append(interval)
+            timers.append(self)
+            super().__init__(0, function)
+
+    monkeypatch.setattr(eventlog, "_Timer", PromptTimer)
+    with EventLog(tmp_path, fsync="interval", fsync_interval=3600) as log:
+        for i in range(3):
+            log.append(make_batch(5 * i, 5))
+            assert len(delays) == i + 1 and 0 < delays[i] <= 3600  # armed for the rest of it
+            timers[i].join()
+            assert len(calls) == i + 1  # the timer synced what the append left
+        assert threading.current_thread().name not in calls
+    assert len(calls) == 3  # nothing left to sync on close
+
+
+def test_fsync_interval_syncs_on_close(tmp_path, monkeypatch):
+    calls = _count_syncs(monkeypatch)
+    monkeypatch.setattr(eventlog, "_Timer", lambda *args: _NeverTimer())
+    with EventLog(tmp_path, fsync="interval", fsync_interval=3600) as log:
+        log.append(make_batch(0, 5))
+        assert calls == []  # within the interval: not yet
+    assert len(calls) == 1
+
+
+class _NeverTimer:
+    daemon = False
+
+    def start(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
+
+
+def test_bad_options_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="fsync policy 'sometimes'"):
+        EventLog(tmp_path, fsync="sometimes")
+    with pytest.raises(ValueError, match="segment_bytes"):
+        EventLog(tmp_path, segment_bytes=10)
+
+
+# --- a real crash: SIGKILL a process that is appending --------------------------------------------
+
+CHILD = """
+import importlib.util, os, random, sys
+spec = importlib.util.spec_from_file_location("test_eventlog", sys.argv[1])
+helpers = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(helpers)
+from ticker.eventlog import EventLog
+directory, seed, smallest = sys.argv[2], int(sys.argv[3]), int(sys.argv[5])
+lockstep = sys.argv[4] == "lockstep"
+sizes, chunks = random.Random(seed), random.Random(seed + 1)
+write = os.pwritev
+
+def chunked(fd, buffers, offset):  # a record in several write calls, each one reported
+    view = memoryview(buffers[0])[: chunks.choice((7, 40, 4096, 65536, 300_000))]
+    written = write(fd, [view], offset)
+    print("w", flush=True)
+    if lockstep:  # wait for the parent's go-ahead: it may kill us here instead
+        sys.stdin.buffer.read(1)
+    return written
+
+os.pwritev = chunked
+with EventLog(directory, fsync="every", segment_bytes=8 << 20) as log:
+    while True:
+        log.append(helpers.make_batch(log.next_seq, sizes.randint(smallest, 120_000)))
+        print(log.next_seq, flush=True)  # acknowledged: append returned
+"""
+
+
+def _crash(directory: Path, seed: int, *, acks: int, writes: int, lockstep: bool, smallest: int):
+    """SIGKILL an appending child after ``acks`` acknowledged appends and ``writes`` more write
+    calls; reopen the log and check that no acknowledged append was lost. Returns the recovery."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(HERE), str(directory), str(seed),
+         "lockstep" if lockstep else "free", str(smallest)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    acked: list[int] = []
+    written = 0
+    try:
+        for line in child.stdout:
+            if line != "w\n":
+                acked.append(int(line))
+                continue
+            written += len(acked) >= acks
+            if written >= writes:
+                child.send_signal(signal.SIGKILL)  # between two write calls of a record
+                break
+            if lockstep:
+                child.stdin.write("g")
+                child.stdin.flush()
+        else:
+            pytest.fail(f"the appending child died: {child.stderr.read()}")
+        acked.extend(int(line) for line in child.stdout if line != "w\n")  # acks already sent
+    finally:
+        child.kill()
+        child.wait()
+        for stream in (child.stdin, child.stdout, child.stderr):
+            stream.close()
+    assert child.returncode == -signal.SIGKILL
+
+    last_ack = acked[-1] if acked else 0
+    sizes = _sizes_for(seed, len(acked) + 1, smallest)
+    expected = make_batches(sizes)
+    with EventLog(directory) as log:
+        # every acknowledged append survived; beyond it, at most the one that was in flight
+        assert log.next_seq in (last_ack, last_ack + sizes[len(acked)])
+        if log.recovery is not None:
+            assert log.recovery.first_seq in (None, log.next_seq)  # what was cut was not acknowledged
+            assert log.recovery.segment == log.segments()[-1].path
+            assert log.recovery.offset == log.segments()[-1].size
+        stored = frames(log.read())
+        assert stored == frames(expected)[: len(stored)]
+        assert sum(len(OrderBatch.from_frame(f)) for f in stored) == log.next_seq
+        log.append(make_batch(log.next_seq, 10))  # and the log carries on
+        recovery = log.recovery
+    assert verify_log(directory) == []
+    return recovery
+
+
+def _sizes_for(seed: int, count: int, smallest: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randint(smallest, 120_000) for _ in range(count)]
+
+
+def test_sigkill_in_the_middle_of_a_record_loses_no_acknowledged_batch(tmp_path):
+    """Killed between two write calls of one record (lockstep over pipes: always torn)."""
+    seed = random.randrange(1 << 30)
+    # records of >= 50,000 events (1.95 MB) take more than 3 writes of <= 300 kB
+    recovery = _crash(tmp_path, seed, acks=random.randint(0, 3), writes=random.randint(1, 3),
+                      lockstep=True, smallest=50_000)
+    assert recovery is not None and recovery.bytes_cut > 0, f"seed {seed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(20))
+def test_sigkill_at_a_random_moment_loses_no_acknowledged_batch(tmp_path, round_):
+    """Free-running child, killed as soon as the parent hears of its n-th write call."""
+    seed = random.randrange(1 << 30)
+    _crash(tmp_path, seed, acks=random.randint(0, 5), writes=random.randint(1, 200),
+           lockstep=False, smallest=1)
+
+
+def test_columns_are_what_the_frame_holds():
+    # the record-size arithmetic in these tests assumes 39 bytes an event, 24 a frame header
+    assert sum(dt.itemsize for dt in COLUMNS.values()) == 39
+    assert len(make_batch(0, 3).to_frame()) == 24 + 3 * 39
