@@ -20,6 +20,7 @@ def window_rates(window: SalesWindow, utc_offset_s: int, where: str = "") -> np.
     """Expected orders in each second of ``window`` at scale 1; O(seconds).
 
     The first second expects exactly ``opening_peak`` orders (plus any gala peak placed there).
+    ``where`` prefixes the error line, e.g. ``"file.toml: windows[1].orders: "``.
     """
     n = window.seconds
     mid = np.arange(n, dtype=np.float64) + 0.5
@@ -41,9 +42,9 @@ def window_rates(window: SalesWindow, utc_offset_s: int, where: str = "") -> np.
     amplitude = window.opening_peak - base * daily[0]
     if denominator <= 0 or base <= 0 or amplitude < 0:
         raise ScenarioError([
-            f"{where}windows: {window.name!r}: expected orders={window.orders:,} to exceed what "
-            f"the opening rush alone sells ({window.opening_peak * rush.sum():,.0f}); raise orders "
-            "or lower opening_peak/opening_decay_s"
+            f"{where}expected more orders than the opening rush and peaks alone sell "
+            f"({window.opening_peak * rush.sum() + bumps.sum():,.0f}), found {window.orders:,}; "
+            "raise orders or lower opening_peak, opening_decay_s or the peaks"
         ])
     rates = base * daily + amplitude * rush + bumps
     return rates

@@ -107,7 +107,7 @@ def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -
     for i, window in enumerate(scenario.windows):
         seconds.append(window.start_us + np.arange(window.seconds, dtype=np.int64) * _US)
         ends.append(np.full(window.seconds, window.end_us, dtype=np.int64))
-        rates.append(window_rates(window, offset_s, f"{scenario.path}: windows[{i}]: "))
+        rates.append(window_rates(window, offset_s, f"{scenario.path}: windows[{i}].orders: "))
     second_us = np.concatenate(seconds)
     rate = np.concatenate(rates)
     base_counts = _carry_round(rate * scale)

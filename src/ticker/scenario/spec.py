@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ticker.clock import parse_offset, to_us
+from ticker.clock import format_time, parse_offset, to_us
 from ticker.money import CURRENCIES, Currency
 
 
@@ -325,12 +325,13 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     orders_tbl = r.table(top.get("orders", {}), "orders", set(), {"sigma"})
     sigma = r.number(orders_tbl, "orders", "sigma", low=0, high=3, default=1.0)
 
-    windows = tuple(_window(r, w, f"windows[{i}]") for i, w in
+    windows = tuple(_window(r, w, f"windows[{i}]", zone) for i, w in
                     enumerate(r.array(top, "", "windows")))
     for i, (a, b) in enumerate(itertools.pairwise(windows)):
         if b.start_us < a.end_us:
-            r.problem(f"windows[{i + 1}].start", f"expected windows in time order without overlap; "
-                      f"starts before windows[{i}] ends")
+            r.problem(f"windows[{i + 1}].start", f"expected a time at or after windows[{i}].end "
+                      f"({_iso(a.end_us, zone)}: windows in time order, without overlap), "
+                      f"found {_iso(b.start_us, zone)}")
 
     platforms = _shares(r, top, "platforms")
     regions = _shares(r, top, "regions")
@@ -356,7 +357,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     bursts = tuple(_burst(r, b, f"bursts[{i}]", currency, seen, windows)
                    for i, b in enumerate(r.array(top, "", "bursts", required=False)))
     rules = _milestones(r, top.get("milestones", {}), currency, seen, platforms, regions)
-    targets = tuple(_target(r, t, f"targets[{i}]", currency, seen)
+    targets = tuple(_target(r, t, f"targets[{i}]", currency, seen, platforms, regions, rules)
                     for i, t in enumerate(r.array(top, "", "targets", required=False)))
 
     refund_rate = r.number(fest, "festival", "refund_rate", low=0, high=0.5, default=0.0)
@@ -385,17 +386,36 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         milestones=rules,
         targets=targets,
     )
+    if not r.problems:
+        _check_curves(r, scenario)
     if r.problems:
         raise ScenarioError(r.problems)
     return scenario
 
 
-def _window(r: _Reader, data: Any, key: str) -> SalesWindow:
+def _check_curves(r: _Reader, scenario: Scenario) -> None:
+    """Every window's rate curve must be solvable, so that a bad file fails on load, not mid-run."""
+    from ticker.scenario.curves import window_rates  # curves imports this module
+
+    offset_s = int(scenario.zone.utcoffset(None).total_seconds())
+    for i, window in enumerate(scenario.windows):
+        try:
+            window_rates(window, offset_s, f"{r.path}: windows[{i}].orders: ")
+        except ScenarioError as exc:
+            r.problems.extend(exc.problems)
+
+
+def _iso(us: int, zone: timezone) -> str:
+    return format_time(us, zone, precision="seconds")
+
+
+def _window(r: _Reader, data: Any, key: str, zone: timezone) -> SalesWindow:
     w = r.table(data, key, {"name", "start", "end", "orders", "opening_peak", "opening_decay_s",
                             "daily_shape"}, {"peaks"})
     start, end = r.moment(w, key, "start"), r.moment(w, key, "end")
     if start and end and end <= start:
-        r.problem(f"{key}.end", "expected a time after the window's start")
+        r.problem(f"{key}.end", f"expected a time after the window's start "
+                  f"({_iso(start, zone)}), found {_iso(end, zone)}")
     if start and end and (end - start) % 1_000_000:
         r.problem(f"{key}.end", "expected the window to last a whole number of seconds")
     shape = r.array(w, key, "daily_shape")
@@ -451,7 +471,8 @@ def _tier(r: _Reader, data: Any, key: str, currency: Currency) -> BrandTier:
     count = int(r.number(t, key, "count", low=1, integer=True))
     lo, hi = r.money(t, key, "gmv_min", currency), r.money(t, key, "gmv_max", currency)
     if lo and hi and lo > hi:
-        r.problem(f"{key}.gmv_min", "expected gmv_min <= gmv_max")
+        r.problem(f"{key}.gmv_min", f"expected at most gmv_max ({hi // currency.minor_per_major:,}),"
+                  f" found {lo // currency.minor_per_major:,}")
     names = r.array(t, key, "names", required=False)
     if len(names) > count:
         r.problem(f"{key}.names", f"expected at most count={count} names, found {len(names)}")
@@ -525,7 +546,9 @@ def _milestones(r: _Reader, data: Any, currency: Currency, brands: set[str],
     )
 
 
-def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str]) -> Target:
+def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str],
+            platforms: tuple[tuple[str, float], ...], regions: tuple[tuple[str, float], ...],
+            rules: MilestoneRules) -> Target:
     t = r.table(data, key, {"fact", "metric", "value", "tolerance", "source"},
                 {"threshold", "at", "subject", "scaled"})
     metric = r.string(t, key, "metric")
@@ -551,7 +574,17 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
     subject = None
     if metric == "time_to_value":
         subject = r.string(t, key, "subject")
-        _subject(r, f"{key}.subject", subject, brands)
+        _subject(r, f"{key}.subject", subject, brands, platforms, regions)
+        # The seconds are counted from the start of the milestone rule this target measures.
+        if subject and threshold and not any(
+                rule.subject == subject and rule.value_minor == threshold
+                for rule in rules.time_to_value):
+            r.problem(f"{key}.threshold", f"expected a milestones.time_to_value rule with subject "
+                      f"{subject!r} and this value (its start is where the seconds count from), "
+                      "found none")
+    scaled = t.get("scaled", False)
+    if not isinstance(scaled, bool):
+        r.problem(f"{key}.scaled", f"expected true or false, found {_kind(scaled)}")
     return Target(
         fact=r.string(t, key, "fact"),
         metric=metric,
@@ -561,5 +594,5 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         threshold_minor=threshold,
         at_us=r.moment(t, key, "at") if "at" in t else None,
         subject=subject,
-        scaled=bool(t.get("scaled", False)),
+        scaled=scaled is True,
     )
