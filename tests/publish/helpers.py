@@ -17,7 +17,7 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ticker.aggregate.milestones import Milestone, milestone_id
+from ticker.aggregate.milestones import Milestone, milestone_id, ordinal
 
 CST = timezone(timedelta(hours=8))
 T0_US = 1_636_560_000_000_000  # 2021-11-11T00:00:00+08:00
@@ -110,5 +110,5 @@ def make_milestones(run: str, n: int, *, kind: str = "brand_gmv") -> list[Milest
             id=milestone_id(run, kind, subject, threshold), kind=kind, subject=subject,
             threshold_minor=threshold, value_minor=threshold + 123, seq=10_000 + i,
             event_time_us=T0_US + i * 1_000_000, rank=i + 1,
-            headline=f"{subject} is the {i + 1}th brand to pass RMB {i + 1} million"))
+            headline=f"{subject} is the {ordinal(i + 1)} brand to pass RMB {i + 1} million"))
     return out

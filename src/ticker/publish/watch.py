@@ -81,11 +81,24 @@ async def _watch(url: MqttUrl, subs: list[str], printer: _Printer, err: TextIO,
             await client.subscribe(sub, qos=1)
         if max_messages is not None and max_messages <= 0:
             return 0
-        seen = 0
+        shown = 0
+        retained: set[tuple[str, bytes]] = set()
         async for message in client.messages:
+            # amqtt 0.12 also sends a new client the retained messages matching OTHER clients'
+            # subscriptions (at QoS 0, before ours): drop what we did not ask for, and print a
+            # retained message once.
+            if not any(message.topic.matches(sub) for sub in subs):
+                continue
+            if message.retain:
+                key = (message.topic.value, bytes(message.payload or b""))
+                if key in retained:
+                    continue
+                if len(retained) > 100_000:
+                    retained.clear()
+                retained.add(key)
             printer.show(message)
-            seen += 1
-            if max_messages is not None and seen >= max_messages:
+            shown += 1
+            if max_messages is not None and shown >= max_messages:
                 return 0
     except aiomqtt.MqttError as exc:
         print(f"ticker: lost connection to MQTT broker {url}: {exc}", file=err)
