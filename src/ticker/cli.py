@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ticker import __version__
 from ticker.clock import format_time
@@ -32,8 +33,118 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    if text == "realtime":
+        return 1.0
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = -1.0
+    if not factor > 0:
+        raise argparse.ArgumentTypeError(f"expected max, realtime or a positive factor, found {text!r}")
+    return factor
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], found {text!r}")
+    return value
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    import os
+
+    from ticker.engine import ReplayError, ReplayOptions
+    from ticker.eventlog import LogLockedError
+    from ticker.publish import EmbeddedBroker, Publisher, PublishError, RunInfo
+    from ticker.publish.sink import MqttSink
+    from ticker.publish.terminal import TerminalTicker
+
+    options = ReplayOptions(
+        scale=args.scale, seed=args.seed, speed=args.speed, run_dir=args.run_dir,
+        resume=args.resume, record=not args.no_log, fsync=args.fsync,
+        snapshot_every=args.snapshot_every, batch_size=args.batch_size, workers=args.workers,
+        tick_hz=args.tick_hz)
+    from ticker.engine import execute, prepare, tune_allocator
+
+    url = args.mqtt or os.environ.get("TICKER_MQTT_URL") or ""
+    broker = publisher = None
+    try:
+        tune_allocator()
+        run = prepare(args.scenario, options)
+        sinks = []
+        if url.lower() != "none":
+            if not url:  # the usual port when it is free, so 'ticker watch' finds it by default
+                try:
+                    broker = EmbeddedBroker("127.0.0.1", 1883).start()
+                except PublishError:
+                    broker = EmbeddedBroker("127.0.0.1", 0).start()
+                url = broker.url
+            info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
+                           run.scenario.zone)
+            publisher = Publisher(url, info, tick_hz=args.tick_hz, ca_file=args.ca_file).start()
+            sinks.append(MqttSink(publisher, orders=args.publish_orders))
+        terminal = TerminalTicker(title=run.scenario.title, currency=run.scenario.currency,
+                                  zone=run.scenario.zone, total_events=run.total_events,
+                                  scale=run.scale, quiet=args.quiet)
+        sinks.append(terminal)
+        if broker is not None:
+            terminal.note(f"publishing on the embedded broker at {broker.url} "
+                          f"(subscribe: ticker watch --mqtt {broker.url})")
+        for note in run.notes:
+            terminal.note(note)
+        summary = execute(run, sinks)
+    except (ReplayError, PublishError, LogLockedError) as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        if publisher is not None:
+            publisher.close(timeout=0)
+        if broker is not None:
+            broker.stop()
+    if args.summary:
+        import orjson
+
+        args.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    undelivered = summary.get("mqtt", {}).get("undelivered")
+    return 3 if undelivered else 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from ticker.publish import run_watch
+
+    return run_watch(args.mqtt, args.filters, args.run, args.json, ca_file=args.ca_file)
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from ticker.publish import PublishError, run_broker
+
+    try:
+        return run_broker(args.host, args.port)
+    except PublishError as exc:
+        raise UserError(str(exc)) from None
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "scenarios": _cmd_scenarios,
+    "replay": _cmd_replay,
+    "watch": _cmd_watch,
+    "broker": _cmd_broker,
 }
 
 
@@ -46,6 +157,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ticker {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("scenarios", help="list the bundled festival scenarios")
+
+    p = sub.add_parser("replay", help="replay a festival (or a recorded run) and publish it",
+                       description="Generate a scenario's orders (or re-read a recorded run's "
+                       "log), fold them into GMV and milestones, show and publish them.")
+    p.add_argument("scenario", metavar="SCENARIO",
+                   help="a bundled scenario name (see 'ticker scenarios'), a .toml file, "
+                   "or a run directory to replay from its log")
+    p.add_argument("--scale", type=_scale, default=0.001,
+                   help="orders emitted = scale × the real count, each worth 1/scale more, so "
+                   "the money and the shape are kept (default 0.001; 1 is the full festival)")
+    p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    p.add_argument("--speed", type=_speed, default=None, metavar="max|realtime|FACTOR",
+                   help="pace by event time: max (default), realtime, or a factor such as 3600")
+    p.add_argument("--mqtt", metavar="URL", help="mqtt://[user:pass@]host[:port] or mqtts://...; "
+                   "default $TICKER_MQTT_URL, else an embedded broker on 127.0.0.1; 'none' to "
+                   "publish nothing")
+    p.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
+    p.add_argument("--publish-orders", action="store_true",
+                   help="also publish the raw order batches on ticker/{run}/orders/{partition}")
+    p.add_argument("--tick-hz", type=float, default=10.0,
+                   help="GMV ticks and leaderboards per wall-clock second (default 10)")
+    p.add_argument("--run-dir", type=Path, help="where to record the run (default runs/{run})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a crashed recording in --run-dir from its last snapshot")
+    p.add_argument("--no-log", action="store_true",
+                   help="do not record the event log or snapshots (e.g. a full-scale run)")
+    p.add_argument("--fsync", choices=("every", "interval", "never"), default="interval",
+                   help="event-log durability: every append, about once a second (default), "
+                   "or never (the OS decides); see docs/architecture.md")
+    p.add_argument("--snapshot-every", type=_positive_int, default=10_000_000, metavar="N",
+                   help="checkpoint the aggregate state every N events (default 10,000,000)")
+    p.add_argument("--batch-size", type=_positive_int, default=1 << 20, metavar="N",
+                   help="events per batch (default 1,048,576); results do not depend on it")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="generator processes (default 1); results do not depend on it")
+    p.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    w = sub.add_parser("watch", help="subscribe to a run's milestones and ticks")
+    w.add_argument("filters", nargs="*", metavar="TOPIC_FILTER",
+                   help="MQTT topic filters (default ticker/+/milestones/#)")
+    w.add_argument("--mqtt", metavar="URL", help="broker URL (default $TICKER_MQTT_URL, else "
+                   "mqtt://127.0.0.1:1883)")
+    w.add_argument("--run", metavar="ID", help="only this run's topics")
+    w.add_argument("--json", action="store_true", help="one JSON object per message")
+    w.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
+
+    b = sub.add_parser("broker", help="run the embedded MQTT broker for other terminals")
+    b.add_argument("--host", default="127.0.0.1")
+    b.add_argument("--port", type=int, default=1883)
     return parser
 
 

@@ -2,16 +2,15 @@
 
 The state is never the truth (the order log is); it is a fold of the log, checkpointed by
 snapshots so a resume or a time-travel query need not re-read everything. A snapshot is one
-compressed ``.npz`` written atomically (temp file, fsync, rename), stamped with
-:data:`SCHEMA_VERSION` and the sequence number it covers.
+compressed ``.npz`` stamped with :data:`SCHEMA_VERSION` and the run; the run directory writes it
+atomically (:meth:`ticker.rundir.RunDir.write_snapshot`).
 """
 
 from __future__ import annotations
 
-import os
+import io
 import zipfile
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -90,45 +89,33 @@ class AggregateState:
 
     # --- snapshots ----------------------------------------------------------------------------
 
-    def save(self, path: Path, run: str) -> None:
-        """Write atomically: a crash leaves either the old file or the new one, never half."""
+    def to_snapshot(self, run: str) -> bytes:
+        """The state as a compressed ``.npz`` stamped with the schema version and the run."""
         arrays = {f.name: getattr(self, f.name) for f in fields(self)
                   if isinstance(getattr(self, f.name), np.ndarray)}
         scalars = {f.name: getattr(self, f.name) for f in fields(self)
                    if isinstance(getattr(self, f.name), int) and f.name not in arrays}
         meta = {"schema": SCHEMA_VERSION, "run": run, "scalars": scalars,
                 "milestones": [m.to_json_us() for m in self.milestones]}
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, meta=np.frombuffer(orjson.dumps(meta), np.uint8), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, meta=np.frombuffer(orjson.dumps(meta), np.uint8), **arrays)
+        return buffer.getvalue()
 
     @classmethod
-    def load(cls, path: Path, run: str | None = None) -> AggregateState:
+    def from_snapshot(cls, data: bytes, where: str, run: str | None = None) -> AggregateState:
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = orjson.loads(data["meta"].tobytes())
-                arrays = {k: data[k] for k in data.files if k != "meta"}
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                meta = orjson.loads(npz["meta"].tobytes())
+                arrays = {k: npz[k] for k in npz.files if k != "meta"}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, orjson.JSONDecodeError) as exc:
-            raise SnapshotError(f"{path}: unreadable snapshot ({exc})") from None
+            raise SnapshotError(f"{where}: unreadable snapshot ({exc})") from None
         if meta.get("schema") != SCHEMA_VERSION:
-            raise SnapshotError(f"{path}: snapshot schema {meta.get('schema')}, "
+            raise SnapshotError(f"{where}: snapshot schema {meta.get('schema')}, "
                                 f"expected {SCHEMA_VERSION}")
         if run is not None and meta.get("run") != run:
-            raise SnapshotError(f"{path}: snapshot of run {meta.get('run')!r}, expected {run!r}")
+            raise SnapshotError(f"{where}: snapshot of run {meta.get('run')!r}, expected {run!r}")
         milestones = [Milestone(**m) for m in meta["milestones"]]
         try:
             return cls(**arrays, **meta["scalars"], milestones=milestones)
         except TypeError as exc:
-            raise SnapshotError(f"{path}: snapshot fields do not match this ticker ({exc})") from None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            raise SnapshotError(f"{where}: snapshot fields do not match this ticker ({exc})") from None

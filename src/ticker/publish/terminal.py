@@ -1,0 +1,125 @@
+"""The terminal ticker: what ``ticker replay`` shows while it runs.
+
+Attached to a terminal it is a live panel (rich): event time, GMV, orders/s, a progress bar, the
+leaderboard and the latest milestones. Piped, it prints one plain line per milestone and a
+closing summary, so logs and scripts read it; ``--quiet`` prints nothing but errors.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import timezone
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ticker.aggregate.milestones import Milestone
+from ticker.clock import format_clock, format_time, parse_time
+from ticker.money import Currency, format_money
+
+
+class TerminalTicker:
+    """Shows one run's progress; call :meth:`update` as often as you like (it throttles)."""
+
+    def __init__(self, *, title: str, currency: Currency, zone: timezone, total_events: int,
+                 scale: float, quiet: bool = False, out: TextIO | None = None,
+                 live: bool | None = None):
+        self.console = Console(file=out, highlight=False, soft_wrap=True)
+        self.title = title
+        self.currency = currency
+        self.zone = zone
+        self.total = max(1, total_events)
+        self.scale = scale
+        self.quiet = quiet
+        self.live_mode = (not quiet) and (self.console.is_terminal if live is None else live)
+        self.recent: deque[Milestone] = deque(maxlen=6)
+        self._live: Live | None = None
+        self._view: dict = {}
+
+    def __enter__(self) -> TerminalTicker:
+        if self.live_mode:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=8,
+                              transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._live is not None:
+            self._live.update(self._render(), refresh=True)
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    # --- the engine's sink interface ---------------------------------------------------------
+
+    def start(self, run) -> None:
+        self.__enter__()
+
+    def note(self, text: str) -> None:
+        """A plain message (resume, recovery, replacement notes), unless quiet."""
+        if not self.quiet:
+            self.console.print(text, markup=False)
+
+    def batch(self, batch) -> None:
+        pass
+
+    def tick(self, view: dict) -> None:
+        self.update(**view)
+
+    def finish(self, summary: dict) -> None:
+        self.__exit__()
+        if self.quiet:
+            return
+        peak_time = format_clock(parse_time(summary["peak_at"]), self.zone)
+        full = (f" (≈ {summary['peak_orders_per_s'] / self.scale:,.0f} at full scale)"
+                if self.scale != 1 else "")
+        self.console.print(
+            f"{summary['run']}: GMV {format_money(summary['gmv_minor'], self.currency)} from "
+            f"{summary['orders']:,} orders; peak {summary['peak_orders_per_s']:,} orders/s at "
+            f"{peak_time}{full}; {len(summary['milestones'])} milestones; "
+            f"{summary['events']:,} events in {summary['wall_s']:.1f} s", markup=False)
+        if summary.get("mqtt"):
+            self.console.print(summary["mqtt"]["report"], markup=False)
+
+    def milestone(self, m: Milestone) -> None:
+        self.recent.appendleft(m)
+        if self.quiet:
+            return
+        when = format_time(m.event_time_us, self.zone)[:23].replace("T", " ")
+        self.console.print(f"{when}  {m.headline}", markup=False)
+
+    def update(self, *, event_time_us: int, seq: int, gmv_minor: int, orders: int,
+               orders_per_s: int, leaderboard: list[tuple[str, int]]) -> None:
+        self._view = {"time": event_time_us, "seq": seq, "gmv": gmv_minor, "orders": orders,
+                      "rate": orders_per_s, "board": leaderboard}
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def _render(self) -> Group:
+        v = self._view
+        head = Table.grid(padding=(0, 2))
+        head.add_row(Text(self.title, style="bold"),
+                     Text(format_clock(v["time"], self.zone) if v else "starting", style="cyan"))
+        if v:
+            full = f" (≈ {v['rate'] / self.scale:,.0f} at full scale)" if self.scale != 1 else ""
+            head.add_row("GMV", Text(format_money(v["gmv"], self.currency), style="bold green"))
+            head.add_row("orders", f"{v['orders']:,}")
+            head.add_row("orders/s", f"{v['rate']:,}{full}")
+        done = (v["seq"] if v else 0) / self.total
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(ProgressBar(total=1.0, completed=done, width=40), f"{done:6.1%}")
+        board = Table(title="leaderboard", show_edge=False, pad_edge=False)
+        board.add_column("#", justify="right")
+        board.add_column("brand")
+        board.add_column("GMV", justify="right")
+        for rank, (name, gmv) in enumerate(v.get("board", []) if v else [], start=1):
+            board.add_row(str(rank), name, format_money(gmv, self.currency))
+        latest = Table(title="latest milestones", show_edge=False, pad_edge=False, show_header=False)
+        latest.add_column("when", style="cyan")
+        latest.add_column("milestone")
+        for m in self.recent:
+            latest.add_row(format_clock(m.event_time_us, self.zone), m.headline)
+        return Group(head, bar, board, latest)
