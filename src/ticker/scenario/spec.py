@@ -429,8 +429,9 @@ def _window(r: _Reader, data: Any, key: str, zone: timezone) -> SalesWindow:
         bk = f"{key}.peaks[{i}]"
         bt = r.table(b, bk, {"at", "extra", "width_s"}, set())
         at = r.moment(bt, bk, "at")
-        if at and start and end and not start <= at < end:
-            r.problem(f"{bk}.at", "expected a time inside its window")
+        if at and start < end and not start <= at < end:  # (a reversed window is reported once)
+            r.problem(f"{bk}.at", f"expected a time inside its window ({_iso(start, zone)} to "
+                      f"{_iso(end, zone)}), found {_iso(at, zone)}")
         bumps.append(Bump(at, float(r.number(bt, bk, "extra", low=0)),
                           float(r.number(bt, bk, "width_s", low=0, strict_low=True))))
     return SalesWindow(
@@ -493,7 +494,8 @@ def _burst(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str]
     if start and start % 1_000_000:
         r.problem(f"{key}.start", "expected a whole second")
     end = start + seconds * 1_000_000
-    if start and not any(w.start_us <= start and end <= w.end_us for w in windows):
+    ordered = all(w.start_us < w.end_us for w in windows)  # else already reported
+    if start and ordered and not any(w.start_us <= start and end <= w.end_us for w in windows):
         r.problem(f"{key}.start", "expected the burst to lie inside one sales window")
     return Burst(brand, start, seconds, r.money(b, key, "gmv", currency))
 
@@ -554,7 +556,7 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
     metric = r.string(t, key, "metric")
     if metric and metric not in _METRICS:
         r.problem(f"{key}.metric", f"expected one of {', '.join(_METRICS)}, found {metric!r}")
-    allowed = _METRICS.get(metric, set())
+    allowed = _METRICS.get(metric, {"threshold", "at", "subject", "scaled"})  # unknown: said above
     for extra in ("threshold", "at", "subject", "scaled"):
         if extra in t and extra not in allowed and not (extra == "subject" and metric == "time_to_value"):
             r.problem(f"{key}.{extra}", f"not used by metric {metric!r}")
@@ -574,9 +576,10 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
     subject = None
     if metric == "time_to_value":
         subject = r.string(t, key, "subject")
+        known = len(r.problems)
         _subject(r, f"{key}.subject", subject, brands, platforms, regions)
         # The seconds are counted from the start of the milestone rule this target measures.
-        if subject and threshold and not any(
+        if subject and threshold and len(r.problems) == known and not any(
                 rule.subject == subject and rule.value_minor == threshold
                 for rule in rules.time_to_value):
             r.problem(f"{key}.threshold", f"expected a milestones.time_to_value rule with subject "

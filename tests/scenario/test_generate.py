@@ -1,0 +1,205 @@
+"""The generator: deterministic whatever the batches or workers, well-formed, and bounded in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tracemalloc
+from collections.abc import Iterable
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticker.events import OrderBatch, OrderKind, rebatch
+from ticker.scenario import Scenario, generate, make_plan, resolve
+
+gen = sys.modules["ticker.scenario.generate"]  # the module; the package exports the function
+
+
+@cache
+def scenario(name: str) -> Scenario:
+    return resolve(name)
+
+
+def digest(batches: Iterable[OrderBatch]) -> str:
+    """SHA-256 of the stream's frames, re-cut to a fixed size so that only the events count."""
+    h = hashlib.sha256()
+    for batch in rebatch(batches, 4096):
+        h.update(batch.to_frame())
+    return h.hexdigest()
+
+
+@cache
+def smoke_events(scale: float = 0.1, seed: int | None = None) -> OrderBatch:
+    return OrderBatch.concat(generate(scenario("smoke"), seed, scale))
+
+
+def test_the_stream_is_the_same_whatever_the_batch_size() -> None:
+    s = scenario("smoke")
+    reference = digest(generate(s, scale=0.1, batch_size=1))
+    for size in (997, 65536, 1 << 20):
+        assert digest(generate(s, scale=0.1, batch_size=size)) == reference
+
+
+def test_larger_batch_sizes_cut_a_multi_chunk_stream_the_same() -> None:
+    s = scenario("double11-2021")
+    sizes = [digest(generate(s, scale=0.0005, batch_size=size)) for size in (997, 65536, 1 << 20)]
+    assert len(set(sizes)) == 1
+
+
+def test_workers_make_the_same_stream_as_one_process() -> None:
+    s = scenario("double11-2021")
+    assert make_plan(s, scale=0.0005).chunks > 6  # enough chunks to keep three workers busy
+    one = digest(generate(s, scale=0.0005))
+    assert digest(generate(s, scale=0.0005, workers=3)) == one
+
+
+def test_another_seed_gives_another_stream() -> None:
+    s = scenario("smoke")
+    assert digest(generate(s, 1, 0.1)) != digest(generate(s, 2, 0.1))
+    assert digest(generate(s, None, 0.1)) == digest(generate(s, s.seed, 0.1))
+
+
+@pytest.mark.parametrize("name,scale", [("smoke", 1.0), ("double11-2021", 0.0005)])
+def test_stream_invariants(name: str, scale: float) -> None:
+    s = scenario(name)
+    plan = make_plan(s, scale=scale)
+    events = OrderBatch.concat(gen.chunks(plan))
+    check_stream(s, plan, events)
+
+
+def check_stream(s: Scenario, plan: gen.Plan, events: OrderBatch) -> None:
+    n = len(events)
+    assert n == plan.total_events
+    assert np.array_equal(events.seq, np.arange(n))
+    assert (np.diff(events.event_time) >= 0).all()
+    starts = np.array([w.start_us for w in s.windows])
+    ends = np.array([w.end_us for w in s.windows])
+    window = np.searchsorted(starts, events.event_time, side="right") - 1
+    assert (window >= 0).all()
+    assert (events.event_time < ends[window]).all()
+    assert ((events.brand >= 0) & (events.brand < s.brand_count)).all()
+    assert (events.platform < len(s.platforms)).all()
+    assert (events.region < len(s.regions)).all()
+
+    placed = events.kind == OrderKind.PLACED
+    refund = events.kind == OrderKind.REFUNDED
+    assert (placed | refund).all()
+    assert (events.amount_minor[placed] > 0).all()
+    assert (events.amount_minor[refund] < 0).all()
+    assert int(placed.sum()) == plan.total_orders
+    assert len(np.unique(events.order_id[placed])) == plan.total_orders
+
+    # Every refund undoes one earlier order: same id, brand, platform, region, minus its amount.
+    order_row = dict(zip(events.order_id[placed].tolist(), np.flatnonzero(placed).tolist(),
+                         strict=True))
+    rows = np.flatnonzero(refund)
+    origin = np.array([order_row[i] for i in events.order_id[rows].tolist()])
+    assert len(set(origin.tolist())) == len(rows)  # nothing is refunded twice
+    assert (origin < rows).all()
+    assert (events.event_time[origin] <= events.event_time[rows]).all()
+    for column in ("brand", "platform", "region"):
+        assert np.array_equal(getattr(events, column)[origin], getattr(events, column)[rows])
+    assert np.array_equal(events.amount_minor[origin], -events.amount_minor[rows])
+    assert abs(len(rows) - s.refund_rate * plan.total_orders) < 1 + plan.chunks
+
+
+def test_chunks_can_start_anywhere() -> None:
+    plan = make_plan(scenario("double11-2021"), scale=0.0005)
+    tail = list(gen.chunks(plan, start_chunk=5))
+    assert tail[0].first_seq == plan.chunk_seq[5]
+    assert tail[0].equals(gen.generate_chunk(plan, 5))
+
+
+def test_peak_and_order_count_are_exact_in_the_plan_at_full_scale() -> None:
+    plan = make_plan(scenario("double11-2020"), scale=1.0)
+    placed = plan.base_counts + plan.burst_counts.sum(axis=0)
+    assert int(placed.max()) == 583_000
+    assert plan.total_orders == 2_320_000_000
+
+
+def test_bad_scales_are_refused() -> None:
+    from ticker.scenario import ScenarioError
+
+    for scale in (0.0, -1.0, 11.0, float("nan")):
+        with pytest.raises(ScenarioError, match=r"--scale: expected a number in \(0, 10\]"):
+            make_plan(scenario("smoke"), scale=scale)
+
+
+def test_memory_does_not_grow_with_the_number_of_events() -> None:
+    """tracemalloc sees numpy's buffers: the peak is the plan plus a few chunks, not the run."""
+    s = scenario("singles-day-2016")
+
+    def peak(scale: float) -> tuple[int, int]:
+        events = 0
+        tracemalloc.start()
+        try:
+            for batch in generate(s, scale=scale, batch_size=1 << 16):
+                events += len(batch)
+            return tracemalloc.get_traced_memory()[1], events
+        finally:
+            tracemalloc.stop()
+
+    small, few = peak(0.001)
+    large, many = peak(0.02)
+    assert many > 15 * few
+    assert large < small + 16 * 2**20  # 20 times the events, not 20 times the memory
+    assert large < 64 * 2**20
+
+
+# --- properties of the parts ----------------------------------------------------------------
+
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), max_size=200))
+def test_carry_rounding_keeps_every_running_total(expected: list[float]) -> None:
+    counts = gen._carry_round(np.asarray(expected, dtype=np.float64))
+    assert (counts >= 0).all()
+    running = np.cumsum(counts)
+    assert (np.abs(running - np.cumsum(expected)) <= 0.5 + 1e-6).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 5000), st.integers(0, 3))
+def test_any_batch_size_gives_the_same_stream(size: int, seed: int) -> None:
+    whole = smoke_events(0.1, seed)
+    assert OrderBatch.concat(generate(scenario("smoke"), seed, 0.1, batch_size=size)).equals(whole)
+
+
+@cache
+def _plan_2021() -> gen.Plan:
+    return make_plan(scenario("double11-2021"), scale=0.001)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300))
+def test_brand_pick_agrees_with_a_plain_inverse_cdf(draws: list[int]) -> None:
+    plan = _plan_2021()
+    bits = np.array(draws, dtype=np.uint64)
+    brand, quantile = gen._pick_brand(plan, bits.copy())
+    # the reference: a binary search over the brand intervals, then the relative position
+    u = [(d >> 11) / 2**53 for d in draws]
+    want = np.searchsorted(plan.brand_start, u, side="right") - 1
+    assert np.array_equal(brand, want)
+    lo, hi = plan.brand_start[want], plan.brand_start[want + 1]
+    position = (np.array(u) - lo) / (hi - lo)
+    assert (np.abs(quantile - position * gen._AMOUNT_QUANTILES) <= 1).all()
+    assert ((quantile >= 0) & (quantile < gen._AMOUNT_QUANTILES)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=60), st.integers(0, 2**32))
+def test_second_times_are_sorted_and_inside_their_seconds(counts: list[int], seed: int) -> None:
+    second_us = 1_600_000_000_000_000 + np.arange(len(counts), dtype=np.int64) * 1_000_000
+    times = gen._second_times(np.random.default_rng(seed), second_us, np.array(counts))
+    assert len(times) == sum(counts)
+    assert (np.diff(times) >= 0).all()
+    per_second = np.bincount((times - second_us[0]) // 1_000_000, minlength=len(counts))
+    assert per_second.tolist() == counts
+
+
+def test_amount_table_has_mean_exactly_one() -> None:
+    table = gen._amount_table(1.0)
+    assert int(table.sum()) == gen._AMOUNT_ONE * gen._AMOUNT_QUANTILES
+    assert (np.diff(table) >= 0).all()

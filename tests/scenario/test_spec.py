@@ -1,0 +1,171 @@
+"""Scenario files: the bundled ones load, and each kind of mistake is one exact, located line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ticker.scenario
+from ticker.cli import main
+from ticker.scenario import ScenarioError, bundled_names, load_scenario, parse_scenario, resolve
+
+BUNDLED = ["aliexpress-2021", "double11-2020", "double11-2021", "lazada-1111-2020",
+           "singles-day-2016", "smoke"]
+SMOKE = (Path(ticker.scenario.__file__).parent.parent / "scenarios" / "smoke.toml").read_text(
+    encoding="utf-8")
+DAILY = ("daily_shape = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,\n"
+         "               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n[[windows.peaks]]")
+
+
+def test_every_bundled_scenario_loads_with_targets() -> None:
+    assert bundled_names() == BUNDLED
+    for name in BUNDLED:
+        s = resolve(name)
+        assert s.name == name
+        assert s.targets, name
+        assert s.milestones.brand_thresholds_minor, name
+
+
+def test_currencies_of_the_bundled_scenarios() -> None:
+    codes = {name: resolve(name).currency.code for name in BUNDLED}
+    assert codes == {"aliexpress-2021": "USD", "double11-2020": "CNY", "double11-2021": "CNY",
+                     "lazada-1111-2020": "USD", "singles-day-2016": "CNY", "smoke": "CNY"}
+
+
+def test_smoke_parses_as_written() -> None:
+    s = parse_scenario(SMOKE, "smoke.toml")
+    assert [w.seconds for w in s.windows] == [180, 120]
+    assert s.gmv_minor == 6_000_000_000
+    assert [b.brand for b in s.bursts] == ["Aurora", "Bamboo"]
+    assert s.targets[2].scaled is True
+    assert s.targets[5].at_us == s.windows[0].end_us
+
+
+BAD = [
+    ("toml syntax", "seed = 1111", "seed = = 1111",
+     "bad.toml: not valid TOML: Invalid value (at line 14, column 8)"),
+    ("missing key", "seed = 1111\n", "",
+     "bad.toml: festival.seed: missing required key"),
+    ("misspelt key", "refund_rate = 0.05", "refund_rat = 0.05",
+     "bad.toml: festival.refund_rat: unknown key (expected one of: brands, currency, gmv, name, "
+     "refund_delay_s, refund_rate, seed, title, utc_offset)"),
+    ("wrong type", "brands = 3_000", 'brands = "3000"',
+     "bad.toml: festival.brands: expected an integer, found string '3000'"),
+    ("money as a float", "gmv = 60_000_000", "gmv = 60_000_000.5",
+     "bad.toml: festival.gmv: expected an amount in CNY major units (an integer or a decimal "
+     "string), found number 60000000.5"),
+    ("unknown currency", 'currency = "CNY"', 'currency = "EUR"',
+     "bad.toml: festival.currency: expected one of CNY, USD, found 'EUR'"),
+    ("bad utc_offset", 'utc_offset = "+08:00"', 'utc_offset = "+8"',
+     "bad.toml: festival.utc_offset: expected an offset like '+08:00', found '+8'"),
+    ("window ends before it starts", "end = 2021-11-11T00:03:00+08:00",
+     "end = 2021-11-10T23:59:00+08:00",
+     "bad.toml: windows[0].end: expected a time after the window's start "
+     "(2021-11-11T00:00:00+08:00), found 2021-11-10T23:59:00+08:00"),
+    ("overlapping windows", "start = 2021-11-11T20:00:00+08:00\nend",
+     "start = 2021-11-11T00:02:00+08:00\nend",
+     "bad.toml: windows[1].start: expected a time at or after windows[0].end "
+     "(2021-11-11T00:03:00+08:00: windows in time order, without overlap), "
+     "found 2021-11-11T00:02:00+08:00"),
+    ("time without offset", "start = 2021-11-11T00:00:00+08:00\nend = 2021-11-11T00:03",
+     "start = 2021-11-11T00:00:00\nend = 2021-11-11T00:03",
+     "bad.toml: windows[0].start: expected a date-time with a UTC offset (e.g. "
+     "2021-11-11T00:00:00+08:00), found 2021-11-11T00:00:00"),
+    ("daily shape of the wrong length", DAILY, "daily_shape = [1.0, 2.0]\n[[windows.peaks]]",
+     "bad.toml: windows[0].daily_shape: expected 24 non-negative hourly weights, found 2 entries"),
+    ("peak outside its window", "at = 2021-11-11T00:02:00+08:00", "at = 2021-11-11T00:04:00+08:00",
+     "bad.toml: windows[0].peaks[0].at: expected a time inside its window "
+     "(2021-11-11T00:00:00+08:00 to 2021-11-11T00:03:00+08:00), found 2021-11-11T00:04:00+08:00"),
+    ("opening peak impossible for the window's orders", "opening_peak = 3_000",
+     "opening_peak = 30_000",
+     "bad.toml: windows[0].orders: expected more orders than the opening rush and peaks alone "
+     "sell (925,348), found 150,000; raise orders or lower opening_peak, opening_decay_s or the "
+     "peaks"),
+    ("shares not summing to 1", "share = 0.6", "share = 0.5",
+     "bad.toml: platforms: expected shares that sum to 1, found 0.9"),
+    ("tier gmv_min above gmv_max", "gmv_min = 1_100_000", "gmv_min = 2_000_000",
+     "bad.toml: brands.tiers[0].gmv_min: expected at most gmv_max (1,900,000), found 2,000,000"),
+    ("too few brands", "brands = 3_000", "brands = 72",
+     "bad.toml: festival.brands: expected more brands than the 72 named and tiered ones (the "
+     "long tail needs some), found 72"),
+    ("burst for an unknown brand", 'brand = "Bamboo"', 'brand = "Nobody"',
+     "bad.toml: bursts[1].brand: expected a named or tiered brand, found 'Nobody'"),
+    ("unknown target metric", 'metric = "orders"', 'metric = "revenue"',
+     "bad.toml: targets[1].metric: expected one of gmv, orders, peak_orders_per_s, brands_over, "
+     "first_brands_over, time_to_value, found 'revenue'"),
+    ("scaled that is not a boolean", "scaled = true\ntolerance = 0.001",
+     'scaled = "yes"\ntolerance = 0.001',
+     "bad.toml: targets[1].scaled: expected true or false, found string 'yes'"),
+    ("time_to_value target for an unknown brand", 'subject = "brand:Aurora"\nthreshold',
+     'subject = "brand:Zed"\nthreshold',
+     "bad.toml: targets[7].subject: expected a known brand, found 'Zed'"),
+    ("time_to_value target without its rule", "threshold = 600_000\nvalue = 1\n",
+     "threshold = 700_000\nvalue = 1\n",
+     "bad.toml: targets[7].threshold: expected a milestones.time_to_value rule with subject "
+     "'brand:Aurora' and this value (its start is where the seconds count from), found none"),
+]
+
+
+@pytest.mark.parametrize("old,new,message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_each_mistake_is_one_exact_line(old: str, new: str, message: str) -> None:
+    assert SMOKE.count(old) >= 1
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(SMOKE.replace(old, new, 1), "bad.toml")
+    assert caught.value.problems == [message]
+
+
+def test_every_mistake_in_a_file_is_reported_at_once() -> None:
+    text = SMOKE.replace('utc_offset = "+08:00"', 'utc_offset = "+8"').replace(
+        "share = 0.6", "share = 0.5").replace('brand = "Bamboo"', 'brand = "Nobody"')
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "bad.toml")
+    assert [p.split(": ")[1] for p in caught.value.problems] == [
+        "festival.utc_offset", "platforms", "bursts[1].brand"]
+
+
+def test_unreadable_and_unknown_scenarios(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(missing)
+    assert caught.value.problems == [f"{missing}: cannot read the scenario file (No such file or "
+                                     "directory)"]
+    with pytest.raises(ScenarioError) as caught:
+        resolve("double12")
+    assert caught.value.problems == [
+        f"double12: no such scenario (expected a bundled name: {', '.join(BUNDLED)}; or a path "
+        "to a .toml file)"]
+
+
+# --- the CLI path ------------------------------------------------------------------------------
+
+def test_cli_lists_the_bundled_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == BUNDLED
+    assert "GMV RMB 498.2 billion" in out[1]
+    assert "USD" in out[3]
+
+
+def test_python_m_ticker_scenarios_runs() -> None:
+    done = subprocess.run([sys.executable, "-m", "ticker", "scenarios"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("aliexpress-2021")
+
+
+def test_cli_reports_a_bad_scenario_file_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Until `ticker replay PATH` exists, `ticker scenarios` is the command that reads files:
+    # point it at a folder holding one broken scenario.
+    (tmp_path / "broken.toml").write_text(SMOKE.replace('currency = "CNY"', 'currency = "EUR"'),
+                                          encoding="utf-8")
+    monkeypatch.setattr(ticker.scenario, "_bundled_dir", lambda: tmp_path)
+    assert main(["scenarios"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"ticker: {tmp_path / 'broken.toml'}: festival.currency: expected "
+                            "one of CNY, USD, found 'EUR'\n")
+    assert "Traceback" not in captured.out + captured.err
