@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ticker import __version__
 from ticker.clock import format_time
-from ticker.money import format_money
+from ticker.money import format_money, money_label
 
 
 class UserError(Exception):
@@ -140,7 +140,110 @@ def _cmd_broker(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
 
+def _run_dir(path: Path):
+    from ticker.rundir import RunDir
+
+    run_dir = RunDir(path)
+    if not run_dir.exists():
+        raise UserError(f"{path}: not a run directory (no run.json; expected the --run-dir of a "
+                        "'ticker replay')")
+    return run_dir
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from ticker.history import HistoryError, verify_run
+
+    run_dir = _run_dir(args.run_dir)
+    try:
+        problems = verify_run(run_dir)
+    except HistoryError as exc:
+        raise UserError(str(exc)) from None
+    for line in problems:
+        print(line)
+    if not problems:
+        print(f"{run_dir.path}: ok: every frame checks, and the re-folded log agrees with the "
+              f"snapshots, the milestones and the summary")
+    return 1 if problems else 0
+
+
+def _cmd_state(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ticker.clock import parse_time
+    from ticker.history import HistoryError, state_at
+    from ticker.scenario import load_scenario
+
+    run_dir = _run_dir(args.run_dir)
+    scenario = load_scenario(run_dir.scenario_path)
+    try:
+        at_us = parse_time(args.at, scenario.zone)
+    except ValueError:
+        raise UserError(f"--at: expected an ISO-8601 time like 2021-11-11T00:45+08:00, found "
+                        f"{args.at!r}") from None
+    try:
+        found = state_at(run_dir, at_us)
+    except HistoryError as exc:
+        raise UserError(str(exc)) from None
+    agg = found.aggregator
+    st = agg.state
+    board = agg.leaderboard(args.top)
+    milestones = st.milestones
+    if args.json:
+        print(orjson.dumps({
+            "run": agg.run, "at": format_time(at_us, scenario.zone), "events": st.next_seq,
+            "orders": st.orders, "refunds": st.refunds, "gmv_minor": st.gmv_minor,
+            "gmv": format_money(st.gmv_minor, scenario.currency),
+            "top_brands": [{"rank": i, "brand": b, "gmv_minor": g} for i, (b, g) in
+                           enumerate(board, start=1)],
+            "brands_over": {str(t): c for t, c in agg.brands_over().items()},
+            "milestones": [m.to_json(scenario.zone) for m in milestones],
+        }, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"{agg.run} as of {format_time(at_us, scenario.zone)}")
+    print(f"  GMV      {format_money(st.gmv_minor, scenario.currency)} ({st.gmv_minor:,} minor units)")
+    print(f"  orders   {st.orders:,} placed, {st.refunds:,} refunded ({st.next_seq:,} events)")
+    for threshold, count in agg.brands_over().items():
+        print(f"  brands over {money_label(threshold, scenario.currency)}: {count:,}")
+    print("  top brands:")
+    for rank, (brand, gmv) in enumerate(board, start=1):
+        print(f"    {rank:>2}. {brand:<24} {format_money(gmv, scenario.currency)}")
+    print(f"  milestones so far: {len(milestones)}")
+    for m in milestones[-args.last:] if args.last else []:
+        print(f"    {format_time(m.event_time_us, scenario.zone)[:19].replace('T', ' ')}  {m.headline}")
+    print(f"  (from the snapshot at seq {found.from_snapshot:,} plus {found.folded:,} events of the log)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from ticker.export import ExportError, export_milestones, export_orders
+    from ticker.scenario import load_scenario
+    from ticker.scenario.brands import build_catalogue
+
+    run_dir = _run_dir(args.run_dir)
+    scenario = load_scenario(run_dir.scenario_path)
+    out = args.out if args.out is not None else sys.stdout.buffer
+    try:
+        with contextlib.suppress(BrokenPipeError):
+            if args.what == "milestones":
+                count = export_milestones(run_dir.milestones_path, out, args.format, zone=scenario.zone)
+            else:
+                count = export_orders(run_dir.log, out, args.format,
+                                      brands=build_catalogue(scenario).names,
+                                      platforms=[p for p, _ in scenario.platforms],
+                                      regions=[r for r, _ in scenario.regions], zone=scenario.zone)
+            if args.out is not None:
+                print(f"wrote {count:,} {args.what} to {args.out}", file=sys.stderr)
+    except (ExportError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "verify": _cmd_verify,
+    "state": _cmd_state,
+    "export": _cmd_export,
     "scenarios": _cmd_scenarios,
     "replay": _cmd_replay,
     "watch": _cmd_watch,
@@ -203,6 +306,24 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--run", metavar="ID", help="only this run's topics")
     w.add_argument("--json", action="store_true", help="one JSON object per message")
     w.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
+
+    v = sub.add_parser("verify", help="check a recorded run: frames, snapshots, summary")
+    v.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    t = sub.add_parser("state", help="the state of a recorded run as of an event time")
+    t.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    t.add_argument("--at", required=True, metavar="TIME",
+                   help="ISO-8601 event time, e.g. 2021-11-11T00:45+08:00 (no offset: the "
+                   "festival's zone)")
+    t.add_argument("--top", type=_positive_int, default=10, help="top brands to show (default 10)")
+    t.add_argument("--last", type=int, default=5, help="latest milestones to show (default 5)")
+    t.add_argument("--json", action="store_true", help="print JSON")
+
+    e = sub.add_parser("export", help="export a recorded run's orders or milestones")
+    e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    e.add_argument("--format", required=True, choices=("csv", "jsonl", "parquet"))
+    e.add_argument("--what", choices=("orders", "milestones"), default="orders")
+    e.add_argument("--out", type=Path, metavar="PATH", help="output file (default: stdout)")
 
     b = sub.add_parser("broker", help="run the embedded MQTT broker for other terminals")
     b.add_argument("--host", default="127.0.0.1")
