@@ -169,3 +169,18 @@ def test_cli_reports_a_bad_scenario_file_in_one_line(
     assert captured.err == (f"ticker: {tmp_path / 'broken.toml'}: festival.currency: expected "
                             "one of CNY, USD, found 'EUR'\n")
     assert "Traceback" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("which", ["broken", "missing"])
+def test_replay_of_a_bad_scenario_path_is_one_line_and_exit_2(tmp_path: Path, which: str) -> None:
+    path = tmp_path / f"{which}.toml"
+    if which == "broken":
+        path.write_text(SMOKE.replace("share = 0.6", "share = 0.5"), encoding="utf-8")
+        want = f"ticker: {path}: platforms: expected shares that sum to 1, found 0.9\n"
+    else:
+        want = f"ticker: {path}: cannot read the scenario file (No such file or directory)\n"
+    done = subprocess.run([sys.executable, "-m", "ticker", "replay", str(path), "--quiet",
+                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert (done.returncode, done.stderr, done.stdout) == (2, want, "")
+    assert not (tmp_path / "run").exists()
