@@ -1,0 +1,66 @@
+"""Generator throughput: events per second on one core, at the default batch size.
+
+Usage: python benchmarks/bench_generate.py [--scenario NAME] [--scale S] [--repeat N]
+
+Each repetition times ``generate(scenario, scale=S)`` end to end (the plan, every chunk, and the
+re-cut into batches of ``DEFAULT_BATCH_EVENTS``), consuming the batches without keeping them.
+The plan's share is shown separately: it is O(seconds + brands), paid once per run. The target
+is 15 million events/s for double11-2021 at scale 0.01; the machine may be shared, so the median
+of several repetitions is the figure to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from ticker.scenario import generate, make_plan, resolve
+from ticker.scenario.generate import DEFAULT_BATCH_EVENTS
+
+TARGET_EVENTS_PER_S = 15e6
+
+
+def _one_core() -> None:
+    """Pin to one CPU and keep numpy's helpers single-threaded, so the figure is per core."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="double11-2021")
+    parser.add_argument("--scale", type=float, default=0.01)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    _one_core()
+    scenario = resolve(args.scenario)
+
+    print(f"generate({args.scenario}, scale={args.scale}), batch size {DEFAULT_BATCH_EVENTS:,}, "
+          f"one core (cpu {sorted(os.sched_getaffinity(0))[0]})")
+    print(f"{'run':>4} {'events':>12} {'plan s':>8} {'total s':>8} {'M events/s':>11}")
+    rates = []
+    for run in range(1, args.repeat + 1):
+        t0 = time.perf_counter()
+        make_plan(scenario, scale=args.scale)
+        plan_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        events = 0
+        for batch in generate(scenario, scale=args.scale):
+            events += len(batch)
+        total_s = time.perf_counter() - t0
+        rates.append(events / total_s)
+        print(f"{run:>4} {events:>12,} {plan_s:>8.3f} {total_s:>8.3f} {rates[-1] / 1e6:>11.2f}")
+    median = statistics.median(rates)
+    print(f"median {median / 1e6:.2f} M events/s (min {min(rates) / 1e6:.2f}, "
+          f"max {max(rates) / 1e6:.2f}); target {TARGET_EVENTS_PER_S / 1e6:.0f} M: "
+          f"{'met' if median >= TARGET_EVENTS_PER_S else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
