@@ -289,8 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fsync", choices=("every", "interval", "never"), default="interval",
                    help="event-log durability: every append, about once a second (default), "
                    "or never (the OS decides); see docs/architecture.md")
-    p.add_argument("--snapshot-every", type=_positive_int, default=10_000_000, metavar="N",
-                   help="checkpoint the aggregate state every N events (default 10,000,000)")
+    p.add_argument("--snapshot-every", type=_positive_int, default=1 << 23, metavar="N",
+                   help="checkpoint the aggregate state every N events, rounded up to whole "
+                   "log records of 65,536 (default 8,388,608)")
     p.add_argument("--batch-size", type=_positive_int, default=1 << 20, metavar="N",
                    help="events per batch (default 1,048,576); results do not depend on it")
     p.add_argument("--workers", type=_positive_int, default=1,

@@ -40,7 +40,10 @@ from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
 from ticker.scenario.generate import chunks as plan_chunks
 
 DEFAULT_SCALE = 0.001
-DEFAULT_SNAPSHOT_EVERY = 10_000_000
+#: Events per event-log record. Records start at multiples of it whatever the batch size, so
+#: the same (scenario, seed, scale) writes the same log bytes however the stream was batched.
+LOG_RECORD_EVENTS = 1 << 16
+DEFAULT_SNAPSHOT_EVERY = 128 * LOG_RECORD_EVENTS  # 8,388,608 events
 
 
 class ReplayError(ValueError):
@@ -56,7 +59,7 @@ class ReplayOptions:
     resume: bool = False
     record: bool = True  # write the event log and snapshots
     fsync: str = "interval"
-    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # rounded up to whole log records
     batch_size: int = DEFAULT_BATCH_EVENTS
     workers: int = 1
     tick_hz: float = 10.0
@@ -75,7 +78,7 @@ class Run:
     aggregator: Aggregator
     batches: Iterator[OrderBatch]
     total_events: int
-    log: EventLog | None
+    log: LogWriter | None
     run_dir: RunDir | None
     options: ReplayOptions
     recorded: bool  # the source is a recorded log
@@ -196,11 +199,59 @@ def _restore(scenario: Scenario, names: tuple[str, ...], run: str, run_dir: RunD
     return Aggregator(scenario, names, run), notes
 
 
-def _open_log(run_dir: RunDir, options: ReplayOptions) -> EventLog:
+def _open_log(run_dir: RunDir, options: ReplayOptions) -> LogWriter:
     try:
-        return EventLog(run_dir.log, fsync=options.fsync)
+        return LogWriter(EventLog(run_dir.log, fsync=options.fsync))
     except CorruptLogError as exc:
         raise ReplayError(f"{exc} (run 'ticker verify {run_dir.path}')") from None
+
+
+class LogWriter:
+    """Appends to the event log in records of :data:`LOG_RECORD_EVENTS` aligned on seq.
+
+    Holds back at most one partial record; :meth:`flush` writes it (at the end of the stream).
+    """
+
+    def __init__(self, log: EventLog):
+        self.log = log
+        self.pending: list[OrderBatch] = []
+        self.held = 0
+
+    @property
+    def recovery(self):
+        return self.log.recovery
+
+    @property
+    def next_seq(self) -> int:
+        return self.log.next_seq
+
+    def read(self, from_seq: int = 0) -> Iterator[OrderBatch]:
+        return self.log.read(from_seq)
+
+    def append(self, batch: OrderBatch) -> None:
+        start = 0
+        while start < len(batch):
+            seq = batch.first_seq + start
+            room = LOG_RECORD_EVENTS - seq % LOG_RECORD_EVENTS
+            take = min(room, len(batch) - start)
+            self.pending.append(batch.slice(start, start + take))
+            self.held += take
+            start += take
+            if take == room:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.held:
+            self.log.append(OrderBatch.concat(self.pending))
+            self.pending, self.held = [], 0
+
+    def sync(self) -> None:
+        self.flush()
+        self.log.sync()
+
+    def close(self) -> None:
+        self.flush()
+        self.log.close()
 
 
 def _generated(plan: Plan, start_seq: int, options: ReplayOptions) -> Iterator[OrderBatch]:
@@ -265,8 +316,7 @@ def execute(run: Run, sinks: list) -> dict:
     agg = run.aggregator
     options = run.options
     pacer = _Pacer(run.scenario, options.speed)
-    every = max(1, options.snapshot_every)
-    next_snapshot = (agg.state.next_seq // every + 1) * every
+    every = -(-max(1, options.snapshot_every) // LOG_RECORD_EVENTS) * LOG_RECORD_EVENTS
     interval = 1.0 / options.tick_hz
     last_tick = 0.0
     wall0 = time.perf_counter()
@@ -275,21 +325,21 @@ def execute(run: Run, sinks: list) -> dict:
         sink.start(run)
     try:
         for batch in run.batches:
-            for piece in pacer.pieces(batch):
-                if run.log is not None:
-                    run.log.append(piece)
-                found = agg.apply(piece)
-                for sink in sinks:
-                    sink.batch(piece)
-                    for m in found:
-                        sink.milestone(m)
+            for paced in pacer.pieces(batch):
+                for piece in _cut_every(paced, every):
+                    if run.log is not None:
+                        run.log.append(piece)
+                    found = agg.apply(piece)
+                    for sink in sinks:
+                        sink.batch(piece)
+                        for m in found:
+                            sink.milestone(m)
+                    if run.run_dir is not None and agg.state.next_seq % every == 0:
+                        _checkpoint(run)  # at exact multiples: the same snapshots for any batching
                 now = time.perf_counter()
                 if now - last_tick >= interval:
                     last_tick = now
                     _tick(run, sinks)
-            if run.run_dir is not None and agg.state.next_seq >= next_snapshot:
-                _checkpoint(run)
-                next_snapshot = (agg.state.next_seq // every + 1) * every
     except BatchRejected as exc:
         raise ReplayError(str(exc)) from None
     for m in agg.finish():
@@ -310,6 +360,16 @@ def execute(run: Run, sinks: list) -> dict:
         meta["state"] = "finished"
         run.run_dir.write_meta(meta)
     return summary
+
+
+def _cut_every(batch: OrderBatch, every: int) -> Iterator[OrderBatch]:
+    """Split a batch where seq crosses a multiple of ``every`` (snapshot points)."""
+    start = 0
+    while start < len(batch):
+        seq = batch.first_seq + start
+        stop = min(len(batch), start + every - seq % every)
+        yield batch.slice(start, stop) if start or stop < len(batch) else batch
+        start = stop
 
 
 def _checkpoint(run: Run) -> None:

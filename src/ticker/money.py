@@ -75,4 +75,4 @@ def money_label(amount_minor: int, currency: Currency) -> str:
     'RMB 10 billion'
     """
     text = format_money(amount_minor, currency)
-    return text.replace(".0 ", " ")
+    return text.replace(".0 ", " ").removesuffix(".00")

@@ -26,6 +26,10 @@ class MqttSink:
 
     def start(self, run) -> None:
         self.publisher.status("running", events=run.total_events)
+        # A resumed run re-derived these from its log; re-publishing a retained topic is
+        # idempotent, and it repairs any the crash kept from the broker.
+        for m in run.aggregator.state.milestones:
+            self.publisher.milestone(m)
 
     def note(self, text: str) -> None:
         pass

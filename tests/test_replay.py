@@ -1,0 +1,200 @@
+"""``ticker replay`` end to end: the run directory, determinism, replay from the log, crash
+resume, verify, time travel and export, through the CLI as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ticker.cli import main
+
+SUMMARY_KEYS = {"run", "scenario", "seed", "scale", "currency", "orders", "gmv_minor",
+                "peak_orders_per_s", "peak_at", "brands_over", "milestones", "events_per_s",
+                "wall_s"}
+MILESTONE_KEYS = {"id", "kind", "subject", "threshold_minor", "value_minor", "seq", "event_time",
+                  "rank", "headline"}
+
+
+def replay(tmp_path: Path, name: str, *extra: str, scenario: str = "smoke") -> Path:
+    run_dir = tmp_path / name
+    assert main(["replay", scenario, "--mqtt", "none", "--quiet", "--run-dir", str(run_dir),
+                 *extra]) == 0
+    return run_dir
+
+
+def comparable(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in ("wall_s", "events_per_s")}
+
+
+def log_bytes(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((run_dir / "log").glob("*.seg"))}
+
+
+def test_replay_writes_the_run_directory_and_the_summary_contract(tmp_path):
+    summary_path = tmp_path / "summary.json"
+    run_dir = replay(tmp_path, "run", "--scale", "1", "--summary", str(summary_path))
+    summary = orjson.loads(summary_path.read_bytes())
+    assert summary.keys() >= SUMMARY_KEYS
+    assert summary["run"] == "smoke-seed1111-x1" and summary["currency"] == "CNY"
+    assert isinstance(summary["gmv_minor"], int) and summary["gmv_minor"] > 0
+    assert all(m.keys() == MILESTONE_KEYS for m in summary["milestones"])
+    assert {m["kind"] for m in summary["milestones"]} >= {"gmv", "brand_gmv", "rate_record"}
+    assert comparable(orjson.loads((run_dir / "summary.json").read_bytes())) == comparable(summary)
+    meta = orjson.loads((run_dir / "run.json").read_bytes())
+    assert meta["state"] == "finished" and meta["events"] == summary["events"]
+    lines = (run_dir / "milestones.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(x) for x in lines] == summary["milestones"]
+    assert (run_dir / "scenario.toml").read_text().startswith("#")
+    assert main(["verify", str(run_dir)]) == 0
+
+
+def test_same_scenario_seed_and_scale_write_the_same_bytes_whatever_the_batching(tmp_path):
+    a = replay(tmp_path, "a", "--scale", "1")
+    b = replay(tmp_path, "b", "--scale", "1", "--batch-size", "4999", "--workers", "2",
+               "--snapshot-every", "65536")
+    assert log_bytes(a) and log_bytes(a) == log_bytes(b)
+    assert (a / "milestones.jsonl").read_bytes() == (b / "milestones.jsonl").read_bytes()
+    c = replay(tmp_path, "c", "--scale", "1", "--seed", "2")
+    assert log_bytes(c) != log_bytes(a)
+
+
+def test_replaying_the_recorded_log_re_derives_the_same_run(tmp_path, capsys):
+    run_dir = replay(tmp_path, "run", "--scale", "1")
+    again = tmp_path / "again.json"
+    assert main(["replay", str(run_dir), "--mqtt", "none", "--quiet", "--summary", str(again)]) == 0
+    original = orjson.loads((run_dir / "summary.json").read_bytes())
+    assert comparable(orjson.loads(again.read_bytes())) == comparable(original)
+
+
+def run_child(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ticker", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, text=True)
+
+
+CRASH_ARGS = ["double11-2021", "--mqtt", "none", "--snapshot-every", "131072"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    return replay(tmp_path_factory.mktemp("reference"), "run", *CRASH_ARGS[3:],
+                  scenario="double11-2021")
+
+
+@pytest.mark.parametrize("trial", range(4))
+def test_a_run_killed_at_a_random_point_resumes_to_the_identical_result(tmp_path, trial,
+                                                                        uninterrupted):
+    args = CRASH_ARGS
+    reference = uninterrupted
+    crashed = tmp_path / "crashed"
+    fsync = ("every", "interval", "never", "every")[trial]
+    child = run_child(["replay", *args, "--run-dir", str(crashed), "--fsync", fsync])
+    # Synchronise on the child's own output: kill it right after its k-th milestone line.
+    k = random.Random(trial).randrange(1, 500)
+    for _ in range(k):
+        if not child.stdout.readline():
+            break
+    child.send_signal(signal.SIGKILL)
+    child.communicate()
+    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    resumed = subprocess.run([sys.executable, "-m", "ticker", "replay", *args, "--run-dir",
+                              str(crashed), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    assert log_bytes(crashed) == log_bytes(reference)
+    assert (crashed / "milestones.jsonl").read_bytes() == (reference / "milestones.jsonl").read_bytes()
+    assert comparable(orjson.loads((crashed / "summary.json").read_bytes())) == \
+        comparable(orjson.loads((reference / "summary.json").read_bytes()))
+    ids = [orjson.loads(x)["id"] for x in (crashed / "milestones.jsonl").read_bytes().splitlines()]
+    assert len(ids) == len(set(ids))
+    assert main(["verify", str(crashed)]) == 0
+
+
+def test_verify_reports_a_damaged_snapshot_summary_and_log(tmp_path, capsys):
+    run_dir = replay(tmp_path, "run", "--scale", "1", "--snapshot-every", "65536")
+    capsys.readouterr()
+    summary = orjson.loads((run_dir / "summary.json").read_bytes())
+    summary["gmv_minor"] += 1
+    (run_dir / "summary.json").write_bytes(orjson.dumps(summary))
+    snapshot = sorted((run_dir / "snapshots").iterdir())[0]
+    snapshot.write_bytes(b"not a snapshot")
+    assert main(["verify", str(run_dir)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"{snapshot}: unreadable snapshot") for line in out)
+    assert any("summary.json: gmv_minor is" in line for line in out)
+    segment = sorted((run_dir / "log").glob("*.seg"))[0]
+    data = bytearray(segment.read_bytes())
+    data[200] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    assert main(["verify", str(run_dir)]) == 1
+    out = capsys.readouterr().out
+    assert segment.name in out and "offset 0" in out
+
+
+def test_state_at_a_moment_equals_a_fold_of_everything_before_it(tmp_path, capsys):
+    run_dir = replay(tmp_path, "run", "--scale", "1", "--snapshot-every", "65536")
+    capsys.readouterr()
+    milestones = [orjson.loads(x) for x in (run_dir / "milestones.jsonl").read_bytes().splitlines()]
+    middle = milestones[len(milestones) // 2]
+    assert main(["state", str(run_dir), "--at", middle["event_time"], "--json"]) == 0
+    state = orjson.loads(capsys.readouterr().out)
+    assert state["events"] == middle["seq"] or state["events"] < middle["seq"] + 1
+    before = [m for m in milestones if m["event_time"] < middle["event_time"]]
+    assert [m["id"] for m in state["milestones"] if m["kind"] != "rate_record"] == \
+        [m["id"] for m in before if m["kind"] != "rate_record"]
+    # the same moment read from the log alone (no snapshot) gives the same totals
+    for snap in (run_dir / "snapshots").iterdir():
+        snap.unlink()
+    assert main(["state", str(run_dir), "--at", middle["event_time"], "--json"]) == 0
+    again = orjson.loads(capsys.readouterr().out)
+    assert (again["gmv_minor"], again["orders"], again["top_brands"]) == \
+        (state["gmv_minor"], state["orders"], state["top_brands"])
+
+
+def test_export_streams_orders_and_milestones(tmp_path, capsys):
+    run_dir = replay(tmp_path, "run", "--scale", "1")
+    out = tmp_path / "orders.csv"
+    assert main(["export", str(run_dir), "--format", "csv", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    summary = orjson.loads((run_dir / "summary.json").read_bytes())
+    assert len(rows) == summary["events"]
+    assert sum(int(r["amount_minor"]) for r in rows) == summary["gmv_minor"]
+    assert rows[0]["event_time"].endswith("+08:00") and rows[0]["kind"] == "placed"
+    assert main(["export", str(run_dir), "--format", "jsonl", "--what", "milestones"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [orjson.loads(x)["id"] for x in lines] == [m["id"] for m in summary["milestones"]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["replay", "no-such-festival"], "ticker: no-such-festival: no such scenario"),
+        (["replay", "smoke", "--scale", "0"], "argument --scale: expected a number in (0, 10], found '0'"),
+        (["replay", "smoke", "--speed", "fast"], "argument --speed: expected max, realtime or a "
+         "positive factor, found 'fast'"),
+        (["verify", "/nonexistent/run"], "ticker: /nonexistent/run: not a run directory"),
+        (["replay", "smoke", "--mqtt", "mqtt//broken", "--no-log"], "ticker: "),
+    ],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit(argv, message):
+    result = subprocess.run([sys.executable, "-m", "ticker", *argv], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_resume_refuses_a_run_directory_of_another_run(tmp_path, capsys):
+    run_dir = replay(tmp_path, "run", "--scale", "1")
+    code = main(["replay", "smoke", "--scale", "0.5", "--mqtt", "none", "--quiet", "--run-dir",
+                 str(run_dir), "--resume"])
+    assert code == 2
+    assert "cannot resume: it recorded scale 1.0, this replay asks for 0.5" in capsys.readouterr().err
