@@ -21,7 +21,9 @@ How the stream is made, and why it is the same bytes however it is cut or parall
   shows exactly two brands over RMB 10 billion, not two on average.
 * **Refunds are compensating events** for orders of the same chunk: a systematic sample of
   ``refund_rate`` of its orders, each refunded after an exponential delay, clipped to the chunk
-  and to its sales window so no refund leaves the festival.
+  and to its sales window so no refund leaves the festival. A chunk is ~65,000 orders, which at
+  full scale and peak rate is well under a second: there refunds follow almost at once, so a
+  ``refund_delay_s`` longer than a chunk's span is honoured only at small scales.
 """
 
 from __future__ import annotations
@@ -201,11 +203,12 @@ def _brand_cdf(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pick_brand(plan: Plan, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Brand of each Weyl draw by inverse CDF, and the order-value quantile of the draw's
-    position inside the brand's interval; O(1) per draw on average.
+    """Brand (inverse CDF) and order-value quantile of each 64-bit Weyl draw; O(1) per draw.
 
-    The top :data:`_GUIDE_BITS` bits of the draw index the guide table, which names the first
-    brand that can own it; the loop steps forward over the few brands that share that cell.
+    The draw's top :data:`_GUIDE_BITS` bits index the guide table, which names the first brand
+    that can own it; the loop steps over the few brands sharing that cell (average O(1)). The
+    quantile is the draw's relative position inside its brand's interval. The plain reference
+    (a binary search) is in tests/scenario/test_generate.py.
     """
     u = (bits >> np.uint64(11)).astype(np.float64)
     u *= 1.0 / (1 << 53)
