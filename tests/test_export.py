@@ -263,6 +263,8 @@ def test_names_with_nul_and_unknown_formats_are_refused(tmp_path):
     formatter = OrderFormatter(["ok", "bad\0name"], PLATFORMS, REGIONS, CST)
     with pytest.raises(ExportError, match=r"brand name 1 \('bad\\x00name'\)"):
         formatter.text(make_batch(0, 3, 2), "csv")
+    with pytest.raises(ExportError, match=r"platform name 1 \('\\ud800'\) is not valid Unicode"):
+        OrderFormatter(["ok"], ["fine", "\ud800", "x"], REGIONS, CST).text(make_batch(0, 3, 1), "jsonl")
     with pytest.raises(ExportError, match="export format 'xlsx': expected one of csv, jsonl, parquet"):
         export_orders(tmp_path, tmp_path / "x", "xlsx", brands=[], platforms=[], regions=[], zone=CST)
     with pytest.raises(ExportError, match=r"UTC offset .* has seconds"):

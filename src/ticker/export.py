@@ -17,15 +17,18 @@ Milestones come from a ``milestones.jsonl`` file (one JSON object per line, the 
 ``DESIGN.md``) and are written with the same columns as that contract; the text formats keep
 ``event_time`` as written there, Parquet makes it a ``timestamp[us]`` in ``zone``.
 
-**How the text is made, and what it costs.** A Python ``str`` per cell caps CSV at about 1.5
-million rows/s (``csv.writer``: 0.6). Here each column is turned into a fixed-width byte matrix
-with numpy: integers three digits at a time through a 1000-entry table; timestamps from a
-date table (one entry per day in the chunk), an 86,400-entry ``HH:MM:SS`` table and the digit
-table; names by indexing a table of pre-escaped names. The columns and separators are laid side
-by side in one ``uint8`` matrix whose unused cells are NUL; dropping the NULs
-(``flat[flat != 0]``) leaves the rows, variable-width, back to back. Names therefore must not
-contain NUL (checked). Cost per row: about 10 vector passes over 150–250 bytes; measured
-3–4 M rows/s for CSV, 2–3 M for JSON Lines, on one core (``benchmarks/bench_eventlog.py``).
+**How the text is made, and what it costs.** A Python value per cell is slow: f-strings joined
+format about 1.5 M rows/s, ``csv.writer`` 0.6 M, one ``orjson.dumps`` per row 0.9 M. Here each
+column becomes a fixed-width byte matrix with numpy: integers three digits at a time through a
+1000-entry table; timestamps from a date table (one entry per day in the chunk), an 86,400-entry
+``HH:MM:SS`` table and the digit table; names by indexing a table of pre-escaped names. The
+columns and separators are laid side by side in one ``uint8`` matrix whose unused cells are NUL;
+dropping the NULs (``flat[flat != 0]``) leaves the rows, variable-width, back to back. Names
+therefore must not contain NUL (checked). Cost per row: about 30 vector passes over 150–250
+bytes; formatting alone runs at about 2.5 M rows/s (CSV) and 2 M (JSON Lines) on one core, end
+to end (read, format, write a file) 1.3–2 M and 1–1.5 M on a shared two-core VM; Parquet about
+4 M (``benchmarks/bench_eventlog.py``). The ISO kernel alone does ~20 M timestamps/s, 3× numpy's
+``datetime_as_string``.
 
 Writing to a path goes through ``PATH.part``, renamed over ``PATH`` when complete, so a failed
 export never leaves a plausible-looking truncated file.
@@ -97,7 +100,7 @@ def _clock_table() -> np.ndarray:
                     dtype="S8")
 
 
-_POW1000 = [np.uint64(1000**k) for k in range(7)]  # 1000**7 > 2**64: seven groups at most
+_THOUSAND = np.uint64(1000)
 
 
 def _u8(strings: np.ndarray) -> np.ndarray:
@@ -109,29 +112,30 @@ def int_text(values: np.ndarray) -> np.ndarray:
     """Decimal text of integers as an ``(n, w)`` uint8 matrix, NUL where there is no character.
 
     Exact for all of int64 (``-9223372036854775808`` included). Cost: per group of three digits
-    one division, two comparisons and a table gather; groups stop at the largest magnitude.
+    one ``divmod`` by 1000, a comparison and a table gather; groups stop at the largest magnitude.
     """
     v = np.asarray(values).astype(np.int64, copy=False)
     n = len(v)
     negative = v < 0
     unsigned = v.astype(np.uint64)
-    magnitude = np.where(negative, np.negative(unsigned), unsigned)  # 2**63 for int64 min: exact
-    top = int(magnitude.max()) if n else 0
+    rest = np.where(negative, np.negative(unsigned), unsigned)  # 2**63 for int64 min: exact
+    top = int(rest.max()) if n else 0
     groups = 1
     while groups < 7 and top >= 1000**groups:
         groups += 1
     _, table = _digit_tables()
     out = np.empty((n, 1 + 3 * groups), np.uint8)
     out[:, 0] = np.where(negative, ord("-"), 0)
+    shown = np.ones(n, bool)  # this group has a digit to show (the units always do)
     for k in range(groups):
-        group = (magnitude // _POW1000[k] if k else magnitude) % np.uint64(1000)
-        # 0: above the leading group (NUL), 1: the leading group (unpadded), 2: below (zero-padded)
-        form = (magnitude >= _POW1000[k]) if k else np.ones(n, bool)  # the group is shown at all
-        form = form.astype(np.intp)
-        if k + 1 < 7:
-            form += magnitude >= _POW1000[k + 1]
+        rest, group = np.divmod(rest, _THOUSAND)
+        above = rest != 0  # a higher group follows: this one is zero-padded
+        # table rows: 0 NUL (not shown), 1 the leading group (unpadded), 2 zero-padded
+        index = group.astype(np.intp)
+        index += 1000 * (shown.astype(np.intp) + above)
         column = 1 + 3 * (groups - 1 - k)
-        out[:, column : column + 3] = _u8(table[form * 1000 + group.astype(np.intp)])
+        out[:, column : column + 3] = _u8(table[index])
+        shown = above
     return out
 
 
@@ -203,16 +207,29 @@ def _assemble(pieces: Sequence[np.ndarray | bytes], n: int) -> bytes:
     return flat[flat != 0].tobytes()
 
 
-def _name_table(names: Sequence[str], what: str, encode) -> np.ndarray:
-    encoded = []
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or "\0" in name:
-            raise ExportError(f"{what} name {i} ({name!r}) must be a string without NUL characters")
-        encoded.append(encode(name))
+def _name_table(names: Sequence[str], what: str, fmt: str) -> np.ndarray:
+    """Names as cells of ``fmt``, an ``S`` array indexed by id. Cost: ~0.1 µs a plain name."""
+    special = (_CSV_SPECIAL if fmt == "csv" else _JSON_SPECIAL).search
+    try:  # the common case inline (290,000 brands); the rare name that needs escaping below
+        if fmt == "csv":
+            encoded = [_csv_field(n) if special(n) else n.encode() for n in names]
+        else:
+            encoded = [_json_string(n) if special(n) else b'"' + n.encode() + b'"' for n in names]
+    except (TypeError, AttributeError, UnicodeEncodeError, ValueError):
+        encoded = None
+    if encoded is None:  # say which name and why
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or "\0" in name:
+                raise ExportError(f"{what} name {i} ({name!r}) must be a string without NUL characters")
+            try:
+                name.encode()
+            except UnicodeEncodeError as exc:
+                raise ExportError(f"{what} name {i} ({name!r}) is not valid Unicode: {exc}") from None
+        raise ExportError(f"{what} names cannot be written as {fmt}")  # pragma: no cover
     return np.array(encoded, dtype=f"S{max((len(e) for e in encoded), default=1) or 1}")
 
 
-_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+_CSV_SPECIAL = re.compile(r'[,"\r\n\0]')
 _JSON_SPECIAL = re.compile(r'["\\\x00-\x1f\u2028\u2029]')
 
 
@@ -221,6 +238,8 @@ def _csv_field(text: str) -> bytes:
 
     Not ``csv.writer``: with a ``"\n"`` line terminator it leaves a lone ``"\r"`` unquoted.
     """
+    if "\0" in text:
+        raise ValueError("NUL in a name")
     if _CSV_SPECIAL.search(text):
         text = '"' + text.replace('"', '""') + '"'
     return text.encode()
@@ -228,6 +247,8 @@ def _csv_field(text: str) -> bytes:
 
 def _json_string(text: str) -> bytes:
     """A JSON string literal (quoted, escaped); orjson only for the names that need escaping."""
+    if "\0" in text:
+        raise ValueError("NUL in a name")
     return orjson.dumps(text) if _JSON_SPECIAL.search(text) else b'"' + text.encode() + b'"'
 
 
@@ -248,8 +269,7 @@ class OrderFormatter:
 
     def _table(self, fmt: str) -> tuple[np.ndarray, ...]:
         if fmt not in self._tables:
-            encode = _csv_field if fmt == "csv" else _json_string
-            self._tables[fmt] = tuple(_name_table(names, what, encode) for names, what in (
+            self._tables[fmt] = tuple(_name_table(names, what, fmt) for names, what in (
                 (self.brands, "brand"), (self.platforms, "platform"), (self.regions, "region"),
                 (KIND_NAMES, "kind")))
         return self._tables[fmt]
