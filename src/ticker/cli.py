@@ -240,7 +240,35 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ticker.bench import run_bench
+
+    result = run_bench(args.events, repeats=args.repeats)
+    if args.json:
+        print(orjson.dumps(result.to_json()).decode())
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"aggregator throughput, one core: double11-2021 at scale {result.scale:.4g}, "
+                  f"{result.brands:,} brands, every milestone rule on")
+    table.add_column("fold")
+    table.add_column("events", justify="right")
+    table.add_column("events/s", justify="right")
+    table.add_column("vs Python", justify="right")
+    runs = ", ".join(f"{s:.2f}" for s in result.aggregator_runs_s)
+    table.add_row(f"numpy aggregator (median of {runs} s)", f"{result.events:,}",
+                  f"{result.aggregator_events_per_s:,.0f}", f"{result.ratio:,.0f}×")
+    table.add_row("per-event Python fold", f"{result.python_events:,}",
+                  f"{result.python_fold_events_per_s:,.0f}", "1×")
+    Console().print(table)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "bench": _cmd_bench,
     "verify": _cmd_verify,
     "state": _cmd_state,
     "export": _cmd_export,
@@ -325,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=("csv", "jsonl", "parquet"))
     e.add_argument("--what", choices=("orders", "milestones"), default="orders")
     e.add_argument("--out", type=Path, metavar="PATH", help="output file (default: stdout)")
+
+    n = sub.add_parser("bench", help="measure the aggregator against the plain Python fold")
+    n.add_argument("--events", type=_positive_int, default=10_000_000,
+                   help="events in the benchmark stream (default 10,000,000)")
+    n.add_argument("--repeats", type=_positive_int, default=3, help="timed folds (default 3)")
+    n.add_argument("--json", action="store_true", help="print one JSON object")
 
     b = sub.add_parser("broker", help="run the embedded MQTT broker for other terminals")
     b.add_argument("--host", default="127.0.0.1")

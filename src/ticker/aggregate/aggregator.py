@@ -86,6 +86,7 @@ class Aggregator:
         # derived from state.brand_level, kept to make the per-batch candidate test one compare
         self._next_threshold = self._threshold_or_never[self.state.brand_level]
         self._flag = np.zeros(len(self.brand_names), dtype=bool)
+        self._code = np.zeros(len(self.brand_names), dtype=np.int16)
         self._scratch = np.zeros(1, dtype=np.int64)
 
     def _running(self, n: int) -> np.ndarray:
@@ -116,8 +117,9 @@ class Aggregator:
             return []
         self.validate(batch)
         st = self.state
-        amount, brand, kind, times = batch.amount_minor, batch.brand, batch.kind, batch.event_time
-        refunds = np.flatnonzero(kind) if kind.any() else np.empty(0, np.intp)
+        amount, kind, times = batch.amount_minor, batch.kind, batch.event_time
+        brand = batch.brand.astype(np.intp)  # ufunc.at and bincount run twice as fast on intp
+        refunds = np.flatnonzero(kind.view(bool))  # kind is 0 or 1: validated
         gmv_before = st.gmv_minor
         batch_gmv = int(amount.sum())
         refunded = -int(amount[refunds].sum())
@@ -127,16 +129,16 @@ class Aggregator:
         mix = batch.platform.astype(np.intp) * st.mix_gmv.shape[1] + batch.region
         np.add.at(st.mix_gmv.reshape(-1), mix, amount)
         st.mix_orders.reshape(-1)[:] += np.bincount(mix, minlength=st.mix_orders.size)
-        # Times are sorted, so each second is one run: find the runs' edges by binary search
-        # over the batch's seconds instead of dividing every event time.
+        # Times are sorted, so each second is one run: find the runs' ends by binary search over
+        # the batch's seconds (only those inside a sales window) instead of dividing every time.
         first = (int(times[0]) - self.start_us) // US_PER_S
         last = (int(times[-1]) - self.start_us) // US_PER_S
-        edges = np.searchsorted(times, self.start_us + np.arange(first, last + 2) * US_PER_S)
-        edges[0], edges[-1] = 0, n
+        seconds = self._window_seconds(first, last)
+        ends = np.searchsorted(times, self.start_us + (seconds + 1) * US_PER_S)
         running = self._running(n)
         np.cumsum(amount, out=running[1:])
-        st.second_orders[first:last + 1] += np.diff(edges)
-        st.second_gmv[first:last + 1] += running[edges[1:]] - running[edges[:-1]]
+        st.second_orders[seconds] += np.diff(ends, prepend=0)
+        st.second_gmv[seconds] += running[ends] - running[np.concatenate([[0], ends[:-1]])]
         if len(refunds):  # refunds are events, not orders: take them back out of the counts
             np.subtract.at(st.brand_orders, brand[refunds], 1)
             np.subtract.at(st.mix_orders.reshape(-1), mix[refunds], 1)
@@ -159,11 +161,11 @@ class Aggregator:
                 dipped = rb[st.brand_gmv[rb] + lost >= self._next_threshold[rb]]
                 candidates = np.union1d(candidates, dipped)
             if len(candidates):
-                found += self._brand_crossings(batch, candidates)
+                found += self._brand_crossings(batch, brand, candidates)
         for r, rule in enumerate(self.rules):
             if not st.rule_done[r] and times[-1] >= rule.start_us:
                 found += self._time_to_value(batch, r, rule)
-        found += self._rate_records(batch, first, last, edges)
+        found += self._rate_records(batch, first, last, seconds, ends)
         found.sort(key=milestone_sort_key)
         self._record(found)
         return found
@@ -239,26 +241,36 @@ class Aggregator:
                        ) -> list[Milestone]:
         st = self.state
         running = before + batch_running
-        reached = np.maximum.accumulate(running)
         found = []
         while True:
             threshold = (st.gmv_level + 1) * self.gmv_every
-            i = int(np.searchsorted(reached, threshold))
-            if i == len(reached):
+            reached = running >= threshold
+            i = int(np.argmax(reached))
+            if not reached[i]:
                 return found
             st.gmv_level += 1
             found.append(gmv_milestone(self.run, threshold, int(running[i]), int(batch.seq[i]),
                                        int(batch.event_time[i]), self.currency))
 
-    def _brand_crossings(self, batch: OrderBatch, candidates: np.ndarray) -> list[Milestone]:
+    def _brand_crossings(self, batch: OrderBatch, brand: np.ndarray, candidates: np.ndarray
+                         ) -> list[Milestone]:
         """Re-sum only the candidate brands' events, in seq order, to find each crossing order."""
         st = self.state
-        self._flag[candidates] = True
-        rows = np.flatnonzero(self._flag[batch.brand])
-        self._flag[candidates] = False
-        brands = batch.brand[rows]
-        by_brand = np.argsort(brands, kind="stable")
-        rows, brands = rows[by_brand], brands[by_brand]
+        if len(candidates) < 1 << 15:
+            # Number the candidates 1..k in a 16-bit table: one gather finds their events, and a
+            # stable sort of 16-bit codes is a radix sort.
+            self._code[candidates] = np.arange(1, len(candidates) + 1, dtype=np.int16)
+            codes = np.take(self._code, brand)
+            self._code[candidates] = 0
+            rows = np.flatnonzero(codes != 0)  # flatnonzero is fastest on bool
+            by_brand = np.argsort(codes[rows].view(np.uint16), kind="stable")
+        else:
+            self._flag[candidates] = True
+            rows = np.flatnonzero(np.take(self._flag, brand))
+            self._flag[candidates] = False
+            by_brand = np.argsort(brand[rows], kind="stable")
+        rows = rows[by_brand]
+        brands = brand[rows]
         running = np.cumsum(batch.amount_minor[rows])
         edges = np.flatnonzero(brands[1:] != brands[:-1]) + 1
         crossings = []
@@ -312,23 +324,32 @@ class Aggregator:
             st.rule_done[r] = True
         return found
 
-    def _rate_records(self, batch: OrderBatch, first: int, last: int, edges: np.ndarray
-                      ) -> list[Milestone]:
+    def _window_seconds(self, first: int, last: int) -> np.ndarray:
+        """The seconds ``first..last`` that lie inside a sales window (events only happen there)."""
+        if not hasattr(self, "_window_secs"):
+            self._window_secs = (self.windows - self.start_us) // US_PER_S
+        parts = [np.arange(max(first, lo), min(last + 1, hi), dtype=np.int64)
+                 for lo, hi in self._window_secs if lo <= last and hi > first]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _rate_records(self, batch: OrderBatch, first: int, last: int, seconds: np.ndarray,
+                      ends: np.ndarray) -> list[Milestone]:
         """Seconds this batch completes: any left open before it, and all but its last."""
         st = self.state
         since = first if st.open_second < 0 else st.open_second
         completed = st.second_orders[since:last]
         beat = np.flatnonzero(completed > st.rate_record * (1 + self.min_gain)) + since
-        seconds, last_seqs = [], []
+        done, last_seqs = [], []
         for second in beat.tolist():
-            seconds.append(second)
+            done.append(second)
             if second < first:
                 last_seqs.append(st.open_second_last_seq)
             else:
-                last_seqs.append(int(batch.seq[edges[second - first + 1] - 1]))
+                row = int(ends[np.searchsorted(seconds, second)]) - 1
+                last_seqs.append(int(batch.seq[row]))
         st.open_second = last
         st.open_second_last_seq = int(batch.seq[-1])
-        return self._records(seconds, last_seqs) if seconds else []
+        return self._records(done, last_seqs) if done else []
 
     def _records(self, seconds: list[int], last_seqs: list[int]) -> list[Milestone]:
         st = self.state
