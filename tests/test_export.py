@@ -259,6 +259,27 @@ def test_a_brand_without_a_name_is_refused_and_leaves_no_file(tmp_path):
     assert not out.exists() and not (tmp_path / "orders.csv.part").exists()
 
 
+def test_a_damaged_or_missing_log_is_an_export_error(tmp_path):
+    directory = tmp_path / "log"
+    with EventLog(directory, fsync="never") as log:
+        log.append(make_batch(0, 100, 5))
+        where = log.append(make_batch(100, 100, 5, seed=1))
+    with open(where.segment, "ab") as f:
+        f.write(b"not a record")
+    out = tmp_path / "orders.csv"
+    names = dict(brands=list("abcde"), platforms=PLATFORMS, regions=REGIONS, zone=CST)
+    with pytest.raises(ExportError, match=r"cannot export the orders of .*log: .*garbage") as caught:
+        export_orders(directory, out, "csv", **names)
+    assert type(caught.value.__cause__).__name__ == "CorruptLogError"
+    assert not out.exists()
+    with pytest.raises(ExportError, match="no event log at"):
+        export_orders(tmp_path / "nothing", out, "csv", **names)
+    with EventLog(tmp_path / "good", fsync="never") as log:
+        log.append(make_batch(0, 10, 5))
+    with pytest.raises(FileNotFoundError):  # the output's directory is the caller's problem
+        export_orders(tmp_path / "good", tmp_path / "no" / "such" / "dir.csv", "csv", **names)
+
+
 def test_names_with_nul_and_unknown_formats_are_refused(tmp_path):
     formatter = OrderFormatter(["ok", "bad\0name"], PLATFORMS, REGIONS, CST)
     with pytest.raises(ExportError, match=r"brand name 1 \('bad\\x00name'\)"):

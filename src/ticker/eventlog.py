@@ -464,9 +464,11 @@ def _list_segments(directory: Path) -> list[tuple[Path, int | None]]:
     return out
 
 
-def _map(path: Path, size: int):
+def _map(path: Path, size: int, *, whole: bool = True):
     """A read-only memory map of a file's first ``size`` bytes (``b""`` when empty).
 
+    ``whole``: every byte will be read, in order (aggressive read-ahead); otherwise only record
+    headers are (no read-ahead: a header walk of a cold log reads a page per record, not the log).
     Never closed explicitly: batches decoded from it are views that keep it alive; it is
     unmapped when the last of them is dropped.
     """
@@ -475,7 +477,7 @@ def _map(path: Path, size: int):
     with open(path, "rb") as f:
         mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
     if hasattr(mapped, "madvise"):
-        mapped.madvise(mmap.MADV_SEQUENTIAL)
+        mapped.madvise(mmap.MADV_SEQUENTIAL if whole else mmap.MADV_RANDOM)
     return mapped
 
 
@@ -507,10 +509,10 @@ def verify_log(directory: str | os.PathLike) -> list[LogProblem]:
         problems.extend(scan.problems)
         if scan.torn is not None:
             off, reason, header = scan.torn
-            lost = f"{header.count} events" if header else "an unknown number of events"
+            lost = f"{header.count} events lost" if header else "events lost unknown"
             problems.append(LogProblem(
-                "torn", path, off, f"torn tail of {size - off} bytes, {lost} lost: {reason} "
-                "(cut when the log is next opened for writing)",
+                "torn", path, off, f"{size - off} bytes, {lost}: {reason}; cut when the log is next "
+                "opened for writing",
                 header.first_seq if header else scan.expected, header.end_seq if header else None))
         expected = scan.expected
     return problems
@@ -619,8 +621,9 @@ class EventLog:
             last = i == len(files) - 1
             size = path.stat().st_size
             segment = _Segment(path, named)
-            scan = _Scan(path, _map(path, size), size, expected, last=last,
-                         check_payload=last or check == "full")
+            check_payload = last or check == "full"
+            scan = _Scan(path, _map(path, size, whole=check_payload), size, expected, last=last,
+                         check_payload=check_payload)
             for off, header in scan:
                 segment.add(off, header.first_seq, header.count, header.length)
             if scan.problems:

@@ -51,7 +51,7 @@ import orjson
 
 from ticker.aggregate.milestones import Milestone
 from ticker.clock import parse_time
-from ticker.eventlog import EventLog
+from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, OrderKind, rebatch
 
 __all__ = [
@@ -403,15 +403,23 @@ def export_orders(log: EventLog | str | os.PathLike, out: str | os.PathLike | IO
 
     ``brands[i]`` is the name of brand id ``i`` (likewise platforms, regions). Returns the number
     of orders written. Memory: one chunk of 16 Ki orders (text) or one row group (Parquet).
+    A damaged or missing log raises :class:`ExportError` (its cause the ``CorruptLogError``);
+    nothing is left at a path ``out`` then.
     """
     _check_format(fmt)
     formatter = OrderFormatter(brands, platforms, regions, zone)
     if fmt == "parquet":
         _pyarrow()
-    if isinstance(log, EventLog):
-        return _export_orders(log, out, fmt, formatter, from_seq, to_seq, row_group_events)
-    with EventLog(log, readonly=True) as opened:
-        return _export_orders(opened, out, fmt, formatter, from_seq, to_seq, row_group_events)
+    try:
+        if isinstance(log, EventLog):
+            return _export_orders(log, out, fmt, formatter, from_seq, to_seq, row_group_events)
+        with EventLog(log, readonly=True) as opened:
+            return _export_orders(opened, out, fmt, formatter, from_seq, to_seq, row_group_events)
+    except (CorruptLogError, FileNotFoundError) as exc:
+        where = log.directory if isinstance(log, EventLog) else log
+        if isinstance(exc, FileNotFoundError) and Path(exc.filename or where) != Path(where):
+            raise  # not the log: e.g. the output's directory
+        raise ExportError(f"cannot export the orders of {where}: {exc}") from exc
 
 
 def _export_orders(log: EventLog, out, fmt: str, formatter: OrderFormatter, from_seq: int,
