@@ -222,6 +222,18 @@ def test_one_writer_at_a_time_readers_any_time(tmp_path):
         assert log.next_seq == 5
 
 
+def test_no_appends_to_a_closed_or_read_only_log(tmp_path):
+    log = EventLog(tmp_path)
+    log.append(make_batch(0, 5))
+    log.close()
+    log.close()  # closing twice is harmless
+    with pytest.raises(ValueError, match="append to the closed event log"):
+        log.append(make_batch(5, 5))
+    with EventLog(tmp_path, readonly=True) as reader, pytest.raises(ValueError, match="read-only"):
+        reader.append(make_batch(5, 5))
+    assert _sizes(tmp_path) == {segment_name(0): _record_bytes(5)}
+
+
 def test_readonly_open_of_a_missing_directory_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no event log at"):
         EventLog(tmp_path / "nope", readonly=True)

@@ -681,10 +681,9 @@ class EventLog:
 
         Raises :class:`SequenceError`, writing nothing, unless the batch starts at
         :attr:`next_seq` and its seqs are contiguous. Durable on return with ``fsync="every"``.
-        Cost: O(batch bytes) (frame copy, CRC-32C, one write) plus the fsync policy.
+        Cost: O(batch bytes) (frame copy, CRC-32C, one write) plus the fsync policy. Safe to call
+        from several threads (one append at a time), though a log has one writer by design.
         """
-        if self._closed:
-            raise ValueError(f"append to the closed event log {self.directory}")
         if self.readonly:
             raise ValueError(f"append to the event log {self.directory}, opened read-only")
         if self._failed is not None:
@@ -694,14 +693,7 @@ class EventLog:
         if n == 0:
             return None
         first = batch.first_seq
-        if first != self._next_seq:
-            end = first + n
-            if first < self._next_seq:
-                what = f"duplicate: seq {first}..{min(end, self._next_seq) - 1} already in the log"
-            else:
-                what = f"gap: seq {self._next_seq}..{first - 1} missing"
-            raise SequenceError(f"append of {_seqs(first, end)} to {self.directory} refused: "
-                                f"the log expects seq {self._next_seq} next ({what})")
+        self._check_next(first, n)  # refuse early, before the copy; again under the lock
         seq = batch.seq
         if n > 1 and (int(seq[-1]) != first + n - 1 or not (np.diff(seq) == 1).all()):
             bad = int(np.flatnonzero(np.diff(seq) != 1)[0]) + 1
@@ -712,6 +704,7 @@ class EventLog:
         header = _encode_header(first, n, payload, pad)
         length = len(header) + len(payload) + len(pad)
         with self._lock:
+            self._check_next(first, n)
             segment = self._segments[-1] if self._segments else None
             if segment is None or (segment.size and segment.size + length > self.segment_bytes):
                 segment = self._roll(first)
@@ -728,6 +721,18 @@ class EventLog:
             self._dirty = True
             self._after_write()
         return RecordLocation(segment.path, offset, first, n)
+
+    def _check_next(self, first: int, n: int) -> None:
+        if self._closed:
+            raise ValueError(f"append to the closed event log {self.directory}")
+        if first != self._next_seq:
+            end = first + n
+            if first < self._next_seq:
+                what = f"duplicate: seq {first}..{min(end, self._next_seq) - 1} already in the log"
+            else:
+                what = f"gap: seq {self._next_seq}..{first - 1} missing"
+            raise SequenceError(f"append of {_seqs(first, end)} to {self.directory} refused: "
+                                f"the log expects seq {self._next_seq} next ({what})")
 
     def _roll(self, first_seq: int) -> _Segment:
         """Close the active segment (synced unless ``fsync="never"``) and start one at ``first_seq``."""
