@@ -468,6 +468,20 @@ def test_garbage_after_the_last_record_is_reported_not_cut(garbage):
         assert last.segment.stat().st_size == size + len(garbage)  # nothing was cut
 
 
+def test_a_log_damaged_after_it_was_opened_is_reported_when_read(tmp_path):
+    locations = _three_segments(tmp_path)
+    with EventLog(tmp_path, readonly=True) as log:
+        data = locations[6].segment.read_bytes()  # swap the last segment's first two records
+        first, second = data[: locations[7].offset], data[locations[7].offset : locations[8].offset]
+        locations[6].segment.write_bytes(second + first + data[locations[8].offset :])
+        with pytest.raises(CorruptLogError, match=r"offset 0: corrupt: record changed since the log "
+                           r"was opened \(it now holds seq 280\.\.319\) \(seq 240\.\.279\)"):
+            list(log.read(200))
+        os.truncate(locations[3].segment, 100)
+        with pytest.raises(CorruptLogError, match="cannot map the segment's 4872 bytes"):
+            list(log.read(120))
+
+
 def test_verify_reports_every_problem_not_just_the_first(tmp_path):
     locations = _three_segments(tmp_path)
     flip_byte(locations[1].segment, locations[1].offset + 200)

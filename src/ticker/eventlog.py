@@ -819,7 +819,12 @@ class EventLog:
             ri = bisect.bisect_right(segment.seqs, start) - 1
             count = len(segment.seqs)
             size = segment.size
-            buf = _map(segment.path, size)
+            try:
+                buf = _map(segment.path, size)
+            except (OSError, ValueError) as exc:  # deleted or cut short since the log was opened
+                raise CorruptLogError(LogProblem(
+                    "corrupt", segment.path, 0, f"cannot map the segment's {size} bytes ({exc})",
+                    segment.first_seq, segment.end_seq)) from None
             while ri < count and start < end:
                 off = segment.offsets[ri]
                 ri += 1
@@ -827,6 +832,9 @@ class EventLog:
                 problem = None
                 if isinstance(header, str):
                     problem = header
+                elif header.first_seq != segment.seqs[ri - 1]:
+                    now = _seqs(header.first_seq, header.end_seq)
+                    problem = f"record changed since the log was opened (it now holds {now})"
                 elif not _payload_ok(buf, off, header):
                     problem = "checksum mismatch"
                 else:
