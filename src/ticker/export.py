@@ -63,6 +63,8 @@ __all__ = [
     "export_milestones",
     "export_orders",
     "format_times",
+    "int_text",
+    "read_milestones",
     "utc_offset_text",
 ]
 
