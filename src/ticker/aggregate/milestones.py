@@ -44,7 +44,7 @@ class Milestone:
         """The payload of the MQTT and milestones.jsonl contract (``DESIGN.md``)."""
         out = asdict(self)
         del out["event_time_us"]
-        out["event_time"] = format_time(self.event_time_us, zone)
+        out["event_time"] = format_time(self.event_time_us, zone, precision="microseconds")
         return out
 
     def to_json_us(self) -> dict:
