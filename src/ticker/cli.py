@@ -122,7 +122,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
         args.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
     undelivered = summary.get("mqtt", {}).get("undelivered")
-    return 3 if undelivered else 0
+    code = 3 if undelivered else 0
+    if args.report:  # printed even with --quiet: it was asked for
+        from ticker.report import ReportError, build_report, load_report, print_report
+
+        try:
+            report = (load_report(run.run_dir.path) if run.run_dir is not None
+                      else build_report(run.scenario, summary))
+        except ReportError as exc:
+            raise UserError(str(exc)) from None
+        print_report(report)
+        code = code if report.ok else 1
+    return code
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
@@ -240,6 +251,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ticker.report import ReportError, load_report, print_report, require_plotting, write_png
+
+    try:
+        if args.png is not None:
+            require_plotting()  # before the work, not after it
+        report = load_report(args.run_dir)
+        if args.png is not None:
+            write_png(report, args.png)
+    except ReportError as exc:
+        raise UserError(str(exc)) from None
+    print_report(report, as_json=args.json)
+    if args.png is not None:
+        print(f"wrote the chart to {args.png}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import orjson
 
@@ -272,6 +300,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "verify": _cmd_verify,
     "state": _cmd_state,
     "export": _cmd_export,
+    "report": _cmd_report,
     "scenarios": _cmd_scenarios,
     "replay": _cmd_replay,
     "watch": _cmd_watch,
@@ -326,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator processes (default 1); results do not depend on it")
     p.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--report", action="store_true",
+                   help="at the end, check the run against the scenario's published facts "
+                   "(as 'ticker report'); the exit code is 1 when one does not hold")
 
     w = sub.add_parser("watch", help="subscribe to a run's milestones and ticks")
     w.add_argument("filters", nargs="*", metavar="TOPIC_FILTER",
@@ -353,6 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=("csv", "jsonl", "parquet"))
     e.add_argument("--what", choices=("orders", "milestones"), default="orders")
     e.add_argument("--out", type=Path, metavar="PATH", help="output file (default: stdout)")
+
+    r = sub.add_parser("report", help="a recorded run against the published record",
+                       description="Check a finished run against its scenario's [[targets]] "
+                       "(the facts of FACTS.md): a table of expected, measured and difference, "
+                       "then the milestones. Exit code 0 when every fact holds, 1 otherwise.")
+    r.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    r.add_argument("--png", type=Path, metavar="PATH",
+                   help="also draw the run into a PNG (needs matplotlib: pip install "
+                   "'ticker[plot]')")
+    r.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
     n = sub.add_parser("bench", help="measure the aggregator against the plain Python fold")
     n.add_argument("--events", type=_positive_int, default=10_000_000,
