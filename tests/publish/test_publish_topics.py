@@ -55,7 +55,7 @@ def test_tick_payload_has_integer_money_and_its_display_string() -> None:
     data = orjson.loads(topics.tick_payload(
         INFO, event_time_us=T0_US + 61_500_000, seq=999, gmv_minor=1_000_000_000_000,
         orders=1_234_567, orders_per_s=583_000))
-    assert data == {"run": "d11-s1", "event_time": "2021-11-11T00:01:01.500+08:00", "seq": 999,
+    assert data == {"run": "d11-s1", "event_time": "2021-11-11T00:01:01.500000+08:00", "seq": 999,
                     "gmv_minor": 1_000_000_000_000, "gmv": "RMB 10.0 billion",
                     "orders": 1_234_567, "orders_per_s": 583_000}
 
@@ -63,7 +63,7 @@ def test_tick_payload_has_integer_money_and_its_display_string() -> None:
 def test_leaderboard_payload_ranks_from_one() -> None:
     data = orjson.loads(topics.leaderboard_payload(
         INFO, event_time_us=T0_US, brands=[("Apple", 1_000_000_000_000), ("Haier", 123_456)]))
-    assert data["event_time"] == "2021-11-11T00:00:00.000+08:00"
+    assert data["event_time"] == "2021-11-11T00:00:00.000000+08:00"
     assert data["brands"] == [
         {"rank": 1, "brand": "Apple", "gmv_minor": 1_000_000_000_000, "gmv": "RMB 10.0 billion"},
         {"rank": 2, "brand": "Haier", "gmv_minor": 123_456, "gmv": "RMB 1,234.56"},

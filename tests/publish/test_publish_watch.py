@@ -11,6 +11,7 @@ import threading
 import orjson
 import pytest
 
+from ticker.clock import format_time
 from ticker.publish import EmbeddedBroker, Publisher, RunInfo, run_watch, topics
 
 from ..conftest import free_port
@@ -57,8 +58,8 @@ def publish_run(url: str, run: str, n_milestones: int = 3) -> tuple[RunInfo, lis
 
 
 def milestone_line(info: RunInfo, m) -> str:
-    data = topics.milestone_json(info, m)
-    return f"{data['event_time'].replace('T', ' ')} · {m.headline} · {data['value']}"
+    when = format_time(m.event_time_us, info.zone, precision="milliseconds").replace("T", " ")
+    return f"{when} · {m.headline} · {topics.milestone_value(m, info.currency)}"
 
 
 def test_milestones_are_one_line_each(mosquitto, unique_run: str) -> None:

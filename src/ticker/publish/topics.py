@@ -204,12 +204,14 @@ def tick_json(info: RunInfo, *, event_time_us: int, seq: int, gmv_minor: int, or
               orders_per_s: float) -> dict[str, Any]:
     """The running tick: event time, GMV (minor units and display text), orders and orders/s.
 
+    Event times are ISO-8601 to the microsecond with the festival's offset, as in milestones.
+
     Costs two string formats (time and money), a few microseconds: the publisher accepts this
     dict as it is and serialises only the ticks it actually sends (at most ``tick_hz`` a second).
     """
     return {
         "run": info.run,
-        "event_time": format_time(event_time_us, info.zone),
+        "event_time": format_time(event_time_us, info.zone, precision="microseconds"),
         "seq": int(seq),
         "gmv_minor": int(gmv_minor),
         "gmv": format_money(int(gmv_minor), info.currency),
@@ -228,7 +230,7 @@ def leaderboard_json(info: RunInfo, *, event_time_us: int,
     """Top brands by GMV. ``brands`` is ``(name, gmv_minor)`` best first; ranks start at 1."""
     return {
         "run": info.run,
-        "event_time": format_time(event_time_us, info.zone),
+        "event_time": format_time(event_time_us, info.zone, precision="microseconds"),
         "brands": [
             {"rank": rank, "brand": name, "gmv_minor": int(gmv),
              "gmv": format_money(int(gmv), info.currency)}

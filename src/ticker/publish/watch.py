@@ -22,6 +22,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TextIO
 
 import aiomqtt
@@ -118,7 +119,7 @@ def format_message(topic: str, payload: bytes) -> tuple[str, bool]:
         return f"{topic} · {len(payload):,} bytes", False
     if not isinstance(data, dict):
         return f"{topic} · {payload.decode(errors='replace')}", False
-    when = str(data.get("event_time", "")).replace("T", " ")
+    when = _when(data.get("event_time"))
     if rest.startswith("milestones/"):
         return f"{when} · {data.get('headline', '')} · {data.get('value', '')}", False
     if rest == "gmv":
@@ -132,6 +133,14 @@ def format_message(topic: str, payload: bytes) -> tuple[str, bool]:
         top = " · ".join(f"{b['rank']}. {b['brand']} {b['gmv']}" for b in data.get("brands", [])[:5])
         return f"{when} · top brands: {top}", False
     return f"{topic} · {orjson.dumps(data).decode()}", False
+
+
+def _when(event_time: object) -> str:
+    """ISO event time as a person reads it: ``2021-11-11 00:01:36.250+08:00`` (milliseconds)."""
+    try:
+        return datetime.fromisoformat(str(event_time)).isoformat(sep=" ", timespec="milliseconds")
+    except ValueError:
+        return str(event_time or "")
 
 
 class _Printer:
@@ -171,7 +180,7 @@ class _Printer:
             if is_tick:
                 self.live.update(self._text(line), refresh=True)
             else:
-                self.live.console.print(self._text(line))
+                self.live.console.print(self._text(line), soft_wrap=True)
             return
         self.out.write(line + "\n")
         self.out.flush()
