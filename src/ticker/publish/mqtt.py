@@ -486,6 +486,9 @@ class Publisher:
                 reason = str(exc)
             except BaseExceptionGroup as group:
                 reason = _group_reason(group)
+            except Exception as exc:  # a bug, not the network: say so, and keep the outbox alive
+                log.exception("publisher error")
+                reason = f"publisher error: {type(exc).__name__}: {exc}"
             finally:
                 self._connected = False
                 self._requeue_frames()
@@ -544,7 +547,7 @@ class Publisher:
         await self._final(client)
         self._connected = False
         with contextlib.suppress(aiomqtt.MqttError):
-            await stack.aclose()  # DISCONNECT: a clean goodbye, so the broker keeps the will
+            await stack.aclose()  # DISCONNECT: a clean goodbye, so the broker drops the will
         _retrieve_disconnect(client)
 
     async def _connect(self, stack: contextlib.AsyncExitStack) -> aiomqtt.Client:
