@@ -63,6 +63,7 @@ class Mosquitto:
     def __init__(self, binary: str, workdir: Path, *, auth_listener: bool = False,
                  tls: tuple[Path, Path, Path] | None = None) -> None:
         self.binary = binary
+        self.user, self.password = MOSQUITTO_USER, MOSQUITTO_PASSWORD
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -100,8 +101,10 @@ class Mosquitto:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def auth_url(self, user: str = MOSQUITTO_USER, password: str = MOSQUITTO_PASSWORD) -> str:
-        return f"mqtt://{user}:{password}@127.0.0.1:{self.auth_port}"
+    def auth_url(self, user: str | None = None, password: str | None = None) -> str:
+        """The password listener's URL, with the right credentials unless told otherwise."""
+        return (f"mqtt://{user or self.user}:{password or self.password}"
+                f"@127.0.0.1:{self.auth_port}")
 
     def start(self, timeout: float = 15.0) -> Mosquitto:
         with self.log_path.open("ab") as log:

@@ -8,6 +8,7 @@ Tests wait on its messages with timeouts; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,13 @@ from ticker.aggregate.milestones import Milestone, milestone_id, ordinal
 
 CST = timezone(timedelta(hours=8))
 T0_US = 1_636_560_000_000_000  # 2021-11-11T00:00:00+08:00
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (right now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ import pytest
 
 from ticker.publish import EmbeddedBroker, Publisher, PublishError, RunInfo, run_broker, topics
 
-from ..conftest import free_port
-from .helpers import make_milestones
+from .helpers import free_port, make_milestones
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 

@@ -23,8 +23,7 @@ import pytest
 from ticker.events import COLUMNS, OrderBatch
 from ticker.publish import EmbeddedBroker, Publisher, PublishError, RunInfo, topics
 
-from ..conftest import MOSQUITTO_PASSWORD, MOSQUITTO_USER, free_port
-from .helpers import CST, T0_US, make_milestones
+from .helpers import CST, T0_US, free_port, make_milestones
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -305,7 +304,7 @@ def test_a_wrong_password_is_one_line_without_the_password(mosquitto, protocol: 
     assert "refused the connection" in line
     assert "bad user name or password" in line or "not authorised" in line
     assert "wrong-horse-battery" not in line and "wrong-horse-battery" not in caplog.text
-    assert f"{MOSQUITTO_USER}:***@" in line
+    assert f"{mosquitto.user}:***@" in line
 
 
 def test_the_right_password_publishes(mosquitto, unique_run: str, listen, caplog) -> None:
@@ -314,7 +313,7 @@ def test_the_right_password_publishes(mosquitto, unique_run: str, listen, caplog
     report = publisher.close()
     assert report.ok
     text = " ".join([repr(publisher), str(report), repr(report), caplog.text])
-    assert MOSQUITTO_PASSWORD not in text
+    assert mosquitto.password not in text
     assert len(listen(mosquitto.port, topics.milestones_filter(unique_run)).wait_count(1)) == 1
 
 

@@ -14,8 +14,7 @@ import pytest
 from ticker.clock import format_time
 from ticker.publish import EmbeddedBroker, Publisher, RunInfo, run_watch, topics
 
-from ..conftest import free_port
-from .helpers import CST, T0_US, make_milestones
+from .helpers import CST, T0_US, free_port, make_milestones
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
