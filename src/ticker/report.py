@@ -542,7 +542,7 @@ def write_png(report: Report, png: str | os.PathLike, *, top_brands: int = 6,
     out = Path(png)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=dpi, facecolor="white")
+        fig.savefig(out, dpi=dpi, facecolor="white", format="png")  # the path as given
     except OSError as exc:
         raise ReportError(f"{out}: cannot write the chart ({exc.strerror or exc})") from None
     return chart.unplaced
