@@ -431,17 +431,17 @@ def render(report: Report, out: TextIO, *, width: int | None = None) -> None:
     console.print(
         f"\nRun: GMV {format_money(s['gmv_minor'], cur, digits=2)} from {s['orders']:,} orders "
         f"and {s.get('refunds', 0):,} refunds at scale {report.scale:g}; peak "
-        f"{s['peak_orders_per_s']:,} orders/s at {peak}{full}.", markup=False)
+        f"{s['peak_orders_per_s']:,} orders/s at {peak}{full}.", markup=False, soft_wrap=True)
     shown, omitted = shown_milestones(report.milestones)
     console.print(Text(f"\nMilestones ({len(report.milestones)}, event time "
                        f"{_offset(zone)}):", style="bold"))
     for m in shown:
         line = Text(format_clock(m.event_time_us, zone), style="cyan")
         line.append(f"  {m.headline}")
-        console.print(line)
+        console.print(line, soft_wrap=True)  # one milestone, one line, however narrow
     if omitted:
         console.print(f"… and {omitted} more brand milestones (shown: each race's first 3, every "
-                      "100th and last; --json lists them all)", markup=False)
+                      "100th and last; --json lists them all)", markup=False, soft_wrap=True)
 
 
 def print_report(report: Report, *, as_json: bool = False) -> None:
