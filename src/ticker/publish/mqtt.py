@@ -16,7 +16,9 @@ tick          the latest only (coalesced); sent at most ``tick_hz`` times a seco
 leaderboard   the latest only (coalesced); same rate as ticks
 milestone     every one, until the broker's PUBACK; never dropped, never coalesced
               (a milestone re-submitted with the same id replaces its pending copy:
-              ids are stable, so it is the same milestone)
+              ids are stable, so it is the same milestone). Bounded by the run's
+              distinct milestone ids (thresholds x subjects: hundreds to thousands,
+              ~0.5 kB each), not by time: an outage costs no more than the whole run
 order frame   a FIFO bounded by ``max_order_bytes``; when full the OLDEST frame is
               dropped and counted (the fold must not block, and the event log, not
               this optional topic, is the record; a consumer sees the gap in ``seq``)
