@@ -29,7 +29,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
         last = format_time(s.end_us, s.zone, precision="minutes")[:16].replace("T", " ")
         print(f"{name:<20} {first} .. {last} {s.zone.tzname(None)[3:] or '+00:00'}  "
               f"{s.currency.code}  {s.orders:>14,} orders at scale 1  "
-              f"GMV {format_money(s.gmv_minor, s.currency)}")
+              f"GMV {format_money(s.gmv_minor, s.currency):<19} default scale {s.default_scale:g}")
     return 0
 
 
@@ -324,9 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", metavar="SCENARIO",
                    help="a bundled scenario name (see 'ticker scenarios'), a .toml file, "
                    "or a run directory to replay from its log")
-    p.add_argument("--scale", type=_scale, default=0.001,
+    p.add_argument("--scale", type=_scale, default=None,
                    help="orders emitted = scale × the real count, each worth 1/scale more, so "
-                   "the money and the shape are kept (default 0.001; 1 is the full festival)")
+                   "the money and the shape are kept (default: the scenario's, see 'ticker "
+                   "scenarios'; 1 is the full festival)")
     p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     p.add_argument("--speed", type=_speed, default=None, metavar="max|realtime|FACTOR",
                    help="pace by event time: max (default), realtime, or a factor such as 3600")

@@ -39,7 +39,6 @@ from ticker.scenario.brands import build_catalogue
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
 from ticker.scenario.generate import chunks as plan_chunks
 
-DEFAULT_SCALE = 0.001
 #: Events per event-log record. Records start at multiples of it whatever the batch size, so
 #: the same (scenario, seed, scale) writes the same log bytes however the stream was batched.
 LOG_RECORD_EVENTS = 1 << 16
@@ -52,7 +51,7 @@ class ReplayError(ValueError):
 
 @dataclass
 class ReplayOptions:
-    scale: float = DEFAULT_SCALE
+    scale: float | None = None  # None: the scenario's default_scale
     seed: int | None = None
     speed: float | None = None  # None: as fast as possible; 1.0: real time; else a factor
     run_dir: Path | None = None
@@ -128,6 +127,8 @@ def _prepare_recorded(run_dir: RunDir, options: ReplayOptions) -> Run:
 
 def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
     seed = scenario.seed if options.seed is None else options.seed
+    if options.scale is None:
+        options.scale = scenario.default_scale
     plan = make_plan(scenario, seed, options.scale)
     run = run_id(scenario.name, seed, options.scale)
     names = plan.catalogue.names

@@ -141,6 +141,9 @@ class Scenario:
     bursts: tuple[Burst, ...]
     milestones: MilestoneRules
     targets: tuple[Target, ...] = field(default=())
+    #: the scale ``ticker replay`` uses when none is given: the smallest at which the
+    #: scenario's targets hold (small thresholds blur when each order is worth 1/scale more)
+    default_scale: float = 0.001
 
     @property
     def start_us(self) -> int:
@@ -306,7 +309,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
                   {"orders", "bursts", "milestones", "targets"})
     fest = r.table(top.get("festival", {}), "festival",
                    {"name", "title", "currency", "utc_offset", "seed", "gmv", "brands"},
-                   {"refund_rate", "refund_delay_s"})
+                   {"refund_rate", "refund_delay_s", "default_scale"})
     code = r.string(fest, "festival", "currency")
     currency = CURRENCIES.get(code)
     if currency is None:
@@ -371,6 +374,8 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         seed=int(r.number(fest, "festival", "seed", low=0, integer=True)),
         gmv_minor=r.money(fest, "festival", "gmv", currency),
         refund_rate=float(refund_rate),
+        default_scale=float(r.number(fest, "festival", "default_scale", low=0, high=10,
+                                     default=0.001, strict_low=True)),
         refund_delay_s=float(r.number(fest, "festival", "refund_delay_s", low=0, default=1800,
                                       strict_low=True)),
         brand_count=brand_count,
