@@ -72,8 +72,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     from ticker.engine import ReplayError, ReplayOptions
     from ticker.eventlog import LogLockedError
-    from ticker.publish import EmbeddedBroker, Publisher, PublishError, RunInfo
-    from ticker.publish.sink import MqttSink
+    from ticker.publish import PublishError
+    from ticker.publish.sink import connect
     from ticker.publish.terminal import TerminalTicker
 
     options = ReplayOptions(
@@ -84,39 +84,29 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from ticker.engine import execute, prepare, tune_allocator
 
     url = args.mqtt or os.environ.get("TICKER_MQTT_URL") or ""
-    broker = publisher = None
+    mqtt = None
     try:
         tune_allocator()
         run = prepare(args.scenario, options)
-        sinks = []
-        if url.lower() != "none":
-            if not url:  # the usual port when it is free, so 'ticker watch' finds it by default
-                try:
-                    broker = EmbeddedBroker("127.0.0.1", 1883).start()
-                except PublishError:
-                    broker = EmbeddedBroker("127.0.0.1", 0).start()
-                url = broker.url
-            info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
-                           run.scenario.zone)
-            publisher = Publisher(url, info, tick_hz=args.tick_hz, ca_file=args.ca_file).start()
-            sinks.append(MqttSink(publisher, orders=args.publish_orders))
         terminal = TerminalTicker(title=run.scenario.title, currency=run.scenario.currency,
                                   zone=run.scenario.zone, total_events=run.total_events,
                                   scale=run.scale, quiet=args.quiet)
-        sinks.append(terminal)
-        if broker is not None:
-            terminal.note(f"publishing on the embedded broker at {broker.url} "
-                          f"(subscribe: ticker watch --mqtt {broker.url})")
+        sinks = [terminal]
+        if url.lower() != "none":
+            mqtt = connect(run, url, tick_hz=args.tick_hz, ca_file=args.ca_file,
+                           orders=args.publish_orders)
+            sinks.insert(0, mqtt)
+            if mqtt.broker is not None:
+                terminal.note(f"publishing on the embedded broker at {mqtt.broker.url} "
+                              f"(subscribe: ticker watch --mqtt {mqtt.broker.url})")
         for note in run.notes:
             terminal.note(note)
         summary = execute(run, sinks)
     except (ReplayError, PublishError, LogLockedError) as exc:
         raise UserError(str(exc)) from None
     finally:
-        if publisher is not None:
-            publisher.close(timeout=0)
-        if broker is not None:
-            broker.stop()
+        if mqtt is not None:
+            mqtt.shutdown()
     if args.summary:
         import orjson
 

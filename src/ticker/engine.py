@@ -33,7 +33,7 @@ from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
 from ticker.clock import US_PER_S, format_time
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, rebatch
-from ticker.rundir import RunDir, RunDirError, run_id
+from ticker.rundir import RunDir, run_id
 from ticker.scenario import Scenario, load_scenario, make_plan, resolve
 from ticker.scenario.brands import build_catalogue
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
@@ -414,16 +414,3 @@ def make_summary(run: Run, wall_s: float, events: int) -> dict:
         "events_per_s": round(events / wall_s, 1) if wall_s > 0 else None,
         "wall_s": round(wall_s, 3),
     }
-
-
-def replay(source: str, options: ReplayOptions, sinks: list) -> dict:
-    """Prepare and execute; the CLI's ``replay`` in one call."""
-    tune_allocator()
-    try:
-        run = prepare(source, options)
-    except RunDirError as exc:
-        raise ReplayError(str(exc)) from None
-    for sink in sinks:
-        for note in run.notes:
-            sink.note(note)
-    return execute(run, sinks)

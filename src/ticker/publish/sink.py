@@ -12,14 +12,46 @@ import numpy as np
 from ticker.aggregate.milestones import Milestone
 from ticker.events import OrderBatch
 from ticker.publish import topics
+from ticker.publish.broker import PROTOCOL as BROKER_PROTOCOL
+from ticker.publish.broker import EmbeddedBroker
 from ticker.publish.mqtt import Publisher
+from ticker.publish.topics import RunInfo
+from ticker.publish.url import PublishError
 
 ORDER_PARTITIONS = 8
 
 
+def connect(run, url: str, *, tick_hz: float = 10.0, ca_file: str | None = None,
+            orders: bool = False) -> MqttSink:
+    """A started sink for ``run``: to ``url``, or with ``url=""`` to an embedded broker on
+    127.0.0.1:1883 (any free port if that one is taken), which the sink stops at shutdown.
+
+    Raises :class:`PublishError` (one line) if the first connection fails.
+    """
+    broker = None
+    if not url:
+        try:
+            broker = EmbeddedBroker("127.0.0.1", 1883).start()
+        except PublishError:
+            broker = EmbeddedBroker("127.0.0.1", 0).start()
+        url = broker.url
+    info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
+                   run.scenario.zone)
+    try:  # amqtt speaks 3.1.1 only: don't make it refuse an MQTT 5 probe first
+        publisher = Publisher(url, info, tick_hz=tick_hz, ca_file=ca_file,
+                              protocol=BROKER_PROTOCOL if broker is not None else "auto").start()
+    except BaseException:
+        if broker is not None:
+            broker.stop()
+        raise
+    return MqttSink(publisher, orders=orders, broker=broker)
+
+
 class MqttSink:
-    def __init__(self, publisher: Publisher, *, orders: bool = False, close_timeout: float = 10.0):
+    def __init__(self, publisher: Publisher, *, orders: bool = False, close_timeout: float = 10.0,
+                 broker: EmbeddedBroker | None = None):
         self.publisher = publisher
+        self.broker = broker
         self.info = publisher.info
         self.close_timeout = close_timeout
         self.orders = orders
@@ -69,3 +101,9 @@ class MqttSink:
             "undelivered": list(report.undelivered),
             "report": str(report),
         }
+
+    def shutdown(self) -> None:
+        """Close the publisher (at once if :meth:`finish` has not) and stop an embedded broker."""
+        self.publisher.close(timeout=0)
+        if self.broker is not None:
+            self.broker.stop()
