@@ -182,6 +182,8 @@ def test_export_streams_orders_and_milestones(tmp_path, capsys):
         (["replay", "smoke", "--speed", "fast"], "argument --speed: expected max, realtime or a "
          "positive factor, found 'fast'"),
         (["verify", "/nonexistent/run"], "ticker: /nonexistent/run: not a run directory"),
+        (["replay", "smoke", "--run-dir", "/nonexistent/run", "--resume"],
+         "ticker: /nonexistent/run: not a run directory"),
         (["replay", "smoke", "--mqtt", "mqtt//broken", "--no-log"], "ticker: "),
     ],
 )

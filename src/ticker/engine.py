@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,8 +35,8 @@ from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
 from ticker.clock import US_PER_S, format_time
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, rebatch
-from ticker.rundir import RunDir, run_id
-from ticker.scenario import Scenario, load_scenario, make_plan, resolve
+from ticker.rundir import RunDir, RunDirError, run_id
+from ticker.scenario import Scenario, make_plan, resolve
 from ticker.scenario.brands import build_catalogue
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
 from ticker.scenario.generate import chunks as plan_chunks
@@ -42,6 +44,7 @@ from ticker.scenario.generate import chunks as plan_chunks
 #: Events per event-log record. Records start at multiples of it whatever the batch size, so
 #: the same (scenario, seed, scale) writes the same log bytes however the stream was batched.
 LOG_RECORD_EVENTS = 1 << 16
+_QUEUED_RECORDS = 16  # records waiting for the log writer thread: 16 × 2.5 MB
 DEFAULT_SNAPSHOT_EVERY = 128 * LOG_RECORD_EVENTS  # 8,388,608 events
 
 
@@ -104,18 +107,16 @@ def tune_allocator() -> None:
 def prepare(source: str, options: ReplayOptions) -> Run:
     """Open a scenario (generate, record) or a recorded run directory (re-read its log)."""
     path = Path(source)
-    if path.is_dir() and (path / "run.json").is_file():
-        return _prepare_recorded(RunDir(path), options)
-    return _prepare_generated(resolve(source), options)
+    try:
+        if path.is_dir() and (path / "run.json").is_file():
+            return _prepare_recorded(RunDir(path), options)
+        return _prepare_generated(resolve(source), options)
+    except RunDirError as exc:
+        raise ReplayError(str(exc)) from None
 
 
 def _prepare_recorded(run_dir: RunDir, options: ReplayOptions) -> Run:
-    meta = run_dir.meta()
-    scenario = load_scenario(run_dir.scenario_path)
-    try:
-        log = EventLog(run_dir.log, readonly=True)
-    except (CorruptLogError, FileNotFoundError) as exc:
-        raise ReplayError(str(exc)) from None
+    meta, scenario, log = run_dir.open_recorded()
     names = build_catalogue(scenario).names
     aggregator = Aggregator(scenario, names, meta["run"])
     total = log.next_seq
@@ -208,15 +209,21 @@ def _open_log(run_dir: RunDir, options: ReplayOptions) -> LogWriter:
 
 
 class LogWriter:
-    """Appends to the event log in records of :data:`LOG_RECORD_EVENTS` aligned on seq.
+    """Appends to the event log in records of :data:`LOG_RECORD_EVENTS` aligned on seq, on a
+    writer thread, so the copy into the page cache overlaps generating and folding (the second
+    core). At most :data:`_QUEUED_RECORDS` records wait; a write error is raised on the next call.
 
-    Holds back at most one partial record; :meth:`flush` writes it (at the end of the stream).
+    Holds back at most one partial record; :meth:`flush` writes it and waits for the thread.
     """
 
     def __init__(self, log: EventLog):
         self.log = log
         self.pending: list[OrderBatch] = []
         self.held = 0
+        self._queue: queue.Queue[OrderBatch | None] = queue.Queue(maxsize=_QUEUED_RECORDS)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="ticker-log-writer", daemon=True)
+        self._thread.start()
 
     @property
     def recovery(self):
@@ -229,7 +236,23 @@ class LogWriter:
     def read(self, from_seq: int = 0) -> Iterator[OrderBatch]:
         return self.log.read(from_seq)
 
+    def _write(self) -> None:
+        while (record := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    self.log.append(record)
+            except BaseException as exc:  # handed to the pipeline's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
     def append(self, batch: OrderBatch) -> None:
+        self._check()
         start = 0
         while start < len(batch):
             seq = batch.first_seq + start
@@ -239,20 +262,30 @@ class LogWriter:
             self.held += take
             start += take
             if take == room:
-                self.flush()
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self.held:
+            self._queue.put(OrderBatch.concat(self.pending))  # batches are never mutated
+            self.pending, self.held = [], 0
 
     def flush(self) -> None:
-        if self.held:
-            self.log.append(OrderBatch.concat(self.pending))
-            self.pending, self.held = [], 0
+        """Write everything handed over so far, the partial record included; wait for it."""
+        self._hand_over()
+        self._queue.join()
+        self._check()
 
     def sync(self) -> None:
         self.flush()
         self.log.sync()
 
     def close(self) -> None:
-        self.flush()
-        self.log.close()
+        try:
+            self.flush()
+        finally:
+            self._queue.put(None)
+            self._thread.join()
+            self.log.close()
 
 
 def _generated(plan: Plan, start_seq: int, options: ReplayOptions) -> Iterator[OrderBatch]:

