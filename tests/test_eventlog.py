@@ -501,7 +501,7 @@ def test_a_frame_that_disagrees_with_its_record_header_is_corrupt(tmp_path):
     """A record whose checksums hold but whose frame is not its header's seqs (a writer bug)."""
     bad = make_batch(0, 5).to_frame()
     bad = bad[:16] + struct.pack("<q", 7) + bad[24:]  # the frame's own header says first seq 7
-    head = eventlog._encode_header(0, 5, bad, bytes(eventlog._padding(len(bad))))
+    head = eventlog._encode_header(0, 5, [bad], len(bad), bytes(eventlog._padding(len(bad))))
     (tmp_path / segment_name(0)).write_bytes(head + bad + bytes(eventlog._padding(len(bad))))
     problem = _only(verify_log(tmp_path))
     assert problem.kind == "corrupt" and "frame does not decode" in str(problem)

@@ -253,9 +253,13 @@ def _padding(payload_len: int) -> int:
     return -(RECORD_HEADER_BYTES + payload_len) % _ALIGN
 
 
-def _encode_header(first_seq: int, count: int, payload: bytes, pad: bytes) -> bytes:
-    fields = _RECORD.pack(RECORD_MAGIC, RECORD_VERSION, 0, len(payload), first_seq, count, 0, 0)
-    crc = crc32c.crc32c(pad, crc32c.crc32c(payload, crc32c.crc32c(fields[:_CRC_FIELDS])))
+def _encode_header(first_seq: int, count: int, payload: list[bytes | memoryview], size: int,
+                   pad: bytes) -> bytes:
+    fields = _RECORD.pack(RECORD_MAGIC, RECORD_VERSION, 0, size, first_seq, count, 0, 0)
+    crc = crc32c.crc32c(fields[:_CRC_FIELDS])
+    for part in payload:
+        crc = crc32c.crc32c(part, crc)
+    crc = crc32c.crc32c(pad, crc)
     head = fields[:_CRC_FIELDS] + struct.pack("<I", crc)
     return head + struct.pack("<I", crc32c.crc32c(head))
 
@@ -700,10 +704,11 @@ class EventLog:
             bad = int(np.flatnonzero(np.diff(seq) != 1)[0]) + 1
             raise SequenceError(f"append to {self.directory} refused: the batch's seqs are not "
                                 f"contiguous at row {bad} (seq {int(seq[bad])} after {int(seq[bad - 1])})")
-        payload = batch.to_frame()
-        pad = bytes(_padding(len(payload)))
-        header = _encode_header(first, n, payload, pad)
-        length = len(header) + len(payload) + len(pad)
+        payload = batch.frame_parts()  # views of the columns: no copy before the write
+        size = sum(len(part) for part in payload)
+        pad = bytes(_padding(size))
+        header = _encode_header(first, n, payload, size, pad)
+        length = len(header) + size + len(pad)
         with self._lock:
             self._check_next(first, n)
             segment = self._segments[-1] if self._segments else None
@@ -713,7 +718,7 @@ class EventLog:
                 self._fd = os.open(segment.path, os.O_WRONLY)
             offset = segment.size
             try:
-                _write_all(self._fd, [header, payload, pad], offset)
+                _write_all(self._fd, [header, *payload, pad], offset)
             except BaseException as exc:
                 self._undo_write(segment, offset, exc)
                 raise

@@ -119,8 +119,14 @@ class OrderBatch:
 
     def to_frame(self) -> bytes:
         """Header + columns back to back; ``from_frame(b.to_frame())`` equals ``b``."""
+        return b"".join(self.frame_parts())
+
+    def frame_parts(self) -> list[bytes | memoryview]:
+        """The frame as a header and one zero-copy view per column, for ``os.pwritev``: the
+        event log writes a record without assembling it first."""
         header = _HEADER.pack(FRAME_MAGIC, FRAME_VERSION, len(COLUMNS), len(self), self.first_seq)
-        return header + b"".join(np.ascontiguousarray(getattr(self, n)).tobytes() for n in COLUMNS)
+        return [header, *(memoryview(np.ascontiguousarray(getattr(self, n))).cast("B")
+                          for n in COLUMNS)]
 
     @classmethod
     def from_frame(cls, frame: bytes | bytearray | memoryview) -> OrderBatch:
