@@ -324,6 +324,9 @@ def _check_time_to_value(ctx: _Context, t: Target) -> FactCheck:
     text = "0" if diff == 0 else f"{_sign(diff)}{_seconds(abs(diff))}"
     if diff and expected:
         text += f" ({_percent(diff / expected)})"
+    if t.at_most:  # a deadline ("in the first second"): any time up to it holds
+        return _fact(t, f"≤ {expected:,g} s", _seconds(took), text,
+                     took <= expected * (1 + t.tolerance) + 1e-9, _number(expected), took, "s")
     return _fact(t, f"{expected:,g} s", _seconds(took), text, _within(took, expected, t.tolerance),
                  _number(expected), took, "s")
 

@@ -196,6 +196,9 @@ def measure_targets(scenario: Scenario, scale: float, seed: int | None = None
                                       t.threshold_minor)
         else:
             raise AssertionError(f"no measure for metric {t.metric!r}")
-        ok = got is not None and abs(got - want) <= t.tolerance * want
+        if t.at_most:
+            ok = got is not None and got <= want * (1 + t.tolerance)
+        else:
+            ok = got is not None and abs(got - want) <= t.tolerance * want
         verdicts.append(Verdict(t.fact, want, got, ok))
     return facts, verdicts

@@ -50,8 +50,8 @@ BAD = [
     ("missing key", "seed = 1111\n", "",
      "bad.toml: festival.seed: missing required key"),
     ("misspelt key", "refund_rate = 0.05", "refund_rat = 0.05",
-     "bad.toml: festival.refund_rat: unknown key (expected one of: brands, currency, default_scale, gmv, name, "
-     "refund_delay_s, refund_rate, seed, title, utc_offset)"),
+     "bad.toml: festival.refund_rat: unknown key (expected one of: brands, currency, default_scale, "
+     "gmv, name, refund_delay_s, refund_rate, seed, title, utc_offset)"),
     ("wrong type", "brands = 3_000", 'brands = "3000"',
      "bad.toml: festival.brands: expected an integer, found string '3000'"),
     ("money as a float", "gmv = 60_000_000", "gmv = 60_000_000.5",

@@ -113,6 +113,8 @@ class Target:
     at_us: int | None = None
     subject: str | None = None
     scaled: bool = False
+    #: time_to_value: the fact is a deadline ("in the first second"): pass when measured <= value
+    at_most: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ _METRICS = {
     "peak_orders_per_s": {"scaled"},
     "brands_over": {"threshold", "at"},
     "first_brands_over": {"threshold"},
-    "time_to_value": {"subject", "threshold"},
+    "time_to_value": {"subject", "threshold", "at_most"},
 }
 
 
@@ -557,12 +559,12 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
             platforms: tuple[tuple[str, float], ...], regions: tuple[tuple[str, float], ...],
             rules: MilestoneRules) -> Target:
     t = r.table(data, key, {"fact", "metric", "value", "tolerance", "source"},
-                {"threshold", "at", "subject", "scaled"})
+                {"threshold", "at", "subject", "scaled", "at_most"})
     metric = r.string(t, key, "metric")
     if metric and metric not in _METRICS:
         r.problem(f"{key}.metric", f"expected one of {', '.join(_METRICS)}, found {metric!r}")
-    allowed = _METRICS.get(metric, {"threshold", "at", "subject", "scaled"})  # unknown: said above
-    for extra in ("threshold", "at", "subject", "scaled"):
+    allowed = _METRICS.get(metric, {"threshold", "at", "subject", "scaled", "at_most"})
+    for extra in ("threshold", "at", "subject", "scaled", "at_most"):
         if extra in t and extra not in allowed and not (extra == "subject" and metric == "time_to_value"):
             r.problem(f"{key}.{extra}", f"not used by metric {metric!r}")
     value = t.get("value")
@@ -590,9 +592,10 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
             r.problem(f"{key}.threshold", f"expected a milestones.time_to_value rule with subject "
                       f"{subject!r} and this value (its start is where the seconds count from), "
                       "found none")
-    scaled = t.get("scaled", False)
-    if not isinstance(scaled, bool):
-        r.problem(f"{key}.scaled", f"expected true or false, found {_kind(scaled)}")
+    scaled, at_most = t.get("scaled", False), t.get("at_most", False)
+    for name, flag in (("scaled", scaled), ("at_most", at_most)):
+        if not isinstance(flag, bool):
+            r.problem(f"{key}.{name}", f"expected true or false, found {_kind(flag)}")
     return Target(
         fact=r.string(t, key, "fact"),
         metric=metric,
@@ -603,4 +606,5 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         at_us=r.moment(t, key, "at") if "at" in t else None,
         subject=subject,
         scaled=scaled is True,
+        at_most=at_most is True,
     )
