@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import crc32c
+from _common import one_core
 
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import rebatch
@@ -37,14 +38,6 @@ from ticker.scenario import generate, resolve
 from ticker.scenario.brands import build_catalogue
 
 TARGET_READ_EVENTS_PER_S = 50e6
-
-
-def _one_core() -> None:
-    """Pin to one CPU and keep numpy's helpers single-threaded, so the figure is per core."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def _median_of(repeat: int, run: Callable[[], float]) -> tuple[float, float, float]:
@@ -69,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-events", type=int, default=1_000_000)
     parser.add_argument("--no-export", action="store_true")
     args = parser.parse_args(argv)
-    _one_core()
+    one_core()
     scenario = resolve(args.scenario)
     batches = list(rebatch(generate(scenario, scale=args.scale), args.record_events))
     events = sum(len(b) for b in batches)

@@ -17,18 +17,12 @@ import statistics
 import sys
 import time
 
+from _common import one_core
+
 from ticker.scenario import generate, make_plan, resolve
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS
 
 TARGET_EVENTS_PER_S = 15e6
-
-
-def _one_core() -> None:
-    """Pin to one CPU and keep numpy's helpers single-threaded, so the figure is per core."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    _one_core()
+    one_core()
     scenario = resolve(args.scenario)
 
     print(f"generate({args.scenario}, scale={args.scale}), batch size {DEFAULT_BATCH_EVENTS:,}, "
