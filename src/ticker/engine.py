@@ -83,7 +83,6 @@ class Run:
     log: LogWriter | None
     run_dir: RunDir | None
     options: ReplayOptions
-    recorded: bool  # the source is a recorded log
     notes: list[str] = field(default_factory=list)
 
 
@@ -122,7 +121,7 @@ def _prepare_recorded(run_dir: RunDir, options: ReplayOptions) -> Run:
     total = log.next_seq
     batches = rebatch(log.read(0), options.batch_size)
     return Run(scenario, meta["seed"], meta["scale"], meta["run"], names, aggregator, batches,
-               total, None, None, options, recorded=True,
+               total, None, None, options,
                notes=[f"replaying the recorded log of {meta['run']} ({total:,} events)"])
 
 
@@ -137,7 +136,7 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
     if not options.record:
         aggregator = Aggregator(scenario, names, run)
         return Run(scenario, seed, options.scale, run, names, aggregator,
-                   _generated(plan, 0, options), plan.total_events, None, None, options, False)
+                   _generated(plan, 0, options), plan.total_events, None, None, options)
     run_dir = RunDir(options.run_dir or Path("runs") / run)
     meta = {"run": run, "scenario": scenario.name, "seed": seed, "scale": options.scale,
             "events": plan.total_events, "ticker": __version__, "state": "running"}
@@ -156,7 +155,7 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
     log = _open_log(run_dir, options)
     aggregator = Aggregator(scenario, names, run)
     return Run(scenario, seed, options.scale, run, names, aggregator, _generated(plan, 0, options),
-               plan.total_events, log, run_dir, options, False, notes)
+               plan.total_events, log, run_dir, options, notes)
 
 
 def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, meta: dict,
@@ -181,7 +180,7 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
     run_dir.write_meta(meta)
     return Run(scenario, meta["seed"], meta["scale"], run, names, aggregator,
                _generated(plan, log.next_seq, options), plan.total_events, log, run_dir, options,
-               False, notes)
+               notes)
 
 
 def _restore(scenario: Scenario, names: tuple[str, ...], run: str, run_dir: RunDir,
