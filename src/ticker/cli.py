@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ticker import __version__
 from ticker.clock import format_time
@@ -298,14 +299,22 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what, where, what was expected), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ticker",
         description="Replay a shopping festival as a stream of orders; fold it into GMV and "
         "milestones; publish them over MQTT.",
     )
     parser.add_argument("--version", action="version", version=f"ticker {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
     sub.add_parser("scenarios", help="list the bundled festival scenarios")
 
     p = sub.add_parser("replay", help="replay a festival (or a recorded run) and publish it",
