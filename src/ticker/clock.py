@@ -24,6 +24,20 @@ def parse_offset(text: str) -> timezone:
     return timezone(-delta if sign == "-" else delta)
 
 
+def offset_text(zone: timezone) -> str:
+    """The zone's UTC offset as ISO-8601 writes it: ``+08:00`` (whole minutes, as parsed).
+
+    >>> offset_text(parse_offset("+08:00"))
+    '+08:00'
+    """
+    minutes, rest = divmod(zone.utcoffset(None), timedelta(minutes=1))
+    if rest:
+        raise ValueError(f"UTC offset {zone.utcoffset(None)} has seconds; expected whole minutes")
+    sign = "-" if minutes < 0 else "+"
+    hours, minutes = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
+
+
 def to_us(moment: datetime) -> int:
     """An aware datetime -> microseconds since the epoch, exactly."""
     if moment.tzinfo is None:

@@ -50,7 +50,7 @@ import numpy as np
 import orjson
 
 from ticker.aggregate.milestones import Milestone
-from ticker.clock import parse_time
+from ticker.clock import offset_text, parse_time
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, OrderKind, rebatch
 
@@ -142,14 +142,11 @@ def int_text(values: np.ndarray) -> np.ndarray:
 
 
 def utc_offset_text(zone: timezone) -> str:
-    """``+08:00`` for China Standard Time; ``+00:00`` for UTC (as ``datetime.isoformat``)."""
-    offset = zone.utcoffset(None)
-    if offset % timedelta(minutes=1):
-        raise ExportError(f"UTC offset {offset} has seconds; ISO-8601 text needs whole minutes")
-    minutes = offset // timedelta(minutes=1)
-    sign = "-" if minutes < 0 else "+"
-    hours, minutes = divmod(abs(minutes), 60)
-    return f"{sign}{hours:02d}:{minutes:02d}"
+    """``+08:00``: :func:`ticker.clock.offset_text`, as an :class:`ExportError` if it has seconds."""
+    try:
+        return offset_text(zone)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _time_text(us: np.ndarray, zone: timezone) -> np.ndarray:

@@ -22,7 +22,7 @@ class Currency:
         """Exact conversion of a whole or decimal-string major amount to minor units.
 
         >>> CNY.to_minor("540.3")
-        5403000
+        54030
         """
         if isinstance(major, int):
             return major * self.minor_per_major

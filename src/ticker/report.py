@@ -39,7 +39,7 @@ import numpy as np
 from rich.console import Console
 
 from ticker.aggregate.milestones import Milestone, ordinal
-from ticker.clock import US_PER_S, format_clock, format_duration, parse_time
+from ticker.clock import US_PER_S, format_clock, format_duration, offset_text, parse_time
 from ticker.money import Currency, format_money, money_label
 from ticker.scenario.spec import Scenario, Target
 
@@ -476,8 +476,7 @@ class _Console(Console):
 
 
 def _offset(zone: timezone) -> str:
-    name = zone.tzname(None)
-    return name if name != "UTC" else "UTC+00:00"
+    return f"UTC{offset_text(zone)}"
 
 
 # --- the chart ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import orjson
 
 from ticker import __version__
 from ticker.aggregate.milestones import Milestone, topic_safe
-from ticker.clock import format_time
+from ticker.clock import format_time, offset_text
 from ticker.money import CNY, Currency, format_money
 
 #: The first topic level of everything ticker publishes.
@@ -77,15 +77,6 @@ def check_run_id(run: str) -> str:
         raise ValueError(f"run id {run!r} cannot be an MQTT topic level "
                          "(it must be non-empty, without '/', '+', '#', NUL or outer spaces)")
     return run
-
-
-def zone_label(zone: timezone) -> str:
-    """``+08:00`` for China Standard Time, ``+00:00`` for UTC."""
-    offset = zone.utcoffset(None)
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    hours, mins = divmod(abs(minutes), 60)
-    return f"{sign}{hours:02d}:{mins:02d}"
 
 
 # --- topics -------------------------------------------------------------------------------------
@@ -184,7 +175,7 @@ def status_json(info: RunInfo, state: str, **extra: Any) -> dict[str, Any]:
         "seed": info.seed,
         "scale": info.scale,
         "currency": info.currency.code,
-        "zone": zone_label(info.zone),
+        "zone": offset_text(info.zone),
         "topics": {
             "gmv": gmv_topic(info.run),
             "leaderboard": leaderboard_topic(info.run),
