@@ -1,0 +1,91 @@
+"""``ticker replay`` end to end against a real Mosquitto: the whole topic contract from a real
+run, and a broker restart in the middle of a replay that loses no milestone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ticker.cli import main
+from ticker.engine import ReplayOptions, execute, prepare
+from ticker.publish import RunInfo, topics
+from ticker.publish.sink import connect
+
+pytestmark = pytest.mark.network
+
+
+def test_a_replay_publishes_the_whole_contract(mosquitto, listen, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    code = main(["replay", "smoke", "--mqtt", mosquitto.url, "--quiet", "--run-dir",
+                 str(tmp_path / "run"), "--summary", str(summary_path)])
+    assert code == 0
+    summary = orjson.loads(summary_path.read_bytes())
+    run = summary["run"]
+    assert summary["mqtt"]["undelivered"] == []
+    # a subscriber arriving after the run gets every retained topic
+    late = listen(mosquitto.port, [f"ticker/{run}/#"])
+    wanted = len(summary["milestones"]) + 3  # + status, gmv, leaderboard
+    got = late.wait_for(lambda ms: len({m.topic for m in ms}) >= wanted, what=f"{wanted} topics")
+    by_topic = {m.topic: m for m in got}
+    status = by_topic[f"ticker/{run}/status"].json()
+    assert status["state"] == "finished" and status["scenario"] == "smoke"
+    tick = by_topic[f"ticker/{run}/gmv"].json()
+    assert tick["gmv_minor"] == summary["gmv_minor"] and tick["orders"] == summary["orders"]
+    board = by_topic[f"ticker/{run}/leaderboard"].json()["brands"]
+    assert board[0]["rank"] == 1 and board[0]["gmv_minor"] >= board[-1]["gmv_minor"]
+    for milestone in summary["milestones"]:
+        kind, subject, threshold = milestone["kind"], milestone["subject"], milestone["threshold_minor"]
+        message = by_topic[f"ticker/{run}/milestones/{kind}/{subject}/{threshold}"]
+        payload = message.json()
+        assert message.retain and message.qos == 1
+        assert {k: payload[k] for k in milestone} == milestone
+        assert isinstance(payload["value"], str)
+
+
+class Outage:
+    """A sink that stops the broker after the ``stop_at``-th milestone and restarts it after
+    the ``start_at``-th: the fold and the publisher carry on through the outage."""
+
+    def __init__(self, broker, stop_at: int, start_at: int):
+        self.broker, self.stop_at, self.start_at = broker, stop_at, start_at
+        self.seen = 0
+        self.outage_seen = 0
+
+    def start(self, run): pass
+    def note(self, text): pass
+    def batch(self, batch): pass
+    def tick(self, view): pass
+    def finish(self, summary): pass
+
+    def milestone(self, m) -> None:
+        self.seen += 1
+        if self.seen == self.stop_at:
+            self.broker.stop()
+        elif self.stop_at < self.seen < self.start_at:
+            self.outage_seen += 1
+        elif self.seen == self.start_at:
+            self.broker.start()
+
+
+def test_a_broker_restart_in_the_middle_of_a_replay_loses_no_milestone(mosquitto_factory,
+                                                                        listen) -> None:
+    broker = mosquitto_factory()
+    run = prepare("double11-2021", ReplayOptions(record=False, batch_size=1 << 14))
+    outage = Outage(broker, stop_at=100, start_at=300)
+    mqtt = connect(run, broker.url)
+    try:
+        summary = execute(run, [mqtt, outage])
+    finally:
+        mqtt.shutdown()
+    assert outage.outage_seen == 199  # milestones folded while the broker was down
+    assert summary["mqtt"]["undelivered"] == []
+    info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
+                   run.scenario.zone)
+    late = listen(broker.port, [topics.milestones_filter(run.run)])
+    n = len(run.aggregator.state.milestones)
+    got = {m.topic: m.payload for m in late.wait_for(lambda ms: len({x.topic for x in ms}) >= n,
+                                                      what=f"{n} milestones")}
+    assert got == {topics.milestone_topic(run.run, m): topics.milestone_payload(info, m)
+                   for m in run.aggregator.state.milestones}
