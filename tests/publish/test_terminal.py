@@ -1,0 +1,59 @@
+"""The terminal ticker: a live panel on a terminal, plain lines when piped, nothing when quiet."""
+
+from __future__ import annotations
+
+import io
+
+from ticker.aggregate.milestones import brand_milestone
+from ticker.clock import parse_offset, parse_time
+from ticker.money import CNY
+from ticker.publish.terminal import TerminalTicker
+
+ZONE = parse_offset("+08:00")
+T0 = parse_time("2021-11-11T00:00:00+08:00")
+VIEW = {"event_time_us": T0 + 5_000_000, "seq": 500, "gmv_minor": 123_456_789_00,
+        "orders": 501, "orders_per_s": 100, "leaderboard": [("Apple", 9_000_000_00), ("L'Oréal", 5_00)]}
+SUMMARY = {"run": "r", "gmv_minor": 123_456_789_00, "orders": 501, "peak_orders_per_s": 100,
+           "peak_at": "2021-11-11T00:00:00+08:00", "milestones": [], "events": 1000, "wall_s": 0.5}
+
+
+def ticker(out: io.StringIO, **kwargs) -> TerminalTicker:
+    return TerminalTicker(title="Unit Fest", currency=CNY, zone=ZONE, total_events=1000,
+                          scale=0.001, out=out, **kwargs)
+
+
+def test_on_a_terminal_the_panel_shows_gmv_rate_progress_leaderboard_and_milestones():
+    out = io.StringIO()
+    t = ticker(out, live=True)
+    t.start(None)
+    t.milestone(brand_milestone("r", "Apple", 100_000_000_00, 100_000_000_00, 7, T0 + 1, 1, CNY))
+    t.tick(VIEW)
+    t.finish(SUMMARY)
+    text = out.getvalue()
+    for shown in ("Unit Fest", "Nov 11 00:00:05", "RMB 123.5 million", "≈ 100,000 at full scale",
+                  "50.0%", "leaderboard", "Apple", "RMB 9.0 million",
+                  "Apple is the first brand to pass RMB 100 million"):
+        assert shown in text, shown
+
+
+def test_piped_it_prints_one_line_per_milestone_and_a_summary():
+    out = io.StringIO()
+    t = ticker(out, live=False)
+    t.start(None)
+    t.milestone(brand_milestone("r", "Apple", 100_000_000_00, 100_000_000_00, 7, T0 + 1, 1, CNY))
+    t.tick(VIEW)
+    t.finish(SUMMARY)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "2021-11-11 00:00:00.000  Apple is the first brand to pass RMB 100 million"
+    assert lines[1].startswith("r: GMV RMB 123.5 million from 501 orders; peak 100 orders/s")
+    assert len(lines) == 2 and "leaderboard" not in out.getvalue()
+
+
+def test_quiet_prints_nothing():
+    out = io.StringIO()
+    t = ticker(out, quiet=True)
+    t.start(None)
+    t.note("a note")
+    t.tick(VIEW)
+    t.finish(SUMMARY)
+    assert out.getvalue() == ""
