@@ -24,7 +24,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -304,15 +304,18 @@ def _generated(plan: Plan, start_seq: int, options: ReplayOptions) -> Iterator[O
 # --- running ----------------------------------------------------------------------------------
 
 
-class _Pacer:
+class Pacer:
     """The event-time clock: waits so that sale time advances ``speed`` times wall time.
 
     Sale time skips the gaps between sales windows (Nov 4-10 is not replayed as a week of
-    silence). ``speed=None`` never waits.
+    silence). ``speed=None`` never waits. ``clock`` and ``sleep`` are the wall clock's.
     """
 
-    def __init__(self, scenario: Scenario, speed: float | None):
+    def __init__(self, scenario: Scenario, speed: float | None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         self.speed = speed
+        self.clock, self.sleep = clock, sleep
         self.starts = np.array([w.start_us for w in scenario.windows], np.int64)
         lengths = np.array([w.end_us - w.start_us for w in scenario.windows], np.int64)
         self.before = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -333,11 +336,11 @@ class _Pacer:
         while lo < len(batch):
             start = self.sale_us(int(times[lo]))
             if self.origin is None:
-                self.origin = (time.monotonic(), start)
+                self.origin = (self.clock(), start)
             due = self.origin[0] + (start - self.origin[1]) / US_PER_S / self.speed
-            delay = due - time.monotonic()
+            delay = due - self.clock()
             if delay > 0:
-                time.sleep(delay)  # pacing: the wall clock is what we wait for
+                self.sleep(delay)  # pacing: the wall clock is what we wait for
             edge = int(times[lo]) + step
             hi = int(np.searchsorted(times, edge, side="left"))
             yield batch.slice(lo, max(hi, lo + 1))
@@ -348,7 +351,7 @@ def execute(run: Run, sinks: list) -> dict:
     """Drive the run to its end; returns the summary (DESIGN.md's contract)."""
     agg = run.aggregator
     options = run.options
-    pacer = _Pacer(run.scenario, options.speed)
+    pacer = Pacer(run.scenario, options.speed)
     every = -(-max(1, options.snapshot_every) // LOG_RECORD_EVENTS) * LOG_RECORD_EVENTS
     interval = 1.0 / options.tick_hz
     last_tick = 0.0
