@@ -204,3 +204,16 @@ def test_resume_refuses_a_run_directory_of_another_run(tmp_path, capsys):
                  str(run_dir), "--resume"])
     assert code == 2
     assert "cannot resume: it recorded scale 1.0, this replay asks for 0.5" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    run_dir = replay(tmp_path, "run", "--scale", "1")
+    for argv in (["state", str(run_dir), "--at", "2021-11-11T20:00"],
+                 ["export", str(run_dir), "--format", "csv"]):
+        child = subprocess.Popen([sys.executable, "-m", "ticker", *argv], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        child.stdout.readline()
+        child.stdout.close()  # like `| head -1`
+        err = child.stderr.read().decode()
+        child.stderr.close()
+        assert child.wait() in (0, 1) and "Traceback" not in err, err

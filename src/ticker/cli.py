@@ -7,6 +7,7 @@ code 2; it is never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,7 +70,6 @@ def _scale(text: str) -> float:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    import os
 
     from ticker.engine import ReplayError, ReplayOptions
     from ticker.eventlog import LogLockedError
@@ -425,3 +425,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ticker: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ticker ... | head`: the reader left; stop quietly, as rich does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
