@@ -209,11 +209,13 @@ def test_resume_refuses_a_run_directory_of_another_run(tmp_path, capsys):
 def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
     run_dir = replay(tmp_path, "run", "--scale", "1")
     for argv in (["state", str(run_dir), "--at", "2021-11-11T20:00"],
-                 ["export", str(run_dir), "--format", "csv"]):
-        child = subprocess.Popen([sys.executable, "-m", "ticker", *argv], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE)
-        child.stdout.readline()
-        child.stdout.close()  # like `| head -1`
-        err = child.stderr.read().decode()
-        child.stderr.close()
-        assert child.wait() in (0, 1) and "Traceback" not in err, err
+                 ["export", str(run_dir), "--format", "csv"],
+                 ["verify", str(run_dir)]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # like `| head` having exited: the first write fails
+        try:
+            result = subprocess.run([sys.executable, "-m", "ticker", *argv], stdout=write_end,
+                                    stderr=subprocess.PIPE, text=True)
+        finally:
+            os.close(write_end)
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
