@@ -97,9 +97,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             mqtt = connect(run, url, tick_hz=args.tick_hz, ca_file=args.ca_file,
                            orders=args.publish_orders)
             sinks.insert(0, mqtt)
-            if mqtt.broker is not None:
-                terminal.note(f"publishing on the embedded broker at {mqtt.broker.url} "
-                              f"(subscribe: ticker watch --mqtt {mqtt.broker.url})")
+            if mqtt.where:
+                terminal.note(mqtt.where)
         for note in run.notes:
             terminal.note(note)
         summary = execute(run, sinks)

@@ -89,3 +89,19 @@ def test_a_broker_restart_in_the_middle_of_a_replay_loses_no_milestone(mosquitto
                                                       what=f"{n} milestones")}
     assert got == {topics.milestone_topic(run.run, m): topics.milestone_payload(info, m)
                    for m in run.aggregator.state.milestones}
+
+
+def test_with_no_url_a_broker_already_on_the_default_port_is_used(mosquitto, listen, monkeypatch,
+                                                                   tmp_path: Path) -> None:
+    """`ticker broker` (or a local Mosquitto) in another terminal holds the default port: the
+    replay publishes there, where that terminal's subscribers are, not to a private broker."""
+    import ticker.publish.sink as sink
+
+    monkeypatch.setattr(sink, "DEFAULT_PORT", mosquitto.port)
+    monkeypatch.delenv("TICKER_MQTT_URL", raising=False)
+    summary_path = tmp_path / "summary.json"
+    assert main(["replay", "smoke", "--quiet", "--no-log", "--summary", str(summary_path)]) == 0
+    summary = orjson.loads(summary_path.read_bytes())
+    assert summary["mqtt"]["url"] == mosquitto.url
+    status = listen(mosquitto.port, [f"ticker/{summary['run']}/status"]).wait_count(1)[0]
+    assert status.json()["state"] == "finished"

@@ -21,22 +21,33 @@ from ticker.publish.url import PublishError
 ORDER_PARTITIONS = 8
 
 
+DEFAULT_PORT = 1883
+
+
 def connect(run, url: str, *, tick_hz: float = 10.0, ca_file: str | None = None,
             orders: bool = False) -> MqttSink:
-    """A started sink for ``run``: to ``url``, or with ``url=""`` to an embedded broker on
-    127.0.0.1:1883 (any free port if that one is taken), which the sink stops at shutdown.
+    """A started sink for ``run``: to ``url``, or with ``url=""`` to the local default broker.
 
+    With no URL: an embedded broker on 127.0.0.1:1883, stopped at shutdown; if that port is
+    taken by a broker that answers (``ticker broker`` in another terminal, a local Mosquitto),
+    that broker, so its subscribers see the run; else an embedded broker on a free port.
     Raises :class:`PublishError` (one line) if the first connection fails.
     """
+    info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
+                   run.scenario.zone)
     broker = None
     if not url:
         try:
-            broker = EmbeddedBroker("127.0.0.1", 1883).start()
+            broker = EmbeddedBroker("127.0.0.1", DEFAULT_PORT).start()
         except PublishError:
-            broker = EmbeddedBroker("127.0.0.1", 0).start()
+            local = f"mqtt://127.0.0.1:{DEFAULT_PORT}"
+            try:
+                publisher = Publisher(local, info, tick_hz=tick_hz, connect_timeout=2.0).start()
+                return MqttSink(publisher, orders=orders, where=f"publishing to the broker already "
+                                f"listening on {local}")
+            except PublishError:  # the port is taken by something else: a private broker
+                broker = EmbeddedBroker("127.0.0.1", 0).start()
         url = broker.url
-    info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
-                   run.scenario.zone)
     try:  # amqtt speaks 3.1.1 only: don't make it refuse an MQTT 5 probe first
         publisher = Publisher(url, info, tick_hz=tick_hz, ca_file=ca_file,
                               protocol=BROKER_PROTOCOL if broker is not None else "auto").start()
@@ -44,14 +55,17 @@ def connect(run, url: str, *, tick_hz: float = 10.0, ca_file: str | None = None,
         if broker is not None:
             broker.stop()
         raise
-    return MqttSink(publisher, orders=orders, broker=broker)
+    where = (f"publishing on the embedded broker at {broker.url} (subscribe: ticker watch "
+             f"--mqtt {broker.url})") if broker is not None else ""
+    return MqttSink(publisher, orders=orders, broker=broker, where=where)
 
 
 class MqttSink:
     def __init__(self, publisher: Publisher, *, orders: bool = False, close_timeout: float = 10.0,
-                 broker: EmbeddedBroker | None = None):
+                 broker: EmbeddedBroker | None = None, where: str = ""):
         self.publisher = publisher
         self.broker = broker
+        self.where = where  # where the run is published, for the terminal
         self.info = publisher.info
         self.close_timeout = close_timeout
         self.orders = orders
