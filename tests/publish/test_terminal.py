@@ -22,14 +22,19 @@ def ticker(out: io.StringIO, **kwargs) -> TerminalTicker:
                           scale=0.001, out=out, **kwargs)
 
 
-def test_on_a_terminal_the_panel_shows_gmv_rate_progress_leaderboard_and_milestones():
+def drive(**kwargs) -> str:
+    """One milestone, one tick, the end: what the ticker printed."""
     out = io.StringIO()
-    t = ticker(out, live=True)
+    t = ticker(out, **kwargs)
     t.start(None)
     t.milestone(brand_milestone("r", "Apple", 100_000_000_00, 100_000_000_00, 7, T0 + 1, 1, CNY))
     t.tick(VIEW)
     t.finish(SUMMARY)
-    text = out.getvalue()
+    return out.getvalue()
+
+
+def test_on_a_terminal_the_panel_shows_gmv_rate_progress_leaderboard_and_milestones():
+    text = drive(live=True)
     for shown in ("Unit Fest", "Nov 11 00:00:05", "RMB 123.5 million", "≈ 100,000 at full scale",
                   "50.0%", "leaderboard", "Apple", "RMB 9.0 million",
                   "Apple is the first brand to pass RMB 100 million"):
@@ -37,23 +42,12 @@ def test_on_a_terminal_the_panel_shows_gmv_rate_progress_leaderboard_and_milesto
 
 
 def test_piped_it_prints_one_line_per_milestone_and_a_summary():
-    out = io.StringIO()
-    t = ticker(out, live=False)
-    t.start(None)
-    t.milestone(brand_milestone("r", "Apple", 100_000_000_00, 100_000_000_00, 7, T0 + 1, 1, CNY))
-    t.tick(VIEW)
-    t.finish(SUMMARY)
-    lines = out.getvalue().splitlines()
+    text = drive(live=False)
+    lines = text.splitlines()
     assert lines[0] == "2021-11-11 00:00:00.000  Apple is the first brand to pass RMB 100 million"
     assert lines[1].startswith("r: GMV RMB 123.5 million from 501 orders; peak 100 orders/s")
-    assert len(lines) == 2 and "leaderboard" not in out.getvalue()
+    assert len(lines) == 2 and "leaderboard" not in text
 
 
 def test_quiet_prints_nothing():
-    out = io.StringIO()
-    t = ticker(out, quiet=True)
-    t.start(None)
-    t.note("a note")
-    t.tick(VIEW)
-    t.finish(SUMMARY)
-    assert out.getvalue() == ""
+    assert drive(quiet=True) == ""
