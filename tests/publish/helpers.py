@@ -8,7 +8,10 @@ Tests wait on its messages with timeouts; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,3 +123,19 @@ def make_milestones(run: str, n: int, *, kind: str = "brand_gmv") -> list[Milest
             event_time_us=T0_US + i * 1_000_000, rank=i + 1,
             headline=f"{subject} is the {ordinal(i + 1)} brand to pass RMB {i + 1} million"))
     return out
+
+
+def interrupt_after_first_line(code: str, *args: str) -> tuple[str, str, str, int]:
+    """Run ``python -c code args``, wait for its first line of output, send it Ctrl-C (SIGINT);
+    return (first line, rest of stdout, stderr, exit code)."""
+    child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        first = child.stdout.readline()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    return first, out, err, child.returncode

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import io
-import signal
-import subprocess
-import sys
 import threading
 
 import pytest
 
 from ticker.publish import EmbeddedBroker, Publisher, PublishError, RunInfo, run_broker, topics
 
-from .helpers import free_port, make_milestones
+from .helpers import free_port, interrupt_after_first_line, make_milestones
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -60,16 +57,8 @@ def test_run_broker_prints_its_url_and_stops(unique_run: str, listen) -> None:
 
 def test_ctrl_c_stops_ticker_broker_cleanly() -> None:
     port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom ticker.publish import run_broker\n"
-         "sys.exit(run_broker('127.0.0.1', int(sys.argv[1])))", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert f"listening on mqtt://127.0.0.1:{port}" in child.stdout.readline()
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == 0 and err == "" and "stopped" in out
+    first, out, err, code = interrupt_after_first_line(
+        "import sys\nfrom ticker.publish import run_broker\n"
+        "sys.exit(run_broker('127.0.0.1', int(sys.argv[1])))", str(port))
+    assert f"listening on mqtt://127.0.0.1:{port}" in first
+    assert code == 0 and err == "" and "stopped" in out

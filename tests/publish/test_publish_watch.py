@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import signal
-import subprocess
-import sys
 import threading
 
 import orjson
@@ -14,7 +11,7 @@ import pytest
 from ticker.clock import format_time
 from ticker.publish import EmbeddedBroker, Publisher, RunInfo, run_watch, topics
 
-from .helpers import CST, T0_US, free_port, make_milestones
+from .helpers import CST, T0_US, free_port, interrupt_after_first_line, make_milestones
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -122,19 +119,11 @@ def test_a_bad_url_or_filter_is_exit_2(url: str, filters: list[str]) -> None:
 
 def test_ctrl_c_exits_0_quietly(mosquitto, unique_run: str) -> None:
     publish_run(mosquitto.url, unique_run, n_milestones=1)
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom ticker.publish import run_watch\n"
-         "sys.exit(run_watch(sys.argv[1], run=sys.argv[2]))", mosquitto.url, unique_run],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert "Brand 0 is the first brand" in child.stdout.readline()  # so it is subscribed
-        child.send_signal(signal.SIGINT)
-        _out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == 0, err
+    first, _out, err, code = interrupt_after_first_line(
+        "import sys\nfrom ticker.publish import run_watch\n"
+        "sys.exit(run_watch(sys.argv[1], run=sys.argv[2]))", mosquitto.url, unique_run)
+    assert "Brand 0 is the first brand" in first  # so it was subscribed when interrupted
+    assert code == 0, err
     assert err == ""
 
 
