@@ -17,6 +17,7 @@ must agree with.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -334,22 +335,34 @@ class Aggregator:
 
     def _rate_records(self, batch: OrderBatch, first: int, last: int, seconds: np.ndarray,
                       ends: np.ndarray) -> list[Milestone]:
-        """Seconds this batch completes: any left open before it, and all but its last."""
+        """Seconds this batch completes (any left open before it, and all but its last) that
+        beat the record by ``min_gain``.
+
+        A new record is always a strict running maximum of the completed seconds (whatever was
+        below the bar before it is below it now), so one ``maximum.accumulate`` and a binary
+        search per record find them all, however many seconds the batch completes.
+        """
         st = self.state
         since = first if st.open_second < 0 else st.open_second
         completed = st.second_orders[since:last]
-        beat = np.flatnonzero(completed > st.rate_record * (1 + self.min_gain)) + since
-        done, last_seqs = [], []
-        for second in beat.tolist():
-            done.append(second)
-            if second < first:
-                last_seqs.append(st.open_second_last_seq)
-            else:
-                row = int(ends[np.searchsorted(seconds, second)]) - 1
-                last_seqs.append(int(batch.seq[row]))
+        found = []
+        if len(completed):
+            peaks = np.maximum.accumulate(completed)
+            while True:
+                # count > record × (1 + gain) is count > floor(record × (1 + gain)) for integers
+                i = int(np.searchsorted(peaks, math.floor(st.rate_record * (1 + self.min_gain)),
+                                        side="right"))
+                if i == len(peaks):
+                    break
+                second = since + i
+                if second < first:
+                    seq = st.open_second_last_seq
+                else:
+                    seq = int(batch.seq[int(ends[np.searchsorted(seconds, second)]) - 1])
+                found += self._records([second], [seq])
         st.open_second = last
         st.open_second_last_seq = int(batch.seq[-1])
-        return self._records(done, last_seqs) if done else []
+        return found
 
     def _records(self, seconds: list[int], last_seqs: list[int]) -> list[Milestone]:
         st = self.state
