@@ -5,6 +5,14 @@ listener that wants a password (user ``ticker``, password ``MOSQUITTO_PASSWORD``
 in a temporary directory. ``mosquitto_factory``: private brokers a test may stop and restart on
 the same port (the shared one is never stopped). ``unique_run``: a run id derived from the test's
 name, so tests never hear each other's retained messages.
+
+In CI (the ``CI`` environment variable is set, as ``.ci/run`` does) a missing external program is a
+failure, not a skip: a machine whose install step failed must not go green. ``require_binary`` is the
+one place that decides (also a fixture of that name); ``mosquitto_binary`` and ``chromium_binary`` are
+built on it.
+
+Hypothesis profiles (chosen by ``HYPOTHESIS_PROFILE``, else ``ci`` when ``CI`` is set, else ``dev``):
+see ``_register_hypothesis_profiles``.
 """
 
 from __future__ import annotations
@@ -20,20 +28,66 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.internal.conjecture import engine as _hypothesis_engine
+
+IN_CI = bool(os.environ.get("CI"))
+
+# Shrinking stops after this many seconds and reports the smallest failing example found so far. Hypothesis's
+# own cap (300 s) equals pytest-timeout's, so a slow property could be killed mid-shrink and report only
+# "Timeout" with no example (issue 17). The cap is a private constant: if it ever moves, this test run says so
+# rather than silently losing the bound (see test_hypothesis_profiles.py).
+SHRINK_SECONDS = 60
+
+
+def _register_hypothesis_profiles() -> None:
+    """``ci``: more examples, no example database (a fresh clone has none to reuse), the failing example
+    printed with its reproduce blob, and no 'explain' phase (it re-runs the failing case many times after
+    shrinking). ``dev``: fewer examples for a quick local loop; the database lives in ``.hypothesis/``,
+    which .gitignore keeps out of the repository. No per-example ``deadline`` in either: on a shared
+    2-core machine an example's time varies 2-3x, and a deadline would make the suite flaky, not stricter.
+    Tests that pin ``max_examples`` in their own ``@settings`` keep that count under both profiles."""
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("ci", max_examples=200, database=None, print_blob=True,
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target,
+                                      Phase.shrink], **common)
+    settings.register_profile("dev", max_examples=50, **common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+    _hypothesis_engine.MAX_SHRINKING_SECONDS = SHRINK_SECONDS
+
+
+_register_hypothesis_profiles()
 
 MOSQUITTO_USER = "ticker"
 MOSQUITTO_PASSWORD = "s3cret-festival"
 
 
-def find_mosquitto() -> str | None:
-    """The broker binary: on PATH, or where Debian puts it (/usr/sbin is not on every PATH)."""
-    found = shutil.which("mosquitto")
+def find_binary(name: str, *candidates: str) -> str | None:
+    """``name`` on PATH, else the first executable of ``candidates`` (/usr/sbin is not on every PATH)."""
+    found = shutil.which(name)
     if found:
         return found
-    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return next((path for path in candidates if os.access(path, os.X_OK)), None)
+
+
+def require_binary(name: str, *candidates: str, install: str) -> str:
+    """The path of an external program the test needs. Missing: a skip on a developer's machine, a
+    FAILURE in CI (``CI`` set), saying how to install it."""
+    found = find_binary(name, *candidates)
+    if found is None:
+        where = ", ".join(candidates) or "-"
+        message = f"{name} not found (on PATH or at {where}); install it with: {install}"
+        if IN_CI:
+            pytest.fail(f"CI: {message} (scripts/test installs it; a missing program fails in CI)",
+                        pytrace=False)
+        pytest.skip(f"!!! {message} -- every test that needs it is SKIPPED !!!")
+    return found
+
+
+@pytest.fixture(name="require_binary", scope="session")
+def require_binary_fixture():
+    """``require_binary(name, *candidates, install=...)`` for a test that needs some other program."""
+    return require_binary
 
 
 def free_port() -> int:
@@ -133,11 +187,16 @@ class Mosquitto:
 
 @pytest.fixture(scope="session")
 def mosquitto_binary() -> str:
-    binary = find_mosquitto()
-    if binary is None:
-        pytest.skip("!!! MOSQUITTO NOT FOUND: every broker test is SKIPPED. Install it with "
-                    "'apt-get install mosquitto mosquitto-clients' (scripts/test does it) !!!")
-    return binary
+    return require_binary("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto",
+                          "/opt/homebrew/sbin/mosquitto",
+                          install="apt-get install mosquitto mosquitto-clients")
+
+
+@pytest.fixture(scope="session")
+def chromium_binary() -> str:
+    """Debian's Chromium, for the browser tests (Playwright's own download cannot work here)."""
+    return require_binary("chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser",
+                          install="apt-get install chromium")
 
 
 @pytest.fixture(scope="session")
