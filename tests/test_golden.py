@@ -1,0 +1,161 @@
+"""The bytes a replay records never change by accident.
+
+Each bundled scenario is replayed at a small scale and seed into a run directory, and every file it
+writes (log segments, snapshots, milestones.jsonl, summary.json, run.json), plus what ``ticker
+report --json`` and ``ticker state --json`` print, is hashed. The hashes below were recorded from the
+code *before* the library refactor of issue 9 (commit 2d15f8c), so they prove that the refactor left
+the log format, the summary contract and the derived files byte-for-byte as they were — and they
+keep proving it. The summary's two wall-clock fields (``events_per_s``, ``wall_s``) are the only
+bytes masked.
+
+When a change is *meant* to alter these bytes (a new log format version, a new summary field),
+re-record with ``python tests/test_golden.py`` and say so in the commit message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from ticker.cli import main
+
+# scenario, scale, seed: small enough to run in about a second each, large enough to cross
+# several snapshots (every 65,536 events), milestones of every kind, and more than one window.
+CASES = [
+    ("smoke", 0.25, 7),
+    ("double11-2021", 0.00002, 11),
+    ("double11-2020", 0.00002, 2020),
+    ("singles-day-2016", 0.0001, 3),
+    ("aliexpress-2021", 0.002, 5),
+    ("lazada-1111-2020", 0.002, 9),
+]
+
+_VOLATILE = re.compile(rb'("(?:events_per_s|wall_s)": )[-0-9.e+a-zNul]+')
+
+
+def _quiet_main(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    return code, out.getvalue()
+
+
+def digests(scenario: str, scale: float, seed: int, root: Path) -> dict[str, str]:
+    """sha256 (first 16 hex digits) of every file a replay writes, and of two read-backs."""
+    run_dir = root / scenario
+    code, _ = _quiet_main(["replay", scenario, "--scale", str(scale), "--seed", str(seed),
+                           "--mqtt", "none", "--quiet", "--run-dir", str(run_dir),
+                           "--snapshot-every", "65536", "--batch-size", "50000"])
+    assert code == 0
+    found: dict[str, str] = {}
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name != "LOCK"):
+        data = path.read_bytes()
+        if path.name == "summary.json":
+            data = _VOLATILE.sub(rb"\1null", data)
+        found[path.relative_to(run_dir).as_posix()] = hashlib.sha256(data).hexdigest()[:16]
+    _, report = _quiet_main(["report", str(run_dir), "--json"])
+    found["report --json"] = hashlib.sha256(report.encode()).hexdigest()[:16]
+    code, state = _quiet_main(["state", str(run_dir), "--at", _MIDDLE[scenario], "--json"])
+    assert code == 0
+    found["state --json"] = hashlib.sha256(state.encode()).hexdigest()[:16]
+    return found
+
+
+# a moment inside each festival, for `ticker state --at`
+_MIDDLE = {
+    "smoke": "2021-11-11T00:30+08:00",
+    "double11-2021": "2021-11-11T00:45+08:00",
+    "double11-2020": "2020-11-11T00:30+08:00",
+    "singles-day-2016": "2016-11-11T12:00+08:00",
+    "aliexpress-2021": "2021-11-12T00:00+08:00",
+    "lazada-1111-2020": "2020-11-11T12:00+08:00",
+}
+
+RECORDED: dict[str, dict[str, str]] = {
+    'smoke': {
+        'log/00000000000000000000.seg': 'b26f2f3f6a13a304',
+        'milestones.jsonl': '38b061a5b8800713',
+        'run.json': 'f4c8164e7758bee3',
+        'scenario.toml': '3d1245aca5c6dda5',
+        'snapshots/snap-00000000000000063183.npz': 'bcdd53c458f12882',
+        'summary.json': '4640f072e3cdf510',
+        'report --json': 'c87c9157eca5fab1',
+        'state --json': 'e6cb983a7ff951ef',
+    },
+    'double11-2021': {
+        'log/00000000000000000000.seg': '9440c18b47ccb61b',
+        'milestones.jsonl': '71ef4a0c489422f8',
+        'run.json': 'bf1c038dab21b095',
+        'scenario.toml': '6062a6deb0316bab',
+        'snapshots/snap-00000000000000051266.npz': '1138432d8ba7016c',
+        'summary.json': 'a8a68af380f46cbf',
+        'report --json': 'face1bbb0f501f57',
+        'state --json': 'eaed3efc329ede8a',
+    },
+    'double11-2020': {
+        'log/00000000000000000000.seg': '5b0afa04847155e1',
+        'milestones.jsonl': 'd7d1ddcda37f4047',
+        'run.json': 'abc997040344ea3f',
+        'scenario.toml': '479b09a86ff6f60f',
+        'snapshots/snap-00000000000000047328.npz': '6b813c1301740484',
+        'summary.json': 'e5223c78ccc19e78',
+        'report --json': 'e3a72a63b48f0588',
+        'state --json': '37adee4703c06813',
+    },
+    'singles-day-2016': {
+        'log/00000000000000000000.seg': 'e79675be2d2480f2',
+        'milestones.jsonl': '9a79679fb320dd49',
+        'run.json': 'c4cce411f698404d',
+        'scenario.toml': '371ca1b74179fb7e',
+        'snapshots/snap-00000000000000065536.npz': '1ea761e29aa35bbe',
+        'snapshots/snap-00000000000000067014.npz': '6bb3ee25309387e5',
+        'summary.json': '8647c1e6f28cb3e6',
+        'report --json': '14ad2158b98dbdec',
+        'state --json': 'ccbd448480378b71',
+    },
+    'aliexpress-2021': {
+        'log/00000000000000000000.seg': '454d218b7b6959a7',
+        'milestones.jsonl': 'b44727b34edfe3f7',
+        'run.json': 'c7cbcdc13a85c683',
+        'scenario.toml': 'b863d17fb316bdad',
+        'snapshots/snap-00000000000000065536.npz': '08789e549084488a',
+        'snapshots/snap-00000000000000123600.npz': 'e0ee973e6860a909',
+        'summary.json': '9c01c26e72a6de9d',
+        'report --json': 'deacf235f9128e3f',
+        'state --json': '0f18660908ab636a',
+    },
+    'lazada-1111-2020': {
+        'log/00000000000000000000.seg': '9efc2955e12c37a5',
+        'milestones.jsonl': 'ed8fc25fe2632d24',
+        'run.json': '6e7e34ccfcd72552',
+        'scenario.toml': 'd6541320928a297d',
+        'snapshots/snap-00000000000000065536.npz': '8f32b5a1284219a2',
+        'snapshots/snap-00000000000000103000.npz': '88fafb1dbeed3604',
+        'summary.json': '60b415f271a81cc3',
+        'report --json': '279aac8330e1af82',
+        'state --json': '5b0abd463c551fd2',
+    },
+}
+
+
+@pytest.mark.parametrize(("scenario", "scale", "seed"), CASES, ids=[c[0] for c in CASES])
+def test_a_replay_writes_the_bytes_recorded_before_the_refactor(scenario, scale, seed, tmp_path):
+    assert digests(scenario, scale, seed, tmp_path) == RECORDED[scenario]
+
+
+if __name__ == "__main__":  # re-record: python tests/test_golden.py
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print("RECORDED: dict[str, dict[str, str]] = {")
+        for scenario, scale, seed in CASES:
+            print(f"    {scenario!r}: {{")
+            for name, digest in digests(scenario, scale, seed, Path(tmp)).items():
+                print(f"        {name!r}: {digest!r},")
+            print("    },")
+        print("}")
