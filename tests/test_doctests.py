@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["ticker.money", "ticker.clock", "ticker.publish.url"]
+MODULES = ["ticker.errors", "ticker.money", "ticker.clock", "ticker.publish.url"]
 
 
 @pytest.mark.parametrize("name", MODULES)

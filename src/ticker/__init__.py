@@ -5,6 +5,7 @@ aggregator folds them into running GMV, rates, leaderboards and milestones, and 
 published over MQTT. See ``docs/architecture.md``.
 """
 
+from ticker.errors import TickerError
 from ticker.events import OrderBatch, OrderKind
 from ticker.money import CNY, USD, Currency, format_money
 from ticker.scenario import Scenario, ScenarioError, generate, make_plan, resolve
@@ -17,6 +18,7 @@ __all__ = [
     "OrderKind",
     "Scenario",
     "ScenarioError",
+    "TickerError",
     "format_money",
     "generate",
     "make_plan",

@@ -1,7 +1,8 @@
 """Command-line interface: argument parsing only; every command is a thin call into a module.
 
-A user error (bad scenario, bad flag value, missing run directory) is one line on stderr and exit
-code 2; it is never a traceback.
+A user error (bad scenario, bad flag value, missing run directory) is a :class:`ticker.TickerError`,
+caught once in :func:`main`: one line on stderr and exit code 2, never a traceback. Anything else
+that escapes is a bug.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ from typing import NoReturn
 
 from ticker import __version__
 from ticker.clock import format_time
+from ticker.errors import TickerError
 from ticker.money import format_money, money_label
-
-
-class UserError(Exception):
-    """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
@@ -71,9 +69,7 @@ def _scale(text: str) -> float:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
 
-    from ticker.engine import ReplayError, ReplayOptions
-    from ticker.eventlog import LogLockedError
-    from ticker.publish import PublishError
+    from ticker.engine import ReplayOptions
     from ticker.publish.sink import connect
     from ticker.publish.terminal import TerminalTicker
 
@@ -102,8 +98,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         for note in run.notes:
             terminal.note(note)
         summary = execute(run, sinks)
-    except (ReplayError, PublishError, LogLockedError) as exc:
-        raise UserError(str(exc)) from None
     finally:
         if mqtt is not None:
             mqtt.shutdown()
@@ -114,13 +108,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     undelivered = summary.get("mqtt", {}).get("undelivered")
     code = 3 if undelivered else 0
     if args.report:  # printed even with --quiet: it was asked for
-        from ticker.report import ReportError, build_report, load_report, print_report
+        from ticker.report import build_report, load_report, print_report
 
-        try:
-            report = (load_report(run.run_dir.path) if run.run_dir is not None
-                      else build_report(run.scenario, summary))
-        except ReportError as exc:
-            raise UserError(str(exc)) from None
+        report = (load_report(run.run_dir.path) if run.run_dir is not None
+                  else build_report(run.scenario, summary))
         print_report(report)
         code = code if report.ok else 1
     return code
@@ -133,32 +124,26 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from ticker.publish import PublishError, run_broker
+    from ticker.publish import run_broker
 
-    try:
-        return run_broker(args.host, args.port)
-    except PublishError as exc:
-        raise UserError(str(exc)) from None
+    return run_broker(args.host, args.port)
 
 
 def _run_dir(path: Path):
-    from ticker.rundir import RunDir
+    from ticker.rundir import RunDir, RunDirError
 
     run_dir = RunDir(path)
     if not run_dir.exists():
-        raise UserError(f"{path}: not a run directory (no run.json; expected the --run-dir of a "
+        raise RunDirError(f"{path}: not a run directory (no run.json; expected the --run-dir of a "
                         "'ticker replay')")
     return run_dir
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ticker.history import HistoryError, verify_run
+    from ticker.history import verify_run
 
     run_dir = _run_dir(args.run_dir)
-    try:
-        problems = verify_run(run_dir)
-    except HistoryError as exc:
-        raise UserError(str(exc)) from None
+    problems = verify_run(run_dir)
     for line in problems:
         print(line)
     if not problems:
@@ -171,7 +156,7 @@ def _cmd_state(args: argparse.Namespace) -> int:
     import orjson
 
     from ticker.clock import parse_time
-    from ticker.history import HistoryError, state_at
+    from ticker.history import state_at
     from ticker.scenario import load_scenario
 
     run_dir = _run_dir(args.run_dir)
@@ -179,12 +164,9 @@ def _cmd_state(args: argparse.Namespace) -> int:
     try:
         at_us = parse_time(args.at, scenario.zone)
     except ValueError:
-        raise UserError(f"--at: expected an ISO-8601 time like 2021-11-11T00:45+08:00, found "
+        raise TickerError(f"--at: expected an ISO-8601 time like 2021-11-11T00:45+08:00, found "
                         f"{args.at!r}") from None
-    try:
-        found = state_at(run_dir, at_us)
-    except HistoryError as exc:
-        raise UserError(str(exc)) from None
+    found = state_at(run_dir, at_us)
     agg = found.aggregator
     st = agg.state
     board = agg.leaderboard(args.top)
@@ -218,7 +200,7 @@ def _cmd_state(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import contextlib
 
-    from ticker.export import ExportError, export_milestones, export_orders
+    from ticker.export import export_milestones, export_orders
     from ticker.scenario import load_scenario
     from ticker.scenario.brands import build_catalogue
 
@@ -236,22 +218,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                       regions=[r for r, _ in scenario.regions], zone=scenario.zone)
             if args.out is not None:
                 print(f"wrote {count:,} {args.what} to {args.out}", file=sys.stderr)
-    except (ExportError, OSError) as exc:
-        raise UserError(str(exc)) from None
+    except OSError as exc:  # the --out file cannot be written: the user's to fix
+        raise TickerError(str(exc)) from None
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ticker.report import ReportError, load_report, print_report, require_plotting, write_png
+    from ticker.report import load_report, print_report, require_plotting, write_png
 
-    try:
-        if args.png is not None:
-            require_plotting()  # before the work, not after it
-        report = load_report(args.run_dir)
-        if args.png is not None:
-            write_png(report, args.png)
-    except ReportError as exc:
-        raise UserError(str(exc)) from None
+    if args.png is not None:
+        require_plotting()  # before the work, not after it
+    report = load_report(args.run_dir)
+    if args.png is not None:
+        write_png(report, args.png)
     print_report(report, as_json=args.json)
     if args.png is not None:
         print(f"wrote the chart to {args.png}", file=sys.stderr)
@@ -408,18 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ticker.scenario import ScenarioError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except ScenarioError as exc:
-        for line in exc.problems:
+    except TickerError as exc:  # the user's to fix: one line each, no traceback
+        for line in exc.lines():
             print(f"ticker: {line}", file=sys.stderr)
-        return 2
-    except UserError as exc:
-        print(f"ticker: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ticker: interrupted", file=sys.stderr)

@@ -33,6 +33,7 @@ import numpy as np
 from ticker import __version__
 from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
 from ticker.clock import US_PER_S, format_time
+from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id
@@ -48,7 +49,7 @@ _QUEUED_RECORDS = 16  # records waiting for the log writer thread: 16 × 2.5 MB
 DEFAULT_SNAPSHOT_EVERY = 128 * LOG_RECORD_EVENTS  # 8,388,608 events
 
 
-class ReplayError(ValueError):
+class ReplayError(TickerError, ValueError):
     """A replay cannot start or go on; one line for the user."""
 
 

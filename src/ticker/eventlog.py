@@ -77,6 +77,7 @@ from typing import Literal
 import crc32c
 import numpy as np
 
+from ticker.errors import TickerError
 from ticker.events import EVENT_BYTES, FRAME_HEADER_BYTES, FrameError, OrderBatch
 
 try:
@@ -120,11 +121,11 @@ _fdatasync = getattr(os, "fdatasync", os.fsync)
 _Timer = threading.Timer
 
 
-class SequenceError(ValueError):
+class SequenceError(TickerError, ValueError):
     """An append whose seqs do not continue the log exactly; nothing was written."""
 
 
-class CorruptLogError(Exception):
+class CorruptLogError(TickerError):
     """The log on disk is damaged somewhere a crash cannot explain; see :attr:`problem`."""
 
     def __init__(self, problem: LogProblem):
@@ -132,7 +133,7 @@ class CorruptLogError(Exception):
         self.problem = problem
 
 
-class LogLockedError(RuntimeError):
+class LogLockedError(TickerError, RuntimeError):
     """Another :class:`EventLog` (in this or another process) has the log open for writing."""
 
 

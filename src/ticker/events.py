@@ -19,6 +19,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from ticker.errors import TickerError
+
 
 class OrderKind(IntEnum):
     """What an event does to the totals."""
@@ -46,7 +48,7 @@ _HEADER = struct.Struct("<4sHHqq")  # magic, version, column count, event count,
 FRAME_HEADER_BYTES = _HEADER.size
 
 
-class FrameError(ValueError):
+class FrameError(TickerError, ValueError):
     """A byte string is not a whole, well-formed order frame."""
 
 

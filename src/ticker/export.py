@@ -51,6 +51,7 @@ import orjson
 
 from ticker.aggregate.milestones import Milestone
 from ticker.clock import offset_text, parse_time
+from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, OrderKind, rebatch
 
@@ -80,7 +81,7 @@ _US_PER_DAY = 86_400_000_000
 PARQUET_HINT = "pip install 'ticker[parquet]'"
 
 
-class ExportError(ValueError):
+class ExportError(TickerError, ValueError):
     """The export cannot be written as asked (bad input data, unknown format, missing pyarrow)."""
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
+from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError
@@ -25,7 +26,7 @@ from ticker.scenario.brands import build_catalogue
 _BATCH = 1 << 20
 
 
-class HistoryError(ValueError):
+class HistoryError(TickerError, ValueError):
     """The run cannot be read at all (one line for the user)."""
 
 

@@ -40,6 +40,7 @@ from rich.console import Console
 
 from ticker.aggregate.milestones import Milestone, ordinal
 from ticker.clock import US_PER_S, format_clock, format_duration, offset_text, parse_time
+from ticker.errors import TickerError
 from ticker.money import Currency, format_money, money_label
 from ticker.scenario.spec import Scenario, Target
 
@@ -60,7 +61,7 @@ MINUS = "\N{MINUS SIGN}"
 PLOT_HINT = "pip install 'ticker[plot]'"
 
 
-class ReportError(ValueError):
+class ReportError(TickerError, ValueError):
     """The run cannot be reported on (not a run directory, unfinished, unreadable); one line."""
 
 

@@ -26,13 +26,14 @@ import orjson
 
 from ticker.aggregate.milestones import Milestone
 from ticker.aggregate.state import AggregateState, SnapshotError
+from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog, sync_directory
 from ticker.scenario import Scenario, load_scenario
 
 _SNAPSHOT = re.compile(r"^snap-(\d{20})\.npz$")
 
 
-class RunDirError(ValueError):
+class RunDirError(TickerError, ValueError):
     """A run directory is missing, incomplete, or belongs to another run."""
 
 

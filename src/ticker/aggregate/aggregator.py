@@ -31,6 +31,7 @@ from ticker.aggregate.milestones import (
 )
 from ticker.aggregate.state import AggregateState
 from ticker.clock import US_PER_S
+from ticker.errors import TickerError
 from ticker.events import OrderBatch
 from ticker.money import format_money
 from ticker.scenario.spec import Scenario
@@ -39,7 +40,7 @@ _NEVER = np.iinfo(np.int64).max
 _KIND_ORDER = {"gmv": 0, "brand_gmv": 1, "time_to_value": 2, "rate_record": 3}
 
 
-class BatchRejected(ValueError):
+class BatchRejected(TickerError, ValueError):
     """A batch breaks the stream's rules; the message names the first offending ``seq``."""
 
 

@@ -16,11 +16,12 @@ import numpy as np
 import orjson
 
 from ticker.aggregate.milestones import Milestone
+from ticker.errors import TickerError
 
 SCHEMA_VERSION = 1
 
 
-class SnapshotError(ValueError):
+class SnapshotError(TickerError, ValueError):
     """A snapshot file is unreadable, from another schema, or for another run."""
 
 

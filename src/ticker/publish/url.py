@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from ticker.errors import TickerError
+
 #: The port a scheme uses when the URL gives none (IANA's MQTT and MQTT-over-TLS ports).
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 _EXPECTED = "expected mqtt://[user:pass@]host[:port] or mqtts://..."
 
 
-class PublishError(Exception):
+class PublishError(TickerError):
     """A publishing problem told in one line (bad URL, unreachable broker, refused login).
 
     The CLI prints ``str(exc)`` and exits non-zero; the text never holds a password.

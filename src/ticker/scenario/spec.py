@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from ticker.clock import format_time, parse_offset, to_us
+from ticker.errors import TickerError
 from ticker.money import CURRENCIES, Currency
 
 
-class ScenarioError(ValueError):
+class ScenarioError(TickerError, ValueError):
     """A scenario file has problems; ``problems`` holds one line for each."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
 
 
 @dataclass(frozen=True, slots=True)
