@@ -55,6 +55,7 @@ class ReferenceFold:
         self.second_orders: dict[int, int] = {}
         self.second_gmv: dict[int, int] = {}
         self.mix_gmv: dict[tuple[int, int], int] = {}
+        self.mix_orders: dict[tuple[int, int], int] = {}
         self.gmv_level = 0
         self.open_second = -1
         self.open_last_seq = -1
@@ -79,6 +80,7 @@ class ReferenceFold:
             self.second_orders[second] = self.second_orders.get(second, 0) + placed
             self.second_gmv[second] = self.second_gmv.get(second, 0) + amount
             self.mix_gmv[p, g] = self.mix_gmv.get((p, g), 0) + amount
+            self.mix_orders[p, g] = self.mix_orders.get((p, g), 0) + placed
             self.brand_orders[b] += placed
             while self.every and self.gmv >= (self.gmv_level + 1) * self.every:
                 self.gmv_level += 1
