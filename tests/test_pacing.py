@@ -3,6 +3,8 @@ speed, skipping the gaps between sales windows (checked on a fake wall clock: no
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from aggregate.test_aggregator import W1, W2, make_batch
 from aggregate.unit_scenario import UNIT
@@ -31,22 +33,48 @@ def stream(times: list[int]) -> OrderBatch:
     return make_batch(0, times, [0] * n, [1] * n, [0] * n)
 
 
+SLICE_S = 1 / 20  # the pacer's promise: orders are released at most this much wall time early
+HOUR = 3_600 * US_PER_S  # both of UNIT's windows last an hour
+
+
+def sale_time_us(t: int) -> int:
+    """Independent of the pacer: the windows before ``t``'s window, in full, plus the time into it."""
+    elapsed = 0
+    for window in UNIT.windows:
+        if window.start_us <= t < window.end_us:
+            return elapsed + t - window.start_us
+        elapsed += window.end_us - window.start_us
+    raise AssertionError(f"{t} is in no window")
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.sampled_from([1.0, 60.0, 3600.0]),
-       st.lists(st.integers(0, 3_000 * US_PER_S), min_size=1, max_size=200))
-def test_each_slice_is_released_at_its_sale_time_over_the_speed(speed, offsets):
+       st.lists(st.integers(0, 2 * HOUR - 1) | st.sampled_from([0, HOUR - 1, HOUR, 2 * HOUR - 1]),
+                min_size=1, max_size=200),
+       st.lists(st.integers(0, 200), max_size=5))
+def test_each_order_is_released_at_its_sale_time_over_the_speed(speed, offsets, cuts):
+    """Across both windows and any batch cuts: every order is released no later than its sale
+    time / speed (since the first order) and at most one 1/20 s slice earlier; the first order of
+    each slice exactly on time."""
     clock = FakeClock()
     pacer = Pacer(UNIT, speed, clock=clock, sleep=clock.sleep)
-    times = sorted(W1 + o if o < 3_600 * US_PER_S else W2 for o in offsets)
+    times = sorted(W1 + o if o < HOUR else W2 + o - HOUR for o in offsets)
     batch = stream(times)
-    released = []
-    for piece in pacer.pieces(batch):
-        released.append((clock.now, int(piece.event_time[0]), len(piece)))
-    assert sum(n for _, _, n in released) == len(batch)
-    start = released[0][0]
-    for wall, first, _ in released:
-        sale = pacer.sale_us(first) - pacer.sale_us(times[0])
-        assert abs((wall - start) - sale / US_PER_S / speed) < 1e-6
+    edges = [0, *sorted(c for c in cuts if c <= len(batch)), len(batch)]
+    released: list[float] = []  # wall time at which each order was released
+    slice_firsts = []
+    for lo, hi in itertools.pairwise(edges):
+        for piece in pacer.pieces(batch.slice(lo, hi)):
+            slice_firsts.append(len(released))
+            released += [clock.now] * len(piece)
+    assert len(released) == len(batch)
+    start = released[0]
+    due = [start + (sale_time_us(t) - sale_time_us(times[0])) / US_PER_S / speed for t in times]
+    for i, (wall, when) in enumerate(zip(released, due, strict=True)):
+        assert wall <= when + 1e-6, f"order {i} released {wall - when:.6f} s late"
+        assert wall > when - SLICE_S - 1e-6, f"order {i} released {when - wall:.6f} s early"
+    for i in slice_firsts:
+        assert abs(released[i] - due[i]) < 1e-6
 
 
 def test_the_gap_between_windows_is_not_waited_for():
