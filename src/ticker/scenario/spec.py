@@ -17,6 +17,7 @@ from typing import Any
 from ticker.clock import format_time, parse_offset, to_us
 from ticker.errors import TickerError
 from ticker.money import CURRENCIES, Currency
+from ticker.scenario.disorder import DisorderError, DisorderProfile, parse_profile
 
 
 class ScenarioError(TickerError, ValueError):
@@ -150,6 +151,8 @@ class Scenario:
     #: the scale ``ticker replay`` uses when none is given: the smallest at which the
     #: scenario's targets hold (small thresholds blur when each order is worth 1/scale more)
     default_scale: float = 0.001
+    #: ``[disorder]``: replay the festival as an arrival-ordered stream (``scenario/disorder.py``)
+    disorder: DisorderProfile | None = None
 
     @property
     def start_us(self) -> int:
@@ -312,7 +315,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         raise ScenarioError([f"{path}: not valid TOML: {exc}"]) from None
     r = _Reader(path)
     top = r.table(data, "", {"festival", "windows", "brands", "platforms", "regions"},
-                  {"orders", "bursts", "milestones", "targets"})
+                  {"orders", "bursts", "milestones", "targets", "disorder"})
     fest = r.table(top.get("festival", {}), "festival",
                    {"name", "title", "currency", "utc_offset", "seed", "gmv", "brands"},
                    {"refund_rate", "refund_delay_s", "default_scale"})
@@ -396,12 +399,23 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         bursts=bursts,
         milestones=rules,
         targets=targets,
+        disorder=_disorder(r, top.get("disorder")),
     )
     if not r.problems:
         _check_curves(r, scenario)
     if r.problems:
         raise ScenarioError(r.problems)
     return scenario
+
+
+def _disorder(r: _Reader, data: Any) -> DisorderProfile | None:
+    if data is None:
+        return None
+    try:
+        return parse_profile(data, f"{r.path}: disorder", "scenario")
+    except DisorderError as exc:
+        r.problems += exc.problems
+        return None
 
 
 def _check_curves(r: _Reader, scenario: Scenario) -> None:

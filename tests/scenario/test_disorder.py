@@ -1,0 +1,140 @@
+"""Disorder: the arrival-ordered stream is deterministic, complete, and as disordered as asked."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticker.events import OrderBatch, rebatch
+from ticker.scenario import make_plan, parse_scenario, resolve
+from ticker.scenario.disorder import (
+    Arrivals,
+    DisorderError,
+    DisorderProfile,
+    arrive,
+    bundled_profiles,
+    load_profile,
+    parse_profile,
+)
+from ticker.scenario.generate import chunks
+
+
+@cache
+def ordered() -> OrderBatch:
+    return OrderBatch.concat(chunks(make_plan(resolve("smoke"), scale=0.2)))
+
+
+REALISTIC = load_profile("realistic")
+HARSH = DisorderProfile(name="harsh", lateness_s=1.0, dedup_s=30.0, group_ms=50, delayed=0.3,
+                        delay_median_s=0.2, delay_max_s=0.9, late=0.02, late_max_s=20.0,
+                        duplicates=0.05, duplicate_delay_s=0.3, duplicate_delay_max_s=2.0)
+
+
+def digest(batches) -> str:
+    h = hashlib.sha256()
+    for batch in rebatch(batches, 4096):
+        h.update(batch.to_frame())
+    return h.hexdigest()
+
+
+@settings(max_examples=15, deadline=None)
+@given(size=st.integers(1, 70_000), profile=st.sampled_from([REALISTIC, HARSH]))
+def test_the_same_bytes_whatever_the_ordered_stream_was_cut_into(size: int, profile) -> None:
+    whole = digest(arrive(iter([ordered()]), profile, 7))
+    assert digest(arrive(rebatch(iter([ordered()]), size), profile, 7)) == whole
+
+
+def test_workers_do_not_change_the_arrival_stream() -> None:
+    plan = make_plan(resolve("double11-2021"), scale=0.0003)
+    one = digest(arrive(chunks(plan), REALISTIC, plan.seed))
+    assert digest(arrive(chunks(plan, workers=2), REALISTIC, plan.seed)) == one
+
+
+@pytest.mark.parametrize("profile", [REALISTIC, HARSH], ids=lambda p: p.name)
+def test_every_order_arrives_and_exactly_the_sampled_ones_twice(profile) -> None:
+    source = ordered()
+    out = OrderBatch.concat(arrive(iter([source]), profile, 3))
+    dups = profile.duplicates_before(len(source))
+    assert len(out) == len(source) + dups
+    assert np.array_equal(out.seq, np.arange(len(out)))
+    key = np.lexsort((out.kind, out.order_id))
+    src_key = np.lexsort((source.kind, source.order_id))
+    ids = out.order_id[key].astype(np.uint64) * 2 + out.kind[key]
+    unique, counts = np.unique(ids, return_counts=True)
+    assert np.array_equal(unique, source.order_id[src_key].astype(np.uint64) * 2 + source.kind[src_key])
+    assert (counts == 2).sum() == dups and counts.max() <= 2
+    # each delivery carries its order's own columns, event time included
+    first = np.unique(ids, return_index=True)[1]
+    for name in ("event_time", "brand", "platform", "region", "amount_minor"):
+        assert np.array_equal(getattr(out, name)[key][first], getattr(source, name)[src_key])
+    assert digest([out]) != digest([source])
+
+
+@pytest.mark.parametrize("profile", [REALISTIC, HARSH], ids=lambda p: p.name)
+def test_only_the_late_class_arrives_behind_the_watermark(profile) -> None:
+    """Group shuffles and delays stay within the lateness; the late class goes beyond it."""
+    source = ordered()
+    merge = Arrivals(profile, 3)
+    _, arrival, _ = merge._deliveries(source)
+    displaced = (arrival[: len(source)] - source.event_time) / 1e6
+    u_late = displaced > profile.lateness_s
+    assert abs(u_late.mean() - profile.late) < 0.3 * profile.late + 0.001
+    assert displaced.max() <= profile.late_max_s + 1e-6
+    on_time = displaced[~u_late]
+    assert on_time.max() <= profile.group_ms / 1000 + profile.delay_max_s + 1e-6
+    out = OrderBatch.concat(arrive(iter([source]), profile, 3))
+    seen = np.maximum.accumulate(out.event_time)
+    behind = out.event_time[1:] < seen[:-1] - profile.lateness_us
+    assert 0 < behind.sum() <= u_late.sum() + profile.duplicates_before(len(source))
+    assert (out.event_time[1:] < out.event_time[:-1]).mean() > 0.1  # really out of order
+
+
+def test_the_bundled_profiles_load() -> None:
+    assert "realistic" in bundled_profiles()
+    for name in bundled_profiles():
+        assert load_profile(name).name == name
+
+
+def test_a_scenario_may_carry_its_own_disorder_section() -> None:
+    text = resolve("smoke").text + '\n[disorder]\nlateness_s = 2\nlate = 0.01\nlate_max_s = 30\n'
+    scenario = parse_scenario(text, "smoke-disordered.toml")
+    assert scenario.disorder == DisorderProfile(name="scenario", lateness_s=2.0, late=0.01,
+                                                late_max_s=30.0)
+    assert resolve("smoke").disorder is None
+    with pytest.raises(Exception) as err:
+        parse_scenario(resolve("smoke").text + '\n[disorder]\nlatenes_s = 2\n', "x.toml")
+    assert str(err.value) == ("x.toml: disorder.latenes_s: unknown key (expected one of: name, "
+                              "dedup_s, delay_max_s, delay_median_s, delay_shape, delayed, "
+                              "duplicate_delay_max_s, duplicate_delay_s, duplicates, group_ms, late, "
+                              "late_max_s, lateness_s)")
+
+
+_KNOB = st.sampled_from(["lateness_s", "dedup_s", "group_ms", "delayed", "delay_median_s",
+                         "delay_max_s", "delay_shape", "late", "late_max_s", "duplicates",
+                         "duplicate_delay_s", "duplicate_delay_max_s"])
+_BAD = st.one_of(st.just(float("nan")), st.just(float("inf")), st.just(-float("inf")),
+                 st.floats(max_value=-1e-9, allow_nan=False), st.floats(min_value=86_401),
+                 st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(knob=_KNOB, value=_BAD)
+def test_a_bad_knob_is_one_line_naming_it(knob: str, value) -> None:
+    with pytest.raises(DisorderError) as err:
+        parse_profile({knob: value}, "p.toml", "p")
+    assert any(line.startswith(f"p.toml.{knob}: expected a number") for line in err.value.problems)
+    assert all("\n" not in line for line in err.value.problems)
+
+
+def test_an_unknown_profile_name_lists_the_bundled_ones(tmp_path) -> None:
+    with pytest.raises(DisorderError, match=r"no such profile .*realistic"):
+        load_profile("realistik")
+    broken = tmp_path / "p.toml"
+    broken.write_text("late = [", encoding="utf-8")
+    with pytest.raises(DisorderError, match="not valid TOML"):
+        load_profile(str(broken))
