@@ -42,7 +42,7 @@ from ticker.aggregate.milestones import Milestone, ordinal
 from ticker.clock import US_PER_S, format_clock, format_duration, offset_text, parse_time
 from ticker.errors import TickerError
 from ticker.money import Currency, format_money, money_label
-from ticker.scenario.spec import Scenario, Target
+from ticker.scenario.model import Scenario, Target
 
 __all__ = [
     "FactCheck",

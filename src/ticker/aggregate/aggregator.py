@@ -34,7 +34,7 @@ from ticker.clock import US_PER_S
 from ticker.errors import TickerError
 from ticker.events import OrderBatch
 from ticker.money import format_money
-from ticker.scenario.spec import Scenario
+from ticker.scenario.model import Scenario
 
 _NEVER = np.iinfo(np.int64).max
 _KIND_ORDER = {"gmv": 0, "brand_gmv": 1, "time_to_value": 2, "rate_record": 3}

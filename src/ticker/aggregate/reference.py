@@ -17,7 +17,7 @@ from ticker.aggregate.milestones import (
 )
 from ticker.clock import US_PER_S
 from ticker.events import OrderBatch
-from ticker.scenario.spec import Scenario
+from ticker.scenario.model import Scenario
 
 
 class ReferenceFold:

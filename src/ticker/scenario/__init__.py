@@ -6,7 +6,8 @@ from importlib import resources
 from pathlib import Path
 
 from ticker.scenario.generate import Plan, generate, make_plan
-from ticker.scenario.spec import SalesWindow, Scenario, ScenarioError, load_scenario, parse_scenario
+from ticker.scenario.model import SalesWindow, Scenario, ScenarioError
+from ticker.scenario.spec import load_scenario, parse_scenario
 
 __all__ = [
     "Plan",

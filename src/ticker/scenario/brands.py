@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ticker.scenario.spec import Scenario, ScenarioError
+from ticker.scenario.model import Scenario, ScenarioError
 
 
 @dataclass(frozen=True, slots=True, eq=False)

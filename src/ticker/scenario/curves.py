@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ticker.scenario.spec import SalesWindow, ScenarioError
+from ticker.scenario.model import SalesWindow, ScenarioError
 
 _DAY_S = 86_400
 

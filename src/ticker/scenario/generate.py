@@ -40,7 +40,7 @@ import numpy as np
 from ticker.events import COLUMNS, OrderBatch, OrderKind, rebatch
 from ticker.scenario.brands import BrandCatalogue, build_catalogue, order_law
 from ticker.scenario.curves import window_rates
-from ticker.scenario.spec import Scenario, ScenarioError
+from ticker.scenario.model import Scenario, ScenarioError
 
 CHUNK_EVENTS = 1 << 16
 DEFAULT_BATCH_EVENTS = 1 << 20
