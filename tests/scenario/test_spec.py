@@ -14,8 +14,7 @@ from ticker.scenario import ScenarioError, bundled_names, load_scenario, parse_s
 
 BUNDLED = ["aliexpress-2021", "double11-2020", "double11-2021", "lazada-1111-2020",
            "singles-day-2016", "smoke"]
-SMOKE = (Path(ticker.scenario.__file__).parent.parent / "scenarios" / "smoke.toml").read_text(
-    encoding="utf-8")
+SMOKE = resolve("smoke").text
 DAILY = ("daily_shape = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,\n"
          "               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n[[windows.peaks]]")
 

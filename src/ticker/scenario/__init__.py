@@ -24,7 +24,13 @@ __all__ = [
 
 
 def _bundled_dir() -> Path:
-    return Path(str(resources.files("ticker") / "scenarios"))
+    """Where the bundled festivals are: inside the installed package (the wheel force-includes
+    the repository's ``scenarios/`` as ``ticker/scenarios``), else — running from a source
+    checkout or an editable install — the repository's top-level ``scenarios/`` itself."""
+    installed = Path(str(resources.files("ticker") / "scenarios"))
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[3] / "scenarios"
 
 
 def bundled_names() -> list[str]:

@@ -1,0 +1,26 @@
+"""The wheel carries what a user needs: the bundled scenarios and the type marker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_ships_every_bundled_scenario_and_py_typed(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+                    "--quiet", "--wheel-dir", str(tmp_path)], check=True, capture_output=True,
+                   timeout=240)
+    (wheel,) = tmp_path.glob("ticker-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    scenarios = sorted(p.name for p in (ROOT / "scenarios").glob("*.toml"))
+    assert len(scenarios) >= 6
+    missing = [s for s in scenarios if f"ticker/scenarios/{s}" not in names]
+    assert missing == []
+    with zipfile.ZipFile(wheel) as zf:
+        for s in scenarios:
+            assert zf.read(f"ticker/scenarios/{s}") == (ROOT / "scenarios" / s).read_bytes()
+    assert "ticker/py.typed" in names
