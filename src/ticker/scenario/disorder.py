@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ticker.errors import TickerError
 from ticker.events import COLUMNS, OrderBatch
 
 _US = 1_000_000
@@ -64,12 +65,15 @@ _KNOBS: dict[str, tuple[float, float]] = {
 }
 
 
-class DisorderError(ValueError):
+class DisorderError(TickerError, ValueError):
     """A disorder profile is unreadable or has problems; one line each."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
 
 
 @dataclass(frozen=True, slots=True)
