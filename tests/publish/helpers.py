@@ -15,13 +15,14 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ticker.aggregate.milestones import Milestone, milestone_id, ordinal
+from ticker.money import CNY, format_money
 
 CST = timezone(timedelta(hours=8))
 T0_US = 1_636_560_000_000_000  # 2021-11-11T00:00:00+08:00
@@ -123,6 +124,21 @@ def make_milestones(run: str, n: int, *, kind: str = "brand_gmv") -> list[Milest
             event_time_us=T0_US + i * 1_000_000, rank=i + 1,
             headline=f"{subject} is the {ordinal(i + 1)} brand to pass RMB {i + 1} million"))
     return out
+
+
+def contract_milestone(run: str, m: Milestone, zone: timezone = CST) -> tuple[str, dict]:
+    """The topic and JSON payload DESIGN.md promises for ``m`` in a CNY run, written out from the
+    contract, not by ``ticker.publish.topics`` (the code under test). Only the money text comes from
+    ``format_money``, the one place that turns money into text."""
+    subject_level = "".join("_" if ch in "/+#\0" else ch for ch in m.subject)
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=m.event_time_us)
+    value = (f"{m.value_minor:,} orders/s" if m.kind == "rate_record"
+             else format_money(m.value_minor, CNY))
+    return (f"ticker/{run}/milestones/{m.kind}/{subject_level}/{m.threshold_minor}",
+            {"id": f"{run}:{m.kind}:{m.subject}:{m.threshold_minor}", "kind": m.kind,
+             "subject": m.subject, "threshold_minor": m.threshold_minor, "value_minor": m.value_minor,
+             "seq": m.seq, "event_time": when.astimezone(zone).isoformat(timespec="microseconds"),
+             "rank": m.rank, "headline": m.headline, "value": value})
 
 
 def interrupt_after_first_line(code: str, *args: str) -> tuple[str, str, str, int]:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import numpy as np
 import orjson
@@ -23,7 +24,7 @@ import pytest
 from ticker.events import COLUMNS, OrderBatch
 from ticker.publish import EmbeddedBroker, Publisher, PublishError, RunInfo, topics
 
-from .helpers import CST, T0_US, free_port, make_milestones
+from .helpers import CST, T0_US, contract_milestone, free_port, make_milestones
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -111,9 +112,24 @@ def test_a_late_subscriber_gets_status_gmv_leaderboard_and_every_milestone(
     assert by_topic[topics.gmv_topic(unique_run)].json() == tick(info, 49)  # the latest one
     board = by_topic[topics.leaderboard_topic(unique_run)].json()
     assert [b["brand"] for b in board["brands"]] == ["Apple", "Haier"]
+    # the contract written out (DESIGN.md), for a plain subject and one with a '/' in it
+    literal = {
+        f"ticker/{unique_run}/milestones/brand_gmv/Brand 0/100000000": """
+            {"id": "RUN:brand_gmv:Brand 0:100000000", "kind": "brand_gmv", "subject": "Brand 0",
+             "threshold_minor": 100000000, "value_minor": 100000123, "seq": 10000,
+             "event_time": "2021-11-11T00:00:00.000000+08:00", "rank": 1,
+             "headline": "Brand 0 is the first brand to pass RMB 1 million", "value": "RMB 1.0 million"}""",
+        f"ticker/{unique_run}/milestones/brand_gmv/Brand_3/400000000": """
+            {"id": "RUN:brand_gmv:Brand/3:400000000", "kind": "brand_gmv", "subject": "Brand/3",
+             "threshold_minor": 400000000, "value_minor": 400000123, "seq": 10003,
+             "event_time": "2021-11-11T00:00:03.000000+08:00", "rank": 4,
+             "headline": "Brand/3 is the fourth brand to pass RMB 4 million", "value": "RMB 4.0 million"}""",
+    }
+    for topic, text in literal.items():
+        assert by_topic[topic].json() == orjson.loads(text.replace("RUN", unique_run))
     for m in milestones:
-        received = by_topic[topics.milestone_topic(unique_run, m)]
-        assert received.payload == topics.milestone_payload(info, m)
+        topic, payload = contract_milestone(unique_run, m)
+        assert by_topic[topic].json() == payload
 
 
 def test_the_will_marks_a_killed_publisher_offline(backend: Backend, unique_run: str,
@@ -380,4 +396,9 @@ def test_status_payload_roundtrip_through_the_broker(mosquitto, unique_run: str,
         publisher.status("running", note="warming up")
         assert publisher.flush(timeout=20)
         got = listen(mosquitto.port, topics.status_topic(unique_run)).wait_count(1)[0]
-    assert orjson.loads(got.payload) == topics.status_json(info, "running", note="warming up")
+    assert got.json() == orjson.loads(f"""
+        {{"run": "{unique_run}", "state": "running", "scenario": "double11-2021", "seed": 11,
+          "scale": 0.01, "currency": "CNY", "zone": "+08:00", "version": "{version("ticker")}",
+          "topics": {{"gmv": "ticker/{unique_run}/gmv", "leaderboard": "ticker/{unique_run}/leaderboard",
+                     "milestones": "ticker/{unique_run}/milestones/#"}},
+          "note": "warming up"}}""")

@@ -9,7 +9,7 @@ import pytest
 
 import ticker.publish
 from ticker.aggregate.milestones import Milestone
-from ticker.money import CNY, USD, format_money
+from ticker.money import CNY, USD
 from ticker.publish import topics
 from ticker.publish.topics import RunInfo
 
@@ -72,12 +72,14 @@ def test_leaderboard_payload_ranks_from_one() -> None:
     ]
 
 
-def test_milestone_payload_is_to_json_plus_value() -> None:
+def test_milestone_payload_is_the_design_contract() -> None:
     m = make_milestones("d11-s1", 1)[0]
     data = orjson.loads(topics.milestone_payload(INFO, m))
-    expected = m.to_json(CST)
-    expected["value"] = format_money(m.value_minor, CNY)
-    assert data == expected
+    assert data == {"id": "d11-s1:brand_gmv:Brand 0:100000000", "kind": "brand_gmv",
+                    "subject": "Brand 0", "threshold_minor": 100_000_000, "value_minor": 100_000_123,
+                    "seq": 10_000, "event_time": "2021-11-11T00:00:00.000000+08:00", "rank": 1,
+                    "headline": "Brand 0 is the first brand to pass RMB 1 million",
+                    "value": "RMB 1.0 million"}
     assert Milestone.from_json({k: v for k, v in data.items() if k != "value"}) == m
 
 

@@ -10,8 +10,10 @@ import pytest
 
 from ticker.cli import main
 from ticker.engine import ReplayOptions, execute, prepare
-from ticker.publish import RunInfo, topics
+from ticker.publish import topics
 from ticker.publish.sink import connect
+
+from .helpers import contract_milestone
 
 pytestmark = pytest.mark.network
 
@@ -81,14 +83,12 @@ def test_a_broker_restart_in_the_middle_of_a_replay_loses_no_milestone(mosquitto
         mqtt.shutdown()
     assert outage.outage_seen == 199  # milestones folded while the broker was down
     assert summary["mqtt"]["undelivered"] == []
-    info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
-                   run.scenario.zone)
     late = listen(broker.port, [topics.milestones_filter(run.run)])
     n = len(run.aggregator.state.milestones)
-    got = {m.topic: m.payload for m in late.wait_for(lambda ms: len({x.topic for x in ms}) >= n,
-                                                      what=f"{n} milestones")}
-    assert got == {topics.milestone_topic(run.run, m): topics.milestone_payload(info, m)
-                   for m in run.aggregator.state.milestones}
+    got = {m.topic: m.json() for m in late.wait_for(lambda ms: len({x.topic for x in ms}) >= n,
+                                                     what=f"{n} milestones")}
+    assert got == dict(contract_milestone(run.run, m, run.scenario.zone)
+                       for m in run.aggregator.state.milestones)
 
 
 def test_with_no_url_a_broker_already_on_the_default_port_is_used(mosquitto, listen, monkeypatch,

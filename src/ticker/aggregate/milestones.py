@@ -115,7 +115,8 @@ def time_to_value_milestone(run: str, subject: str, name: str, label: str, thres
 def rate_record_milestone(run: str, previous: int, count: int, seq: int, second_start_us: int,
                           zone: timezone) -> Milestone:
     """A completed second's order count; dated at the second's last microsecond."""
-    return Milestone(milestone_id(run, "rate_record", "orders_per_s", count), "rate_record",
+    # the id names the threshold, as every kind's does (DESIGN.md): here the record it beat
+    return Milestone(milestone_id(run, "rate_record", "orders_per_s", previous), "rate_record",
                      "orders_per_s", previous, count, seq, second_start_us + US_PER_S - 1, None,
                      f"New peak: {count:,} orders per second at "
                      f"{format_clock(second_start_us, zone)}")
