@@ -90,6 +90,8 @@ class Aggregator:
         self._flag = np.zeros(len(self.brand_names), dtype=bool)
         self._code = np.zeros(len(self.brand_names), dtype=np.int16)
         self._scratch = np.zeros(1, dtype=np.int64)
+        self._bool_scratch = np.zeros(1, dtype=bool)
+        self._lost = np.zeros(len(self.brand_names), dtype=np.int64)  # zero between batches
 
     def _running(self, n: int) -> np.ndarray:
         """A reused int64 buffer of n + 1 for the batch's running sum, starting at 0."""
@@ -117,26 +119,22 @@ class Aggregator:
         n = len(batch)
         if n == 0:
             return []
-        self.validate(batch)
+        refunds = self._validate(batch)
         st = self.state
-        amount, kind, times = batch.amount_minor, batch.kind, batch.event_time
-        brand = batch.brand.astype(np.intp)  # ufunc.at and bincount run twice as fast on intp
-        refunds = np.flatnonzero(kind.view(bool))  # kind is 0 or 1: validated
+        amount, times = batch.amount_minor, batch.event_time
+        brand = batch.brand  # int32 as stored: ufunc.at is faster on it than on an intp copy
         gmv_before = st.gmv_minor
         batch_gmv = int(amount.sum())
         refunded = -int(amount[refunds].sum())
 
         np.add.at(st.brand_gmv, brand, amount)
         st.brand_orders += np.bincount(brand, minlength=len(st.brand_orders))
-        mix = batch.platform.astype(np.intp) * st.mix_gmv.shape[1] + batch.region
+        mix = self._mix_code(batch)
         np.add.at(st.mix_gmv.reshape(-1), mix, amount)
         st.mix_orders.reshape(-1)[:] += np.bincount(mix, minlength=st.mix_orders.size)
-        # Times are sorted, so each second is one run: find the runs' ends by binary search over
-        # the batch's seconds (only those inside a sales window) instead of dividing every time.
         first = (int(times[0]) - self.start_us) // US_PER_S
         last = (int(times[-1]) - self.start_us) // US_PER_S
-        seconds = self._window_seconds(first, last)
-        ends = np.searchsorted(times, self.start_us + (seconds + 1) * US_PER_S)
+        seconds, ends = self._second_runs(times, first, last)
         running = self._running(n)
         np.cumsum(amount, out=running[1:])
         st.second_orders[seconds] += np.diff(ends, prepend=0)
@@ -157,13 +155,13 @@ class Aggregator:
         if len(self.thresholds):
             candidates = np.flatnonzero(st.brand_gmv >= self._next_threshold)
             if len(refunds):  # a brand may have crossed, then fallen back below by the batch's end
-                rb, taken = np.unique(brand[refunds], return_inverse=True)
-                lost = np.zeros(len(rb), np.int64)
-                np.add.at(lost, taken, -amount[refunds])
-                dipped = rb[st.brand_gmv[rb] + lost >= self._next_threshold[rb]]
+                rb = brand[refunds]
+                np.subtract.at(self._lost, rb, amount[refunds])  # O(refunds), no sort
+                dipped = rb[st.brand_gmv[rb] + self._lost[rb] >= self._next_threshold[rb]]
+                self._lost[rb] = 0
                 candidates = np.union1d(candidates, dipped)
             if len(candidates):
-                found += self._brand_crossings(batch, brand, candidates)
+                found += self._brand_crossings(batch, candidates)
         for r, rule in enumerate(self.rules):
             if not st.rule_done[r] and times[-1] >= rule.start_us:
                 found += self._time_to_value(batch, r, rule)
@@ -171,6 +169,33 @@ class Aggregator:
         found.sort(key=milestone_sort_key)
         self._record(found)
         return found
+
+    def _mix_code(self, batch: OrderBatch) -> np.ndarray:
+        """Each event's (platform, region) cell, ``platform × regions + region``; in uint8
+        arithmetic (8 times less memory traffic than intp) when the cells fit in a byte."""
+        regions = self.state.mix_gmv.shape[1]
+        if self.state.mix_gmv.size <= 256:
+            code = np.multiply(batch.platform, np.uint8(regions))
+            code += batch.region
+            return code
+        return batch.platform.astype(np.intp) * regions + batch.region
+
+    def _second_runs(self, times: np.ndarray, first: int, last: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's in-window seconds and, for each, one past its last event's row.
+
+        Times are sorted, so each second is one run. When the batch has few seconds for its
+        events (a busy stretch), a binary search per second finds the runs' ends; when it has
+        many (a small scale, a quiet stretch), counting each event's second is cheaper than
+        ``log(events)`` per second. Both give the same runs.
+        """
+        seconds = self._window_seconds(first, last)
+        if len(seconds) * 8 < len(times):
+            return seconds, np.searchsorted(times, self.start_us + (seconds + 1) * US_PER_S)
+        offset = times - (self.start_us + first * US_PER_S)
+        offset //= US_PER_S
+        counts = np.bincount(offset, minlength=last - first + 1)
+        return seconds, np.cumsum(counts)[seconds - first]
 
     def _record(self, found: list[Milestone]) -> None:
         """Keep the state's list in canonical order whatever the batch cuts (a rate record can
@@ -193,6 +218,15 @@ class Aggregator:
 
     def validate(self, batch: OrderBatch) -> None:
         """Raise :class:`BatchRejected` naming the first offending seq; O(events)."""
+        if len(batch):
+            self._validate(batch)
+
+    def _validate(self, batch: OrderBatch) -> np.ndarray:
+        """:meth:`validate`, returning the rows of the batch's refunds (the fold needs them).
+
+        Each check is one cheap pass (a max over an unsigned view also catches negative ids);
+        only when one fails is the batch searched for the first offending row.
+        """
         st = self.state
         seq, times = batch.seq, batch.event_time
         if batch.first_seq != st.next_seq:
@@ -205,7 +239,7 @@ class Aggregator:
             i = int(np.argmax(np.diff(seq) != 1))
             raise BatchRejected(f"seq {seq[i + 1]}: expected seq {seq[i] + 1} "
                                 "(sequence numbers must be contiguous)")
-        backwards = times[1:] < times[:-1]
+        backwards = np.less(times[1:], times[:-1], out=self._bools(len(times) - 1))
         if times[0] < st.last_time_us or backwards.any():
             i = 0 if times[0] < st.last_time_us else int(np.argmax(backwards)) + 1
             raise BatchRejected(f"seq {seq[i]}: event time goes backwards "
@@ -223,16 +257,28 @@ class Aggregator:
         self._check_range(batch, "platform", len(self.scenario.platforms), "platform", "platforms")
         self._check_range(batch, "region", len(self.scenario.regions), "region", "regions")
         self._check_range(batch, "kind", 2, "kind", "kinds (0 placed, 1 refunded)")
-        wrong = (batch.amount_minor <= 0) == (batch.kind == 0)
-        if wrong.any():
+        amount = batch.amount_minor
+        refunds = np.flatnonzero(batch.kind.view(bool))  # kind is 0 or 1: checked above
+        # Every refund negative and exactly the other rows positive: one compare and a count.
+        positive = np.count_nonzero(np.greater(amount, 0, out=self._bools(len(amount))))
+        if positive != len(amount) - len(refunds) or (len(refunds) and amount[refunds].max() >= 0):
+            wrong = (amount <= 0) == (batch.kind == 0)
             i = int(np.argmax(wrong))
             what = "a placed order needs a positive amount" if batch.kind[i] == 0 else \
                 "a refund needs a negative amount"
-            raise BatchRejected(f"seq {seq[i]}: amount_minor {batch.amount_minor[i]}: {what}")
+            raise BatchRejected(f"seq {seq[i]}: amount_minor {amount[i]}: {what}")
+        return refunds
+
+    def _bools(self, n: int) -> np.ndarray:
+        """A reused bool buffer of n for the checks' comparisons (no fresh pages per batch)."""
+        if len(self._bool_scratch) < n:
+            self._bool_scratch = np.empty(n, dtype=bool)
+        return self._bool_scratch[:n]
 
     def _check_range(self, batch: OrderBatch, column: str, size: int, what: str, where: str) -> None:
         values = getattr(batch, column)
-        if values.min() < 0 or values.max() >= size:
+        # The same bits read as unsigned: a negative id becomes huge, so one max checks both ends.
+        if values.view(values.dtype.str.replace("i", "u")).max() >= size:
             i = int(np.argmax((values < 0) | (values >= size)))
             raise BatchRejected(f"seq {batch.seq[i]}: {what} {values[i]} is not in {where} "
                                 f"(expected 0..{size - 1})")
@@ -254,10 +300,10 @@ class Aggregator:
             found.append(gmv_milestone(self.run, threshold, int(running[i]), int(batch.seq[i]),
                                        int(batch.event_time[i]), self.currency))
 
-    def _brand_crossings(self, batch: OrderBatch, brand: np.ndarray, candidates: np.ndarray
-                         ) -> list[Milestone]:
+    def _brand_crossings(self, batch: OrderBatch, candidates: np.ndarray) -> list[Milestone]:
         """Re-sum only the candidate brands' events, in seq order, to find each crossing order."""
         st = self.state
+        brand = batch.brand
         if len(candidates) < 1 << 15:
             # Number the candidates 1..k in a 16-bit table: one gather finds their events, and a
             # stable sort of 16-bit codes is a radix sort.
@@ -273,21 +319,34 @@ class Aggregator:
             by_brand = np.argsort(brand[rows], kind="stable")
         rows = rows[by_brand]
         brands = brand[rows]
+        # Every candidate's running total at each of its events: its total before the batch plus
+        # the running sum inside its segment (rows are grouped by brand, in seq order).
         running = np.cumsum(batch.amount_minor[rows])
-        edges = np.flatnonzero(brands[1:] != brands[:-1]) + 1
-        crossings = []
-        for lo, hi in zip(np.append(0, edges), np.append(edges, len(rows)), strict=True):
-            b = int(brands[lo])
-            segment = running[lo:hi] - (running[lo - 1] if lo else 0)
-            totals = (int(st.brand_gmv[b]) - int(segment[-1])) + segment
-            level = int(st.brand_level[b])
-            top = int(totals.max())
-            while level < len(self.thresholds) and top >= self.thresholds[level]:
-                j = int(np.argmax(totals >= self.thresholds[level]))
-                crossings.append((int(rows[lo + j]), level, b, int(totals[j])))
-                level += 1
-            st.brand_level[b] = level
-            self._next_threshold[b] = self._threshold_or_never[level]
+        starts = np.flatnonzero(np.diff(brands, prepend=-1))
+        lengths = np.diff(starts, append=len(rows))
+        segment_brand = brands[starts].astype(np.intp)
+        segment_end = running[starts + lengths - 1]
+        segment_before = np.where(starts > 0, running[starts - 1], 0)
+        before = st.brand_gmv[segment_brand] - (segment_end - segment_before)
+        totals = running + np.repeat(before - segment_before, lengths)
+        level_before = st.brand_level[segment_brand].astype(np.intp)
+        row_level = np.repeat(level_before, lengths)
+        crossings = []  # (row, level, brand, value)
+        reached = np.zeros(len(segment_brand), np.intp)
+        for level, threshold in enumerate(self.thresholds.tolist()):
+            # each brand's first event at or over the threshold, if it had not passed it yet
+            hits = np.flatnonzero((totals >= threshold) & (row_level <= level))
+            if not len(hits):
+                continue
+            hit_segment = np.searchsorted(starts, hits, side="right") - 1
+            firsts = np.flatnonzero(np.diff(hit_segment, prepend=-1))
+            reached[hit_segment[firsts]] = level + 1
+            for j in hits[firsts].tolist():
+                crossings.append((int(rows[j]), level, int(brands[j]), int(totals[j])))
+        # a threshold is passed once: the level never goes back (thresholds increase)
+        level_after = np.maximum(level_before, reached)
+        st.brand_level[segment_brand] = level_after
+        self._next_threshold[segment_brand] = self._threshold_or_never[level_after]
         crossings.sort()  # race order follows seq (one order has one brand)
         found = []
         for row, level, b, value in crossings:
