@@ -7,15 +7,20 @@ import csv
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
 from ticker.cli import main
+from ticker.eventlog import EventLog
+from ticker.events import OrderBatch
 
 SUMMARY_KEYS = {"run", "scenario", "seed", "scale", "currency", "orders", "gmv_minor",
                 "peak_orders_per_s", "peak_at", "brands_over", "milestones", "events_per_s",
@@ -140,24 +145,54 @@ def test_verify_reports_a_damaged_snapshot_summary_and_log(tmp_path, capsys):
     assert segment.name in out and "offset 0" in out
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def fold_before(run_dir: Path, at_us: int) -> dict:
+    """The totals of every recorded event strictly before ``at_us``, summed straight from the
+    log's columns: independent of the aggregator, its snapshots and ``state_at``."""
+    log = EventLog(run_dir / "log", readonly=True)
+    try:
+        events = OrderBatch.concat(log.read(0))
+    finally:
+        log.close()
+    before = events.slice(0, int(np.count_nonzero(events.event_time < at_us)))
+    assert before.event_time.max(initial=at_us - 1) < at_us  # the log is in event-time order
+    brand_gmv: dict[int, int] = {}
+    for b, amount in zip(before.brand.tolist(), before.amount_minor.tolist(), strict=True):
+        brand_gmv[b] = brand_gmv.get(b, 0) + amount
+    return {"events": len(before), "gmv_minor": sum(before.amount_minor.tolist()),
+            "orders": int(np.count_nonzero(before.kind == 0)),
+            "refunds": int(np.count_nonzero(before.kind == 1)),
+            "top_gmv": sorted(brand_gmv.values(), reverse=True)}
+
+
 def test_state_at_a_moment_equals_a_fold_of_everything_before_it(tmp_path, capsys):
     run_dir = replay(tmp_path, "run", "--scale", "1", "--snapshot-every", "65536")
     capsys.readouterr()
     milestones = [orjson.loads(x) for x in (run_dir / "milestones.jsonl").read_bytes().splitlines()]
     middle = milestones[len(milestones) // 2]
-    assert main(["state", str(run_dir), "--at", middle["event_time"], "--json"]) == 0
+    at = middle["event_time"]  # the crossing order's own time: that order is not yet folded
+    expected = fold_before(run_dir, (datetime.fromisoformat(at) - EPOCH) // timedelta(microseconds=1))
+    assert 65536 < expected["events"] < orjson.loads((run_dir / "run.json").read_bytes())["events"]
+    assert main(["state", str(run_dir), "--at", at]) == 0
+    assert re.search(r"from the snapshot at seq [1-9][\d,]* plus", capsys.readouterr().out)
+    assert main(["state", str(run_dir), "--at", at, "--json"]) == 0
     state = orjson.loads(capsys.readouterr().out)
-    assert state["events"] == middle["seq"] or state["events"] < middle["seq"] + 1
-    before = [m for m in milestones if m["event_time"] < middle["event_time"]]
+    assert {k: state[k] for k in ("events", "gmv_minor", "orders", "refunds")} == \
+        {k: expected[k] for k in ("events", "gmv_minor", "orders", "refunds")}
+    assert [b["gmv_minor"] for b in state["top_brands"]] == expected["top_gmv"][:len(state["top_brands"])]
+    assert state["events"] <= middle["seq"]
+    before = [m for m in milestones if m["event_time"] < at]
     assert [m["id"] for m in state["milestones"] if m["kind"] != "rate_record"] == \
         [m["id"] for m in before if m["kind"] != "rate_record"]
     # the same moment read from the log alone (no snapshot) gives the same totals
     for snap in (run_dir / "snapshots").iterdir():
         snap.unlink()
-    assert main(["state", str(run_dir), "--at", middle["event_time"], "--json"]) == 0
+    assert main(["state", str(run_dir), "--at", at, "--json"]) == 0
     again = orjson.loads(capsys.readouterr().out)
-    assert (again["gmv_minor"], again["orders"], again["top_brands"]) == \
-        (state["gmv_minor"], state["orders"], state["top_brands"])
+    assert (again["events"], again["gmv_minor"], again["orders"], again["top_brands"]) == \
+        (state["events"], state["gmv_minor"], state["orders"], state["top_brands"])
 
 
 def test_export_streams_orders_and_milestones(tmp_path, capsys):
