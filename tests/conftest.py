@@ -224,6 +224,15 @@ def mosquitto_factory(mosquitto_binary: str, tmp_path: Path) -> Iterator:
 
 
 @pytest.fixture
+def seed() -> int:
+    """A seed for a test's own random draws: fresh each run (more cases over time), or
+    ``TICKER_TEST_SEED`` to repeat one. Printed, so a failing test's report shows it."""
+    value = int(os.environ.get("TICKER_TEST_SEED") or secrets.randbits(30))
+    print(f"seed {value}: TICKER_TEST_SEED={value} repeats this test's random draws")
+    return value
+
+
+@pytest.fixture
 def unique_run(request: pytest.FixtureRequest) -> str:
     """A run id (an MQTT topic level) from the test's name, plus a short random tail."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")[:60]
