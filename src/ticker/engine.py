@@ -38,7 +38,6 @@ from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id
 from ticker.scenario import Scenario, make_plan, resolve
-from ticker.scenario.brands import build_catalogue
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
 from ticker.scenario.generate import chunks as plan_chunks
 
@@ -117,7 +116,7 @@ def prepare(source: str, options: ReplayOptions) -> Run:
 
 def _prepare_recorded(run_dir: RunDir, options: ReplayOptions) -> Run:
     meta, scenario, log = run_dir.open_recorded()
-    names = build_catalogue(scenario).names
+    names = run_dir.brand_names(scenario)
     aggregator = Aggregator(scenario, names, meta["run"])
     total = log.next_seq
     batches = rebatch(log.read(0), options.batch_size)

@@ -21,7 +21,6 @@ from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError
-from ticker.scenario.brands import build_catalogue
 
 _BATCH = 1 << 20
 
@@ -33,9 +32,10 @@ class HistoryError(TickerError, ValueError):
 def _open(run_dir: RunDir) -> tuple[dict, Aggregator, EventLog]:
     try:
         meta, scenario, log = run_dir.open_recorded()
+        names = run_dir.brand_names(scenario)
     except RunDirError as exc:
         raise HistoryError(str(exc)) from None
-    return meta, Aggregator(scenario, build_catalogue(scenario).names, meta["run"]), log
+    return meta, Aggregator(scenario, names, meta["run"]), log
 
 
 def _cut_at(batches: Iterator[OrderBatch], seqs: list[int]) -> Iterator[OrderBatch]:

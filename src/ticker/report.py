@@ -571,7 +571,6 @@ class _ChartData:
         from ticker.aggregate import SnapshotError
         from ticker.eventlog import CorruptLogError, EventLog
         from ticker.rundir import RunDir
-        from ticker.scenario.brands import build_catalogue
 
         rd = RunDir(report.path)
         events = int(report.summary["events"])
@@ -581,7 +580,7 @@ class _ChartData:
             raise ReportError(f"{exc} (the chart needs the final snapshot, at seq {events:,})"
                               ) from None
         sc = report.scenario
-        names = build_catalogue(sc).names
+        names = rd.brand_names(sc)
         order = np.argsort(-state.brand_gmv, kind="stable")[:top]
         order = order[state.brand_gmv[order] > 0]
         lookup = np.full(len(state.brand_gmv), -1, np.int32)

@@ -7,6 +7,9 @@
       scenario.toml       the scenario file exactly as run
       log/                the event log segments (the truth)
       snapshots/          aggregate state at a seq, snap-{seq}.npz, written atomically
+      catalogue.jsonl     ingested runs only: the brand names in id order, append-only; the
+                          log's brand ids index it (a generated run's catalogue is its scenario's)
+      dead-letters.jsonl  ingested runs only: every rejected row or payload, its reason, raw
       milestones.jsonl    derived: every milestone in canonical order, rewritten whole
       summary.json        derived: the summary contract of DESIGN.md
 
@@ -69,6 +72,38 @@ class RunDir:
     @property
     def summary_path(self) -> Path:
         return self.path / "summary.json"
+
+    @property
+    def catalogue_path(self) -> Path:
+        return self.path / "catalogue.jsonl"
+
+    @property
+    def dead_letters_path(self) -> Path:
+        return self.path / "dead-letters.jsonl"
+
+    def brand_names(self, scenario: Scenario) -> tuple[str, ...]:
+        """The names the log's brand ids index: the catalogue file of an ingested run (brands are
+        added as they arrive), else the scenario's generated catalogue."""
+        if not self.catalogue_path.is_file():
+            from ticker.scenario.brands import build_catalogue
+
+            return build_catalogue(scenario).names
+        data = self.catalogue_path.read_bytes()
+        if not data.endswith(b"\n"):  # a line torn by a crash: no logged event uses it yet
+            data = data[: data.rfind(b"\n") + 1]
+        try:
+            return tuple(orjson.loads(line) for line in data.splitlines())
+        except orjson.JSONDecodeError as exc:
+            raise RunDirError(f"{self.catalogue_path}: unreadable ({exc})") from None
+
+    def append_catalogue(self, names: list[str]) -> None:
+        """Append brand names, durably, before any log record that uses their ids is written."""
+        if not names:
+            return
+        with open(self.catalogue_path, "ab") as fh:
+            fh.write(b"".join(orjson.dumps(n) + b"\n" for n in names))
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def exists(self) -> bool:
         return self.meta_path.is_file()

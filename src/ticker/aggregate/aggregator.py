@@ -85,6 +85,11 @@ class Aggregator:
         self.state = state or AggregateState.empty(
             len(self.brand_names), len(scenario.platforms), len(scenario.regions), self.seconds,
             len(self.thresholds), len(self.rules))
+        short = len(self.brand_names) - len(self.state.brand_gmv)
+        if short > 0:  # a snapshot taken before the catalogue grew (ingested runs)
+            names, self.brand_names = self.brand_names, self.brand_names[:-short]
+            self._flag = self._code = None
+            self.add_brands(names[-short:])
         # derived from state.brand_level, kept to make the per-batch candidate test one compare
         self._next_threshold = self._threshold_or_never[self.state.brand_level]
         self._flag = np.zeros(len(self.brand_names), dtype=bool)
@@ -92,6 +97,22 @@ class Aggregator:
         self._scratch = np.zeros(1, dtype=np.int64)
         self._bool_scratch = np.zeros(1, dtype=bool)
         self._lost = np.zeros(len(self.brand_names), dtype=np.int64)  # zero between batches
+
+    def add_brands(self, names: list[str] | tuple[str, ...]) -> None:
+        """Grow the catalogue by brands first seen in an ingested stream (``ticker import`` /
+        ``follow``); their totals start at zero. The run directory's catalogue file is what
+        makes a replay or a resume rebuild the same ids."""
+        if not names:
+            return
+        more = len(names)
+        self.brand_names += tuple(names)
+        st = self.state
+        st.brand_gmv = np.append(st.brand_gmv, np.zeros(more, np.int64))
+        st.brand_orders = np.append(st.brand_orders, np.zeros(more, np.int64))
+        st.brand_level = np.append(st.brand_level, np.zeros(more, np.int8))
+        self._next_threshold = self._threshold_or_never[st.brand_level]
+        self._flag = np.zeros(len(self.brand_names), dtype=bool)
+        self._code = np.zeros(len(self.brand_names), dtype=np.int16)
 
     def _running(self, n: int) -> np.ndarray:
         """A reused int64 buffer of n + 1 for the batch's running sum, starting at 0."""
