@@ -237,17 +237,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ticker.engine import ReplayError
-    from ticker.ingest import InputError, MappingError, parse_mapping
+    from ticker.ingest import parse_mapping
     from ticker.ingest.importer import ImportOptions, import_orders
-    from ticker.rundir import RunDirError
 
-    try:
-        result = import_orders(ImportOptions(
-            path=args.file, fmt=args.format, mapping=parse_mapping(args.map), scenario=args.scenario,
-            currency=args.currency, run_dir=args.run_dir, scale=args.scale, fsync=args.fsync))
-    except (InputError, MappingError, RunDirError, ReplayError) as exc:
-        raise UserError(str(exc)) from None
+    result = import_orders(ImportOptions(
+        path=args.file, fmt=args.format, mapping=parse_mapping(args.map), scenario=args.scenario,
+        currency=args.currency, run_dir=args.run_dir, scale=args.scale, fsync=args.fsync))
     return _report_ingest(result.summary, result.run_dir.path, args, rejected=result.rejected)
 
 

@@ -158,6 +158,7 @@ BAD = [
        st.sampled_from(["csv", "jsonl"]))
 def test_every_bad_row_is_rejected_with_its_line_and_reason_and_the_rest_imported(tmp_path, plan, fmt):
     rows, expected, good = [], {}, 0
+    plan = [None, *plan]  # the first order places the default festival's window (the day before it +32)
     for i, bad in enumerate(plan):
         row = {**GOOD, "order_id": str(i + 1),
                "event_time": f"2021-11-11T00:00:{i // 10:02d}.{i % 10}Z", "platform": ""}

@@ -88,7 +88,6 @@ class Aggregator:
         short = len(self.brand_names) - len(self.state.brand_gmv)
         if short > 0:  # a snapshot taken before the catalogue grew (ingested runs)
             names, self.brand_names = self.brand_names, self.brand_names[:-short]
-            self._flag = self._code = None
             self.add_brands(names[-short:])
         # derived from state.brand_level, kept to make the per-batch candidate test one compare
         self._next_threshold = self._threshold_or_never[self.state.brand_level]
@@ -113,6 +112,7 @@ class Aggregator:
         self._next_threshold = self._threshold_or_never[st.brand_level]
         self._flag = np.zeros(len(self.brand_names), dtype=bool)
         self._code = np.zeros(len(self.brand_names), dtype=np.int16)
+        self._lost = np.zeros(len(self.brand_names), dtype=np.int64)
 
     def _running(self, n: int) -> np.ndarray:
         """A reused int64 buffer of n + 1 for the batch's running sum, starting at 0."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ticker.errors import TickerError
 from ticker.events import COLUMNS, OrderBatch, OrderKind
 from ticker.ingest.fields import (
     RowError,
@@ -54,7 +55,7 @@ class DuplicateOrder(RowError):
     """The same order id and kind was already accepted (within :data:`DEDUP_WINDOW`)."""
 
 
-class MappingError(ValueError):
+class MappingError(TickerError, ValueError):
     """A ``--map`` argument is malformed (one line for the user)."""
 
 

@@ -23,6 +23,7 @@ from typing import IO
 
 import orjson
 
+from ticker.errors import TickerError
 from ticker.ingest.fields import RowError
 
 CHUNK_ROWS = 1 << 14
@@ -33,7 +34,7 @@ _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jso
 Chunk = list[tuple[int, "dict | RowError"]]
 
 
-class InputError(ValueError):
+class InputError(TickerError, ValueError):
     """The input file cannot be read at all (one line for the user)."""
 
 
