@@ -84,6 +84,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     mqtt = None
     try:
         tune_allocator()
+        if args.cluster:
+            from ticker.cluster.replay import check_options
+
+            check_options((Path(args.scenario) / "run.json").is_file(), options)
         run = prepare(args.scenario, options)
         terminal = TerminalTicker(title=run.scenario.title, currency=run.scenario.currency,
                                   zone=run.scenario.zone, total_events=run.total_events,
@@ -97,7 +101,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                 terminal.note(mqtt.where)
         for note in run.notes:
             terminal.note(note)
-        summary = execute(run, sinks)
+        if args.cluster:
+            from ticker.cluster.replay import execute as execute_on_cluster
+
+            summary, _ = execute_on_cluster(run, sinks, args.cluster, args.parts, note=terminal.note)
+        else:
+            summary = execute(run, sinks)
     finally:
         if mqtt is not None:
             mqtt.shutdown()
@@ -368,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="events per batch (default 1,048,576); results do not depend on it")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="generator processes (default 1); results do not depend on it")
+    p.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
+                   help="compute the replay on Dask: a local cluster of N worker processes, or a "
+                   "running 'dask scheduler' (needs pip install 'ticker[cluster]'; with --no-log); "
+                   "the result is the same as on one process")
+    p.add_argument("--parts", type=_positive_int, metavar="P",
+                   help="with --cluster: split the stream into P parts (default 4 per worker)")
     p.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--report", action="store_true",
