@@ -126,11 +126,13 @@ class Counters:
         return 1 + len(self.rules) + len(self.brands)
 
     @classmethod
-    def build(cls, plan: Plan, aggregator: Aggregator) -> Counters:
+    def build(cls, plan: Plan, aggregator: Aggregator, fraction: float = INDEX_FRACTION) -> Counters:
+        """Index the brands whose target reaches ``fraction`` of the lowest brand threshold
+        (any fraction gives the same result; it only moves work between pass 2's paths)."""
         thresholds = aggregator.thresholds
         if len(thresholds):
             target = plan.catalogue.gmv_target  # money is not scaled: orders are worth 1/scale more
-            brands = np.flatnonzero(target >= INDEX_FRACTION * thresholds.min()).astype(np.int64)
+            brands = np.flatnonzero(target >= fraction * thresholds.min()).astype(np.int64)
         else:
             brands = np.zeros(0, np.int64)
         code = np.zeros(len(plan.catalogue.names), np.int32)

@@ -1,0 +1,124 @@
+"""The two-pass scan in one process: any partition of the stream gives exactly the state, the
+milestones and the summary of the single-process fold (no Dask needed here)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ticker.aggregate import Aggregator
+from ticker.cluster import scan
+from ticker.engine import ReplayOptions, execute, prepare
+from ticker.scenario import bundled_names, make_plan, resolve
+
+
+@functools.cache
+def single(name: str, scale: float):
+    """(plan, the single-process aggregator after finish()) for a scenario at a scale."""
+    run = prepare(name, ReplayOptions(scale=scale, record=False))
+    execute(run, [])
+    return make_plan(resolve(name), run.seed, scale), run.aggregator
+
+
+def scanned(name: str, scale: float, layout, fraction: float = scan.INDEX_FRACTION) -> Aggregator:
+    plan, reference = single(name, scale)
+    template = Aggregator(plan.scenario, plan.catalogue.names, reference.run)
+    counters = scan.Counters.build(plan, template, fraction)
+    scans = [scan.scan_part(plan, template, counters, pieces) for pieces in layout]
+    summaries = [s.summary() for s in scans]  # what the driver sees: no per-piece sums
+    starts = scan.counter_starts(summaries)
+    probes = [p for s, start in zip(scans, starts, strict=True)
+              for p in scan.piece_probes(s, start, template, counters)]
+    probes += scan.part_probes(summaries, template, counters)
+    crossings = [m for group in scan.balance(probes, 3)
+                 for m in scan.find_crossings(plan, template, group)]
+    return scan.assemble(template, summaries, crossings)
+
+
+def assert_identical(name: str, scale: float, merged: Aggregator) -> None:
+    _, reference = single(name, scale)
+    assert reference.state.differences(merged.state) == []
+    assert merged.state.milestones == reference.state.milestones
+    assert merged.leaderboard() == reference.leaderboard()
+    assert merged.peak() == reference.peak()
+
+
+SMALL = [("smoke", 1.0), ("aliexpress-2021", 0.002), ("lazada-1111-2020", 0.004),
+         ("singles-day-2016", 0.0005)]
+
+
+@pytest.mark.parametrize(("name", "scale"), SMALL)
+def test_every_part_count_up_to_one_chunk_per_part(name: str, scale: float) -> None:
+    plan, _ = single(name, scale)
+    assert plan.chunks >= 2, "a scenario of one chunk would not test the merge"
+    for parts in range(1, plan.chunks + 1):
+        layout = scan.split(plan, parts)
+        assert len(layout) == parts
+        assert [p.lo for part in layout for p in part] == plan.chunk_seq[:-1].tolist()
+        assert_identical(name, scale, scanned(name, scale, layout))
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_every_bundled_scenario(name: str) -> None:
+    scale = resolve(name).default_scale
+    plan, reference = single(name, scale)
+    assert reference.state.milestones, "a scenario without milestones proves nothing"
+    for parts in sorted({1, 2, 5, plan.chunks}):
+        assert_identical(name, scale, scanned(name, scale, scan.split(plan, parts)))
+
+
+@pytest.mark.parametrize(("name", "scale"), SMALL[:2])
+def test_parts_on_seq_boundaries_inside_chunks(name: str, scale: float) -> None:
+    """Parts cut on multiples of a log segment's events cut chunks; both neighbours make them."""
+    plan, _ = single(name, scale)
+    for align in (1 << 16, 3 * (1 << 16), 12_345):
+        layout = scan.split(plan, 7, align)
+        bounds = [part[0].lo for part in layout[1:]]
+        assert all(b % align == 0 for b in bounds)
+        assert_identical(name, scale, scanned(name, scale, layout))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), fraction=st.sampled_from([0.0, 1e-9, 0.5, 1.0, 1e9]))
+def test_any_partition_gives_the_same_result(data, fraction: float) -> None:
+    """Invariant: cut the stream anywhere (seq boundaries inside chunks included), index any set
+    of brands (from none: every brand through the whole-part path, to all of them): the result
+    is the single-process fold's."""
+    name, scale = data.draw(st.sampled_from(SMALL[:3]), label="scenario")
+    plan, _ = single(name, scale)
+    total = plan.total_events
+    cuts = data.draw(st.lists(st.integers(1, total - 1), max_size=12, unique=True), label="cuts")
+    bounds = [0, *sorted(cuts), total]
+    layout = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        c0 = int(np.searchsorted(plan.chunk_seq, lo, side="right")) - 1
+        c1 = int(np.searchsorted(plan.chunk_seq, hi, side="left"))
+        layout.append([scan.Piece(c, max(lo, int(plan.chunk_seq[c])),
+                                  min(hi, int(plan.chunk_seq[c + 1]))) for c in range(c0, c1)])
+    assert_identical(name, scale, scanned(name, scale, layout, fraction))
+
+
+def test_pass_two_regenerates_only_pieces_that_can_cross() -> None:
+    """The indexed search: at a scale with many chunks per crossing, pass 2 touches few pieces."""
+    name, scale = "double11-2021", 0.002
+    plan, reference = single(name, scale)
+    template = Aggregator(plan.scenario, plan.catalogue.names, reference.run)
+    counters = scan.Counters.build(plan, template)
+    scans = [scan.scan_part(plan, template, counters, p) for p in scan.split(plan, 4)]
+    probes = scan.plan_crossings(scans, template, counters)
+    assert all(len(p.pieces) == 1 for p in probes), "no brand should need a whole part"
+    crossings = {m.seq for m in reference.state.milestones if m.kind != "rate_record"}
+    touched = {p.pieces[0].chunk for p in probes}
+    assert len(touched) <= len(crossings)
+    assert len(touched) < plan.chunks
+
+
+def test_fingerprint_names_the_plan() -> None:
+    a = make_plan(resolve("smoke"), 1, 0.5)
+    assert scan.plan_fingerprint(a) == scan.plan_fingerprint(make_plan(resolve("smoke"), 1, 0.5))
+    assert scan.plan_fingerprint(a) != scan.plan_fingerprint(make_plan(resolve("smoke"), 2, 0.5))
+    assert scan.plan_fingerprint(a) != scan.plan_fingerprint(make_plan(resolve("smoke"), 1, 0.25))
