@@ -91,6 +91,11 @@ def split(plan: Plan, parts: int, align: int = 1) -> list[list[Piece]]:
         units = -(-total // align)
         parts = max(1, min(parts, units))
         bounds = [min(total, (k * units // parts) * align) for k in range(parts + 1)]
+    return parts_at(plan, bounds)
+
+
+def parts_at(plan: Plan, bounds: list[int]) -> list[list[Piece]]:
+    """The parts between consecutive seqs of ``bounds`` (0 first, the total last), as pieces."""
     bounds = sorted(set(bounds))
     out = []
     for lo, hi in itertools.pairwise(bounds):

@@ -1,0 +1,191 @@
+"""The replay on a real Dask cluster (LocalCluster, worker processes, bound to 127.0.0.1):
+identical results for many part counts, a worker killed mid-run, workers refused before work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="needs ticker[cluster] (scripts/test installs it)")
+
+import cloudpickle  # noqa: E402  (comes with distributed)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.cluster.test_scan import assert_identical, single  # noqa: E402
+from ticker.cluster import driver  # noqa: E402
+from ticker.scenario import resolve  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+
+
+@pytest.fixture(scope="module")
+def client():
+    with driver.connect("local:2") as c:
+        yield c
+
+
+def on_cluster(client, name: str, scale: float, parts: int | None) -> driver.ClusterResult:
+    _, reference = single(name, scale)
+    scenario = resolve(name)
+    return driver.run_scan(client, scenario, scenario.seed, scale, reference.run, parts)
+
+
+def test_the_cluster_listens_on_loopback_only(client) -> None:
+    addresses = [client.scheduler.address, *client.scheduler_info()["workers"]]
+    assert len(addresses) == 3
+    assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+
+
+@pytest.mark.parametrize(("name", "scale", "parts"),
+                         [("smoke", 1.0, 1), ("smoke", 1.0, 3), ("smoke", 1.0, None),
+                          ("double11-2021", 0.001, 5), ("singles-day-2016", 0.0005, 6)])
+def test_identical_to_one_process(client, name: str, scale: float, parts: int | None) -> None:
+    result = on_cluster(client, name, scale, parts)
+    assert result.workers == 2
+    assert_identical(name, scale, result.aggregator)
+
+
+class CountPass1(distributed.WorkerPlugin):
+    """Appends a line to a file each time a worker starts a pass-1 task."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish == "executing" and str(key).startswith("ticker-pass1"):
+            with open(self.path, "a") as fh:
+                fh.write(f"{key}\n")
+
+
+def test_a_second_run_is_computed_again(client, tmp_path: Path) -> None:
+    """Run-specific task keys: a second identical run executes its tasks, never reuses a result."""
+    log = tmp_path / "executed"
+    client.register_plugin(CountPass1(str(log)), name="count-pass1")
+    try:
+        for _ in range(2):
+            assert_identical("smoke", 1.0, on_cluster(client, "smoke", 1.0, 2).aggregator)
+    finally:
+        client.unregister_worker_plugin("count-pass1")
+    keys = log.read_text().split()
+    assert len(keys) == 4 and len(set(keys)) == 4
+
+
+class KillOnce(distributed.WorkerPlugin):
+    """SIGKILLs the worker process the first time any worker starts a pass-1 task."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish == "executing" and str(key).startswith("ticker-pass1"):
+            try:
+                os.rename(self.marker, self.marker + ".taken")  # atomic: only one worker dies
+            except FileNotFoundError:
+                return
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path: Path) -> None:
+    marker = tmp_path / "kill"
+    marker.write_text("")
+    before = set(client.run(os.getpid).values())
+    client.register_plugin(KillOnce(str(marker)), name="kill-once")
+    try:
+        result = on_cluster(client, "double11-2021", 0.001, 6)
+    finally:
+        client.unregister_worker_plugin("kill-once")
+    assert not marker.exists() and (tmp_path / "kill.taken").exists(), "no worker was killed"
+    client.wait_for_workers(2)
+    after = set(client.run(os.getpid).values())
+    assert len(before - after) == 1, "the killed worker's process should have been replaced"
+    assert_identical("double11-2021", 0.001, result.aggregator)
+
+
+def _pretend_version(undo: bool = False):
+    import ticker
+    import ticker.cluster.driver as d
+
+    d.__version__ = ticker.__version__ if undo else "0.0.0-other"
+
+
+def _pretend_other_numpy(undo: bool = False):
+    """As if this worker's numpy rounded the order-value table differently."""
+    import importlib
+
+    import numpy as np
+
+    import ticker.cluster.driver as d
+
+    g = importlib.import_module("ticker.scenario.generate")  # ticker.scenario.generate is a function
+
+    real = g.__dict__.setdefault("_real_amount_table", g._amount_table)
+    g._amount_table = real if undo else (lambda sigma: real(sigma) + np.int64(1))
+    d._plans.clear()
+
+
+@pytest.mark.parametrize(("patch", "says"), [
+    (_pretend_version, "runs ticker 0.0.0-other, this driver ticker"),
+    (_pretend_other_numpy, "computes plan fingerprint"),
+])
+def test_a_different_worker_is_refused_before_work(client, patch, says: str) -> None:
+    worker = sorted(client.scheduler_info()["workers"])[0]
+    client.run(patch, workers=[worker])
+    try:
+        with pytest.raises(driver.ClusterError) as caught:
+            on_cluster(client, "smoke", 1.0, 2)
+    finally:
+        client.run(patch, True, workers=[worker])
+    text = str(caught.value)
+    assert text.startswith(f"worker {worker} ") and says in text and "\n" not in text
+    assert_identical("smoke", 1.0, on_cluster(client, "smoke", 1.0, 2).aggregator)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=40))
+def test_any_cluster_spec_is_parsed_or_refused_in_one_line(spec: str) -> None:
+    try:
+        kind, where = driver.parse_cluster(spec)
+    except driver.ClusterError as exc:
+        assert "\n" not in str(exc) and "--cluster" in str(exc)
+        return
+    assert (kind, where) in {("local", int(spec[6:]) if kind == "local" else None), ("remote", spec)}
+
+
+def _ticker(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ticker", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_cli_cluster_replay_has_the_single_process_summary(tmp_path: Path) -> None:
+    one = _ticker("replay", "smoke", "--scale", "1", "--no-log", "--mqtt", "none", "--quiet",
+                  "--summary", str(tmp_path / "one.json"), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = _ticker("replay", "smoke", "--scale", "1", "--no-log", "--mqtt", "none",
+                  "--cluster", "local:2", "--parts", "3", "--summary", str(tmp_path / "two.json"),
+                  cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert "cluster: 2 workers, 3 parts" in two.stdout
+    a, b = (orjson.loads((tmp_path / f).read_bytes()) for f in ("one.json", "two.json"))
+    for key in ("wall_s", "events_per_s"):
+        a.pop(key), b.pop(key)
+    assert a == b and a["milestones"]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--cluster", "local:0", "--no-log"], "expected local:N"),
+    (["--cluster", "mqtt://x:1", "--no-log"], "expected local:N"),
+    (["--cluster", "local:2"], "add --no-log"),
+    (["--cluster", "local:2", "--no-log", "--speed", "realtime"], "drop --speed"),
+    (["--cluster", "tcp://127.0.0.1:1", "--no-log"], "cannot reach the Dask scheduler"),
+])
+def test_cli_cluster_mistakes_are_one_line(tmp_path: Path, args: list[str], says: str) -> None:
+    done = _ticker("replay", "smoke", "--mqtt", "none", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
