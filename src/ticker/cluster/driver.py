@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 from ticker import __version__
 from ticker.aggregate import Aggregator
-from ticker.errors import TickerError
 from ticker.cluster import scan
+from ticker.errors import TickerError
 from ticker.scenario import Scenario, make_plan
 from ticker.scenario.generate import Plan
 
