@@ -309,7 +309,33 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import contextlib
+
+    import orjson
+
+    from ticker.cluster.sweep import parse_seeds, render, run_sweep
+    from ticker.scenario import resolve
+
+    seeds = parse_seeds(args.seeds)
+    scenario = resolve(args.scenario)
+    scale = scenario.default_scale if args.scale is None else args.scale
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.cluster:
+            from ticker.cluster.driver import connect
+
+            client = stack.enter_context(connect(args.cluster))
+        sweep = run_sweep(scenario, seeds, scale, client)
+    if args.json:
+        print(orjson.dumps(sweep.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        render(sweep)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sweep": _cmd_sweep,
     "bench": _cmd_bench,
     "verify": _cmd_verify,
     "state": _cmd_state,
@@ -425,6 +451,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also draw the run into a PNG (needs matplotlib: pip install "
                    "'ticker[plot]')")
     r.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+    s = sub.add_parser("sweep", help="replay a festival under many seeds: how much do its "
+                       "milestones move?",
+                       description="Replay a scenario once per seed (no log), then show per "
+                       "milestone the earliest, median and latest event time, who wins each race "
+                       "how often, and how often each published fact holds.")
+    s.add_argument("scenario", metavar="SCENARIO", help="a bundled scenario name or a .toml file")
+    s.add_argument("--seeds", required=True, metavar="A-B", help="the seeds, inclusive, e.g. 1-100")
+    s.add_argument("--scale", type=_scale, default=None,
+                   help="the scale of every replay (default: the scenario's)")
+    s.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
+                   help="replay the seeds in parallel on Dask (pip install 'ticker[cluster]')")
+    s.add_argument("--json", action="store_true", help="print JSON instead of the tables")
 
     n = sub.add_parser("bench", help="measure the aggregator against the plain Python fold")
     n.add_argument("--events", type=_positive_int, default=10_000_000,

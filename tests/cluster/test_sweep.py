@@ -1,0 +1,80 @@
+"""``ticker sweep``: many seeds, the spread of their milestones, the facts' hold-rate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticker.cluster.sweep import SweepError, parse_seeds, run_sweep
+from ticker.engine import ReplayOptions, execute, prepare
+from ticker.scenario import resolve
+
+
+@pytest.fixture(scope="module")
+def local_sweep():
+    return run_sweep(resolve("smoke"), range(3, 6), 0.5)
+
+
+def test_each_seed_is_the_replay_of_that_seed(local_sweep) -> None:
+    for seed, summary in zip(range(3, 6), local_sweep.summaries, strict=True):
+        run = prepare("smoke", ReplayOptions(scale=0.5, seed=seed, record=False))
+        alone = execute(run, [])
+        assert summary["seed"] == seed and summary["milestones"] == alone["milestones"]
+    assert len({s["gmv_minor"] for s in local_sweep.summaries}) > 1, "seeds should differ"
+
+
+def test_the_spread_of_each_milestone(local_sweep) -> None:
+    runs = len(local_sweep.summaries)
+    assert local_sweep.milestones
+    for m in local_sweep.milestones:
+        assert 1 <= m["reached"] <= runs
+        assert m["earliest"] <= m["median"] <= m["latest"]  # ISO text in one zone sorts as time
+        mine = [d["event_time"] for s in local_sweep.summaries for d in s["milestones"]
+                if (d["kind"], d["threshold_minor"]) == (m["kind"], m["threshold_minor"])
+                and ((d["kind"] == "brand_gmv" and d["rank"] == 1) or d["subject"] == m["subject"])]
+        assert sorted(mine)[0] == m["earliest"] and sorted(mine)[-1] == m["latest"]
+    for race in local_sweep.races:
+        assert sum(race["winners"].values()) == runs
+    for fact in local_sweep.facts:
+        assert fact["rate"] is None or 0 <= fact["rate"] <= 1
+        assert fact["holds"] <= fact["measured"] <= runs
+
+
+def test_on_a_cluster_the_same_table(local_sweep) -> None:
+    pytest.importorskip("distributed", reason="needs ticker[cluster]")
+    from ticker.cluster.driver import connect
+
+    with connect("local:2") as client:
+        remote = run_sweep(resolve("smoke"), range(3, 6), 0.5, client)
+    a, b = local_sweep.to_json(), remote.to_json()
+    a.pop("wall_s"), b.pop("wall_s")
+    assert a == b
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(st.text(max_size=20), st.from_regex(r"-?\d{1,7}(-\d{1,7})?", fullmatch=True)))
+def test_any_seed_range_is_parsed_or_refused_in_one_line(text: str) -> None:
+    try:
+        seeds = parse_seeds(text)
+    except SweepError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("--seeds ")
+        return
+    assert len(seeds) >= 1 and seeds.start >= 0
+    first, _, last = text.partition("-")
+    assert (seeds.start, seeds.stop - 1) == (int(first), int(last or first))
+
+
+def test_cli_sweep_json(tmp_path) -> None:
+    done = subprocess.run([sys.executable, "-m", "ticker", "sweep", "smoke", "--seeds", "1-2",
+                           "--scale", "0.25", "--json"], capture_output=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = orjson.loads(done.stdout)
+    assert out["runs"] == 2 and out["seeds"] == [1, 2] and out["milestones"] and out["facts"]
+    bad = subprocess.run([sys.executable, "-m", "ticker", "sweep", "smoke", "--seeds", "9-1"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--seeds '9-1'" in bad.stderr
