@@ -177,11 +177,12 @@ def _plan_2021() -> gen.Plan:
 def test_brand_pick_agrees_with_a_plain_inverse_cdf(draws: list[int]) -> None:
     plan = _plan_2021()
     bits = np.array(draws, dtype=np.uint64)
-    brand, quantile = gen._pick_brand(plan, bits.copy())
+    brand, quantile, value = gen._pick_brand(plan, bits.copy())
     # the reference: a binary search over the brand intervals, then the relative position
     u = [(d >> 11) / 2**53 for d in draws]
     want = np.searchsorted(plan.brand_start, u, side="right") - 1
     assert np.array_equal(brand, want)
+    assert np.array_equal(value, plan.order_value[want])
     lo, hi = plan.brand_start[want], plan.brand_start[want + 1]
     position = (np.array(u) - lo) / (hi - lo)
     assert (np.abs(quantile - position * gen._AMOUNT_QUANTILES) <= 1).all()
