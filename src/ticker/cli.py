@@ -255,6 +255,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return _report_ingest(result.summary, result.run_dir.path, args, rejected=result.rejected)
 
 
+def _cmd_follow(args: argparse.Namespace) -> int:
+    from ticker.ingest.follow import DEFAULT_TOPICS, DEFAULT_URL, FollowOptions, follow
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(f"ticker: {line}", file=sys.stderr)
+
+    opts = FollowOptions(
+        url=args.mqtt or os.environ.get("TICKER_MQTT_URL") or DEFAULT_URL,
+        topics=tuple(args.topic) or DEFAULT_TOPICS, scenario=args.scenario, run_dir=args.run_dir,
+        currency=args.currency, tick_hz=args.tick_hz, idle_s=args.idle_exit, ca_file=args.ca_file,
+        fsync=args.fsync, on_progress=say)
+    summary, follower = follow(opts)
+    for note in follower.notes:
+        say(note)
+    code = _report_ingest(summary, follower.run_dir.path, args, rejected=summary["ingest"]["rejected"])
+    undelivered = summary.get("mqtt", {}).get("undelivered")
+    return 3 if undelivered else min(code, 0)
+
+
 def _report_ingest(summary: dict, path: Path, args: argparse.Namespace, *, rejected: int) -> int:
     """The closing lines of import and follow; exit code 1 when anything was refused."""
     import orjson
@@ -346,6 +366,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "watch": _cmd_watch,
     "broker": _cmd_broker,
     "import": _cmd_import,
+    "follow": _cmd_follow,
 }
 
 
@@ -503,6 +524,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="event-log durability (as replay)")
     i.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
     i.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    f = sub.add_parser(
+        "follow", help="follow order events on an MQTT broker into a run, live",
+        description="Subscribe to order events (ticker's binary frames from 'replay "
+        "--publish-orders', or JSON orders with import's schema, one object or an array per "
+        "message), log each first, fold it, and publish the run's ticks, leaderboard and "
+        "milestones under ticker/{run}/ like a replay (run = the --run-dir's name). Persistent "
+        "session (QoS 1, clean session off, a client id derived from the run): a restart resumes "
+        "from the log with nothing lost or counted twice. Refused payloads go to "
+        "RUN_DIR/dead-letters.jsonl and ticker/{run}/dead-letters. Stops on Ctrl-C / SIGTERM, or "
+        "when the followed run's status says finished and all its events are in. Without "
+        "--scenario: frames use the scenario their run's status names; JSON orders the default "
+        "festival of 'ticker import --help'.")
+    f.add_argument("--mqtt", metavar="URL", help="broker URL (default $TICKER_MQTT_URL, else "
+                   "mqtt://127.0.0.1:1883: start one with 'ticker broker')")
+    f.add_argument("--topic", action="append", default=[], metavar="FILTER",
+                   help="topic filter to follow, repeatable (default ticker/+/orders/+)")
+    f.add_argument("--scenario", metavar="NAME|FILE", help="the festival's rules (as import)")
+    f.add_argument("--currency", default="CNY", choices=("CNY", "USD"),
+                   help="the currency without --scenario (default CNY)")
+    f.add_argument("--run-dir", type=Path, default=Path("runs/follow"),
+                   help="where to record the run (default runs/follow); its name is the run id")
+    f.add_argument("--idle-exit", type=float, default=5.0, metavar="SECONDS",
+                   help="after the followed run says finished, stop when nothing more came for "
+                   "this long though events are missing (default 5)")
+    f.add_argument("--tick-hz", type=float, default=10.0, help="ticks a second (default 10)")
+    f.add_argument("--fsync", choices=("every", "interval", "never"), default="interval",
+                   help="event-log durability (as replay)")
+    f.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
+    f.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
+    f.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     b = sub.add_parser("broker", help="run the embedded MQTT broker for other terminals")
     b.add_argument("--host", default="127.0.0.1")
