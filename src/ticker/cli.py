@@ -67,6 +67,17 @@ def _scale(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535 (0: any free one), "
+                                         f"found {text!r}")
+    return value
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
 
     from ticker.engine import ReplayOptions
@@ -81,7 +92,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from ticker.engine import execute, prepare, tune_allocator
 
     url = args.mqtt or os.environ.get("TICKER_MQTT_URL") or ""
-    mqtt = None
+    mqtt = screen = None
     try:
         tune_allocator()
         if args.cluster:
@@ -99,6 +110,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             sinks.insert(0, mqtt)
             if mqtt.where:
                 terminal.note(mqtt.where)
+        elif args.screen:
+            raise TickerError("--screen shows what is published: it needs a broker, not --mqtt none")
+        if args.screen:
+            from ticker.screen.server import start_beside
+
+            screen = start_beside(mqtt.publisher.url, run.run, args.screen_port, args.ca_file)
         for note in run.notes:
             terminal.note(note)
         if args.cluster:
@@ -107,7 +124,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             summary, _ = execute_on_cluster(run, sinks, args.cluster, args.parts, note=terminal.note)
         else:
             summary = execute(run, sinks)
+        if screen is not None:
+            screen.linger()
     finally:
+        if screen is not None:
+            screen.stop_thread()
         if mqtt is not None:
             mqtt.shutdown()
     if args.summary:
@@ -130,6 +151,14 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from ticker.publish import run_watch
 
     return run_watch(args.mqtt, args.filters, args.run, args.json, ca_file=args.ca_file)
+
+
+def _cmd_screen(args: argparse.Namespace) -> int:
+    from ticker.publish.watch import DEFAULT_URL
+    from ticker.screen import run_screen
+
+    return run_screen(args.mqtt or os.environ.get("TICKER_MQTT_URL") or DEFAULT_URL, run=args.run,
+                      host=args.host, port=args.port, ca_file=args.ca_file, open_browser=args.open)
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
@@ -364,6 +393,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "scenarios": _cmd_scenarios,
     "replay": _cmd_replay,
     "watch": _cmd_watch,
+    "screen": _cmd_screen,
     "broker": _cmd_broker,
     "import": _cmd_import,
     "follow": _cmd_follow,
@@ -436,6 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at the end, check the run against the scenario's published facts "
                    "(as 'ticker report'); the exit code is 1 when one does not hold")
 
+    p.add_argument("--screen", action="store_true",
+                   help="also serve the big screen (a live web page of the run, see 'ticker "
+                   "screen'); it stays up after the run until Ctrl-C")
+    p.add_argument("--screen-port", type=_port, default=None, metavar="PORT",
+                   help="the screen's port on 127.0.0.1 (default 1111, or a free one if taken)")
+
     w = sub.add_parser("watch", help="subscribe to a run's milestones and ticks")
     w.add_argument("filters", nargs="*", metavar="TOPIC_FILTER",
                    help="MQTT topic filters (default ticker/+/milestones/#)")
@@ -444,6 +480,19 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--run", metavar="ID", help="only this run's topics")
     w.add_argument("--json", action="store_true", help="one JSON object per message")
     w.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
+
+    s = sub.add_parser("screen", help="serve the big screen: a live web page of a run",
+                       description="Serve a web page that shows a run live from the broker: "
+                       "GMV, orders/s, the leaderboard, milestones (Server-Sent Events).")
+    s.add_argument("--mqtt", metavar="URL", help="broker URL (default $TICKER_MQTT_URL, else "
+                   "mqtt://127.0.0.1:1883)")
+    s.add_argument("--run", metavar="ID", help="show this run (default: the newest, following "
+                   "new runs as they start; the page has a run picker)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=_port, default=1111, help="port to serve on (default 1111)")
+    s.add_argument("--open", action="store_true", help="open the page in a web browser")
+    s.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
 
     v = sub.add_parser("verify", help="check a recorded run: frames, snapshots, summary")
     v.add_argument("run_dir", type=Path, metavar="RUN_DIR")

@@ -7,6 +7,8 @@ milestone and then records in the summary what, if anything, was not delivered.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 
 from ticker.aggregate.milestones import Milestone
@@ -34,7 +36,9 @@ def connect(run, url: str, *, tick_hz: float = 10.0, ca_file: str | None = None,
     Raises :class:`PublishError` (one line) if the first connection fails.
     """
     info = RunInfo(run.run, run.scenario.name, run.seed, run.scale, run.scenario.currency,
-                   run.scenario.zone)
+                   run.scenario.zone, title=run.scenario.title,
+                   windows=tuple((w.name, w.start_us, w.end_us) for w in run.scenario.windows),
+                   started=datetime.now(UTC).isoformat(timespec="milliseconds"))
     broker = None
     if not url:
         try:

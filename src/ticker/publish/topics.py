@@ -66,6 +66,11 @@ class RunInfo:
     scale: float = 1.0
     currency: Currency = CNY
     zone: timezone = field(default=UTC)
+    #: For dashboards (``ticker screen``): the festival's title, its sales windows as
+    #: ``(name, start_us, end_us)``, and when the run started (ISO, UTC): the newest run is shown.
+    title: str = ""
+    windows: tuple[tuple[str, int, int], ...] = ()
+    started: str = ""
 
     def __post_init__(self) -> None:
         check_run_id(self.run)
@@ -176,6 +181,10 @@ def status_json(info: RunInfo, state: str, **extra: Any) -> dict[str, Any]:
         "scale": info.scale,
         "currency": info.currency.code,
         "zone": offset_text(info.zone),
+        "title": info.title,
+        "windows": [{"name": name, "start": format_time(start, info.zone),
+                     "end": format_time(end, info.zone)} for name, start, end in info.windows],
+        "started": info.started,
         "topics": {
             "gmv": gmv_topic(info.run),
             "leaderboard": leaderboard_topic(info.run),
