@@ -22,8 +22,8 @@ from screen_tools import (
     ReplayStopped,
     ReplayThread,
     Stopper,
-    ink_fraction,
     browser_page,
+    ink_fraction,
     local_mosquitto,
     start_screen,
 )

@@ -1,4 +1,4 @@
-"""The wheel carries what a user needs: the bundled scenarios and the type marker."""
+"""The wheel carries what a user needs: the bundled scenarios, the screen's page, the type marker."""
 
 from __future__ import annotations
 
@@ -23,4 +23,9 @@ def test_the_wheel_ships_every_bundled_scenario_and_py_typed(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         for s in scenarios:
             assert zf.read(f"ticker/scenarios/{s}") == (ROOT / "scenarios" / s).read_bytes()
+        static = ROOT / "src" / "ticker" / "screen" / "static"  # the big screen's page
+        pages = sorted(p.name for p in static.iterdir())
+        assert {"index.html", "screen.css", "screen.js"} <= set(pages)
+        for page in pages:
+            assert zf.read(f"ticker/screen/static/{page}") == (static / page).read_bytes()
     assert "ticker/py.typed" in names

@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import screen_tools  # noqa: E402  (benchmarks/ is not a package)
+import screen_tools
 
-from ticker.screen import ScreenServer  # noqa: E402
+from ticker.screen import ScreenServer
 
 
 @pytest.fixture(scope="session")

@@ -147,7 +147,8 @@ async def test_a_brand_named_like_an_html_tag_shows_as_those_characters(
         await page.until(FINISHED, summary["gmv_minor"])
         names = await page.js("() => [...document.querySelectorAll('#board .name')].map(n => n.textContent)")
         assert XSS in names
-        headlines = await page.js("() => [...document.querySelectorAll('#feed .headline')].map(n => n.textContent)")
+        headlines = await page.js("() => [...document.querySelectorAll('#feed .headline')]"
+                                  ".map(n => n.textContent)")
         assert any(h.startswith(XSS) for h in headlines)
         assert await page.js("() => document.querySelectorAll('img').length") == 0
         assert page.dialogs == [] and page.errors == []
@@ -177,7 +178,8 @@ async def test_malformed_payloads_are_counted_and_the_page_keeps_working(
         ("milestones/gmv/all/1", orjson.dumps({"id": 1, "headline": None})),
         ("milestones/gmv/all/2", orjson.dumps({"id": "x", "kind": "gmv", "subject": "all",
                                                "threshold_minor": 1, "value_minor": 1, "seq": 1,
-                                               "headline": "A" * 5000, "event_time": "2021-11-11T00:00:00+08:00"})),
+                                               "headline": "A" * 5000,
+                                               "event_time": "2021-11-11T00:00:00+08:00"})),
     ]
     try:
         async with screen_tools.browser_page(server.url) as page:

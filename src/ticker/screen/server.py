@@ -214,8 +214,8 @@ class ScreenServer:
 
     def linger(self) -> None:
         """After a replay: keep the screen up until Ctrl-C (SIGINT), then return."""
-        self.announce(f"ticker: the run is over; the screen stays up at {self.url} until Ctrl-C")
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C from the moment this is said
+            self.announce(f"ticker: the run is over; the screen stays up at {self.url} until Ctrl-C")
             threading.Event().wait()
 
     def stop_thread(self, timeout: float = 5.0) -> None:
