@@ -1,7 +1,7 @@
 """The README's picture of the big screen: a real replay, a real broker, Debian's Chromium.
 
     python benchmarks/screen_shot.py [--scenario double11-2021] [--speed 20000]
-        [--at 2021-11-11T00:25] [--out docs/screen.png]
+        [--at 2021-11-11T00:30] [--out docs/screen.png]
 
 Replays the scenario (in-process, publishing to a private Mosquitto), serves the screen, waits
 until the page's event time reaches ``--at`` with no banner over it, and saves the page. The
@@ -64,7 +64,7 @@ def main() -> int:
     parser.add_argument("--scenario", default="double11-2021")
     parser.add_argument("--speed", type=float, default=20000.0)
     parser.add_argument("--scale", type=float, default=None)
-    parser.add_argument("--at", default="2021-11-11T00:25", help="event time prefix to reach")
+    parser.add_argument("--at", default="2021-11-11T00:30", help="event time prefix to reach")
     parser.add_argument("--out", type=Path, default=Path("docs/screen.png"))
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=900)

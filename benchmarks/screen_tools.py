@@ -91,10 +91,11 @@ class ScreenPage:
     async def feed_ids(self) -> list[str]:
         return await self.js("() => [...document.querySelectorAll('#feed > li')].map(li => li.dataset.id)")
 
-    async def shown_at(self) -> dict[str, float]:
-        """Milestone id -> epoch seconds when the page painted it."""
+    async def shown_at(self, moment: str = "painted") -> dict[str, float]:
+        """Milestone id -> epoch seconds when the page painted it (or ``inserted`` it into the
+        DOM, the animation frame before)."""
         shown = await self.js("() => window.tickerScreen.shownAt")
-        return {k: v["painted"] / 1000.0 for k, v in shown.items()}
+        return {k: v[moment] / 1000.0 for k, v in shown.items()}
 
     async def screenshot(self, path: Path | None = None) -> bytes:
         return await self.page.screenshot(path=str(path) if path else None, full_page=False)

@@ -122,8 +122,9 @@ class ScreenServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
-        #: Called with each message's topic after it is folded (benchmarks time it).
-        self.on_message: Callable[[str], None] | None = None
+        #: Called with each folded message's update (or None), on the server's loop: the
+        #: latency benchmark notes when each milestone reached the server.
+        self.on_update: Callable[[Update | None], None] | None = None
         self.announce: Callable[[str], None] = print
 
     # --- life cycle ------------------------------------------------------------------------
@@ -286,8 +287,8 @@ class ScreenServer:
             self._diagnostics_soon()
         if update is not None:
             self._dispatch(update)
-        if self.on_message is not None:
-            self.on_message(topic)
+        if self.on_update is not None:
+            self.on_update(update)
 
     # --- fan-out to the browsers -----------------------------------------------------------
 
