@@ -48,7 +48,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 def info_for(run: str) -> RunInfo:
-    return RunInfo(run, scenario="double11-2021", seed=11, scale=0.01, zone=CST)
+    return RunInfo(run, scenario="double11-2021", seed=11, scale=0.01, zone=CST,
+                   title="Tmall 11.11 2021", windows=(("main day", T0_US, T0_US + 86_400_000_000),),
+                   started="2026-11-30T04:00:00.000+00:00")
 
 
 def tick(info: RunInfo, i: int) -> dict:
@@ -399,6 +401,9 @@ def test_status_payload_roundtrip_through_the_broker(mosquitto, unique_run: str,
     assert got.json() == orjson.loads(f"""
         {{"run": "{unique_run}", "state": "running", "scenario": "double11-2021", "seed": 11,
           "scale": 0.01, "currency": "CNY", "zone": "+08:00", "version": "{version("ticker")}",
+          "title": "Tmall 11.11 2021", "started": "2026-11-30T04:00:00.000+00:00",
+          "windows": [{{"name": "main day", "start": "2021-11-11T00:00:00.000+08:00",
+                       "end": "2021-11-12T00:00:00.000+08:00"}}],
           "topics": {{"gmv": "ticker/{unique_run}/gmv", "leaderboard": "ticker/{unique_run}/leaderboard",
                      "milestones": "ticker/{unique_run}/milestones/#"}},
           "note": "warming up"}}""")
