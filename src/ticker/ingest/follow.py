@@ -175,6 +175,7 @@ class Follower:
         self.run = ingest_rundir.safe_run_id(opts.run_dir.resolve().name)
         self.inbox: queue.Queue[_Message] = queue.Queue()
         self.stop = threading.Event()
+        self.ready = threading.Event()  # connected and subscribed: what is published now arrives
         self.state = _State()
         self.scenario: Scenario | None = None
         self.aggregator: Aggregator | None = None
@@ -221,13 +222,20 @@ class Follower:
             c.subscribe([(t, 1) for t in self.opts.topics])
             if self.state.source:
                 c.subscribe(f"ticker/{self.state.source}/status", 1)
+
+        def on_subscribe(c, userdata, mid, reason_codes, properties=None):
+            failed = [str(r) for r in reason_codes if r.is_failure]
+            if failed:
+                refused.append(f"subscription refused ({failed[0]})")
             connected.set()
+            self.ready.set()
 
         def on_message(c, userdata, message):
             self.inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload)))
 
         client.on_connect = on_connect
         client.on_message = on_message
+        client.on_subscribe = on_subscribe
         try:
             client.connect(self.url.host, self.url.port, keepalive=30)
         except OSError as exc:
