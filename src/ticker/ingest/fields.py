@@ -20,6 +20,7 @@ import re
 from datetime import datetime, timezone
 
 from ticker.clock import US_PER_S, to_us
+from ticker.errors import TickerError
 from ticker.events import OrderKind
 from ticker.money import CURRENCIES, Currency
 
@@ -31,7 +32,7 @@ _EPOCH_UNITS = ((10**11, US_PER_S, 6), (10**14, 1_000, 3), (10**17, 1, 0))
 KINDS = {kind.name.lower(): int(kind) for kind in OrderKind}
 
 
-class RowError(ValueError):
+class RowError(TickerError, ValueError):
     """One field of one row or payload is unusable: the reason, for the dead-letter file.
 
     ``raw`` is what was read when there is no row to show (a line that is not JSON)."""

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from ticker.errors import TickerError
 from ticker.publish import topics
 
 #: What the screen subscribes to: everything a run publishes except the raw order frames.
@@ -46,7 +47,7 @@ _INT64 = 2**63
 _ZONE = re.compile(r"[+-]\d\d:\d\d|Z")
 
 
-class Malformed(ValueError):
+class Malformed(TickerError, ValueError):
     """A payload that does not follow the topic contract."""
 
 
