@@ -39,17 +39,27 @@ class Milestone:
     event_time_us: int
     rank: int | None
     headline: str
+    #: an arrival-ordered run's milestones say which they are: ``live`` (first in arrival
+    #: order), ``final`` (first in event-time order, announced when the watermark passes it) or
+    #: ``correction`` (a late order would have moved the final one named by ``corrects``).
+    #: None in an ordered run, where live and final coincide: its files keep today's bytes.
+    timing: str | None = None
+    corrects: str | None = None
 
     def to_json(self, zone: timezone) -> dict:
         """The payload of the MQTT and milestones.jsonl contract (``DESIGN.md``)."""
-        out = asdict(self)
+        out = self.to_json_us()
         del out["event_time_us"]
         out["event_time"] = format_time(self.event_time_us, zone, precision="microseconds")
         return out
 
     def to_json_us(self) -> dict:
         """Every field as stored in snapshots (event time as integer microseconds)."""
-        return asdict(self)
+        out = asdict(self)
+        for optional in ("timing", "corrects"):
+            if out[optional] is None:
+                del out[optional]
+        return out
 
     def to_bytes(self, zone: timezone) -> bytes:
         return orjson.dumps(self.to_json(zone))
@@ -63,8 +73,10 @@ class Milestone:
 
     @property
     def topic_suffix(self) -> str:
-        """``milestones/{kind}/{subject}/{threshold}``, with MQTT-unsafe characters replaced."""
-        return f"milestones/{self.kind}/{topic_safe(self.subject)}/{self.threshold_minor}"
+        """``milestones/{kind}/{subject}/{threshold}``, with MQTT-unsafe characters replaced; a
+        live or correction milestone one level below its final one (``.../live``)."""
+        suffix = f"/{self.timing}" if self.timing in ("live", "correction") else ""
+        return f"milestones/{self.kind}/{topic_safe(self.subject)}/{self.threshold_minor}{suffix}"
 
 
 def topic_safe(text: str) -> str:

@@ -8,6 +8,10 @@ against. It costs a few microseconds per event.
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
 from ticker.aggregate.milestones import (
     Milestone,
     brand_milestone,
@@ -15,8 +19,8 @@ from ticker.aggregate.milestones import (
     rate_record_milestone,
     time_to_value_milestone,
 )
-from ticker.clock import US_PER_S
-from ticker.events import OrderBatch
+from ticker.clock import US_PER_S, format_time
+from ticker.events import COLUMNS, OrderBatch
 from ticker.scenario.model import Scenario
 
 
@@ -131,5 +135,144 @@ class ReferenceFold:
         if self.open_second >= 0:
             found = self._complete(self.open_second, self.open_last_seq)
             self.open_second = -1
+        self.milestones += found
+        return found
+
+
+class EventTimeReferenceFold:
+    """The arrival-ordered rules of :mod:`ticker.aggregate.eventtime`, one event at a time.
+
+    Per arrival: the watermark before it (largest event time seen − lateness); a redelivery of a
+    remembered (order id, kind, event time) is dropped; an accepted event counts in the totals
+    and per-second series, goes to the live fold (on the running-maximum clock), and either
+    waits in a sorted reorder buffer (on time) or enters the final stream at once (late, after
+    being checked against every final milestone announced so far). Then the watermark moves
+    and the buffer releases what it passed.
+    """
+
+    def __init__(self, scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
+                 lateness_us: int, dedup_us: int):
+        from sortedcontainers import SortedList
+
+        self.scenario, self.run, self.zone = scenario, run, scenario.zone
+        self.lateness, self.dedup = lateness_us, dedup_us
+        self.live = ReferenceFold(scenario, brand_names, run)
+        self.final = ReferenceFold(scenario, brand_names, run)
+        self.max_seen: int | None = None
+        self.remembered: dict[tuple[int, int, int], int] = {}  # (time, id, kind) -> until
+        self.buffer = SortedList()  # (time, order id, kind, arrival seq, event)
+        self.buffer_max = 0
+        self.second_orders: dict[int, int] = {}
+        self.second_gmv: dict[int, int] = {}
+        self.duplicates = self.late = self.late_us_max = self.late_us_total = 0
+        self.clocks = {"live": None, "final": None}
+        self.fed = {"live": [], "final": []}  # arrival seq and event time of each fed event
+        self.open_finals: list[dict] = []
+        self.milestones: list[Milestone] = []
+
+    def watermark(self) -> int | None:
+        return None if self.max_seen is None else self.max_seen - self.lateness
+
+    def apply(self, batch: OrderBatch) -> list[Milestone]:
+        found: list[Milestone] = []
+        for row in range(len(batch)):
+            event = {name: int(getattr(batch, name)[row]) for name in
+                     ("seq", "event_time", "order_id", "brand", "platform", "region",
+                      "amount_minor", "kind")}
+            found += self._arrive(event)
+        watermark = self.watermark()
+        self.remembered = {k: u for k, u in self.remembered.items() if u > watermark}
+        self.milestones += found
+        return found
+
+    def _arrive(self, e: dict) -> list[Milestone]:
+        t = e["event_time"]
+        before = self.watermark()
+        self.max_seen = t if self.max_seen is None else max(self.max_seen, t)
+        key = (t, e["order_id"] & (2**63 - 1), e["kind"])
+        if key in self.remembered and before is not None and self.remembered[key] > before:
+            self.duplicates += 1
+            return []
+        self.remembered[key] = max(t, before if before is not None else t) + self.dedup
+        second = (t - self.scenario.start_us) // US_PER_S
+        self.second_orders[second] = self.second_orders.get(second, 0) + (e["kind"] == 0)
+        self.second_gmv[second] = self.second_gmv.get(second, 0) + e["amount_minor"]
+        found = self._feed("live", e)
+        if before is not None and t < before:
+            self.late += 1
+            self.late_us_total += before - t
+            self.late_us_max = max(self.late_us_max, before - t)
+            found += self._corrections(e)
+            found += self._feed("final", e)
+        else:
+            self.buffer.add((t, e["order_id"], e["kind"], e["seq"], e))
+        watermark = self.watermark()
+        while self.buffer and self.buffer[0][0] < watermark:
+            found += self._feed("final", self.buffer.pop(0)[4])
+        self.buffer_max = max(self.buffer_max, len(self.buffer))
+        return found
+
+    def _feed(self, timing: str, e: dict) -> list[Milestone]:
+        fold = self.live if timing == "live" else self.final
+        clock = e["event_time"] if self.clocks[timing] is None else max(self.clocks[timing], e["event_time"])
+        self.clocks[timing] = clock
+        inner = len(self.fed[timing])
+        self.fed[timing].append((e["seq"], e["event_time"], e))
+        one = OrderBatch(**{name: np.array([e[name] if name not in ("seq", "event_time") else
+                                            (inner if name == "seq" else clock)], dtype)
+                            for name, dtype in COLUMNS.items()})
+        return self._remap(timing, fold.apply(one))
+
+    def _remap(self, timing: str, found: list[Milestone]) -> list[Milestone]:
+        out = []
+        for m in found:
+            seq, t, e = self.fed[timing][m.seq]
+            when = m.event_time_us if m.kind == "rate_record" else t
+            ident = f"{m.id}:live" if timing == "live" else m.id
+            out.append(dataclasses.replace(m, id=ident, seq=seq, event_time_us=when, timing=timing))
+            if timing == "final" and m.kind != "rate_record":
+                self.open_finals.append({"m": m, "e": e, "before": m.value_minor - e["amount_minor"],
+                                         "delta": 0})
+        return out
+
+    def _corrections(self, late: dict) -> list[Milestone]:
+        found = []
+        for f in list(self.open_finals):
+            m, x = f["m"], f["e"]
+            if (late["event_time"], late["order_id"], late["kind"]) >= (
+                    x["event_time"], x["order_id"], x["kind"]) or not self._counts_for(late, m, x):
+                continue
+            f["delta"] += late["amount_minor"]
+            earlier = f["before"] + f["delta"] >= m.threshold_minor
+            if earlier or m.value_minor + f["delta"] < m.threshold_minor:
+                when = format_time(late["event_time"], self.zone, precision="milliseconds")
+                how = "it was reached before that order" if earlier else "that order no longer reaches it"
+                found.append(Milestone(
+                    f"{m.id}:correction", m.kind, m.subject, m.threshold_minor,
+                    m.value_minor + f["delta"], late["seq"], late["event_time"], m.rank,
+                    f"Correction: {m.headline} — a late order of {when} means {how}",
+                    timing="correction", corrects=m.id))
+                self.open_finals.remove(f)
+        return found
+
+    def _counts_for(self, e: dict, m: Milestone, x: dict) -> bool:
+        if m.kind == "gmv":
+            return True
+        if m.kind == "brand_gmv":
+            return e["brand"] == x["brand"]
+        for rule in self.final.rules:
+            if rule["subject"] == m.subject and rule["value"] == m.threshold_minor:
+                column = {"all": rule["index"], "brand": e["brand"], "platform": e["platform"],
+                          "region": e["region"]}[rule["kind"]]
+                deadline = rule["deadline"] if rule["deadline"] is not None else 2**63
+                return column == rule["index"] and rule["start"] <= e["event_time"] < deadline
+        return False
+
+    def finish(self) -> list[Milestone]:
+        found = []
+        while self.buffer:
+            found += self._feed("final", self.buffer.pop(0)[4])
+        for timing, fold in (("live", self.live), ("final", self.final)):
+            found += self._remap(timing, fold.finish())
         self.milestones += found
         return found

@@ -1,0 +1,239 @@
+"""The arrival-ordered aggregator: exact against its per-event reference, batch-invariant, equal to
+the sorted stream when nothing is late, blind to redeliveries, and restorable from a snapshot."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ticker.aggregate import Aggregator, BatchRejected
+from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeConfig, sort_key
+from ticker.aggregate.reference import EventTimeReferenceFold
+from ticker.aggregate.state import AggregateState
+from ticker.events import COLUMNS, OrderBatch
+
+from .test_aggregator import W1, make_batch, streams
+from .unit_scenario import NAMES, UNIT
+
+LATENESS = 3_000_000
+DEDUP = 5_000_000
+CONFIG = EventTimeConfig(LATENESS, DEDUP)
+SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def arrival(stream: OrderBatch, delays: list[int], redeliver: list[tuple[int, int]]) -> OrderBatch:
+    """``stream`` delivered at time + delay, plus redeliveries (index, extra delay), sorted by
+    delivery instant (ties: position), seq renumbered."""
+    n = len(stream)
+    index = list(range(n)) + [i for i, _ in redeliver]
+    instant = [int(stream.event_time[i]) + delays[i] for i in range(n)]
+    instant += [instant[i] + extra for i, extra in redeliver]
+    order = sorted(range(len(index)), key=lambda k: (instant[k], k))
+    out = stream.take(np.array([index[k] for k in order], np.intp))
+    return OrderBatch(**{**out.columns(), "seq": np.arange(len(out), dtype=np.int64)})
+
+
+@st.composite
+def arrivals(draw, max_delay: int = 20_000_000, duplicates: bool = True):
+    stream, cuts = draw(streams())
+    n = len(stream)
+    delays = draw(st.lists(st.one_of(st.integers(0, LATENESS - 1), st.integers(0, max_delay)),
+                           min_size=n, max_size=n))
+    redeliver = []
+    if duplicates and n:
+        redeliver = draw(st.lists(st.tuples(st.integers(0, n - 1),
+                                            st.integers(0, 2 * DEDUP)), max_size=n // 3 + 1))
+    arrived = arrival(stream, delays, redeliver)
+    cuts = sorted(draw(st.lists(st.integers(0, len(arrived)), max_size=8)))
+    return stream, arrived, cuts
+
+
+def fold(stream: OrderBatch, cuts: list[int], config: EventTimeConfig = CONFIG) -> EventTimeAggregator:
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", config)
+    for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
+        agg.apply(stream.slice(lo, hi))
+    agg.finish()
+    return agg
+
+
+def reference(stream: OrderBatch) -> EventTimeReferenceFold:
+    ref = EventTimeReferenceFold(UNIT, NAMES, "unit", LATENESS, DEDUP)
+    ref.apply(stream)
+    ref.finish()
+    return ref
+
+
+def by_order(milestones, stream: OrderBatch) -> list[tuple]:
+    """Milestones with the crossing order named by its id (seqs differ between two deliveries
+    of the same orders)."""
+    ids = stream.order_id.tolist()
+    return sorted((m.id, m.kind, m.subject, m.threshold_minor, m.value_minor, m.event_time_us,
+                   m.rank, m.timing, ids[m.seq]) for m in milestones)
+
+
+@SLOW
+@given(arrivals())
+def test_the_vectorised_fold_agrees_with_the_per_event_reference(case):
+    _, arrived, cuts = case
+    agg, ref = fold(arrived, cuts), reference(arrived)
+    s = agg.state
+    assert sorted(s.milestones, key=sort_key) == sorted(ref.milestones, key=sort_key)
+    assert (s.duplicates, s.late, s.late_us_max, s.late_us_total, s.buffer_max) == (
+        ref.duplicates, ref.late, ref.late_us_max, ref.late_us_total, ref.buffer_max)
+    assert (s.gmv_minor, s.orders, s.refunds) == (ref.live.gmv, ref.live.orders, ref.live.refunds)
+    assert s.brand_gmv.tolist() == ref.live.brand_gmv
+    assert {k: int(s.second_orders[k]) for k in ref.second_orders} == ref.second_orders
+    assert {k: int(s.second_gmv[k]) for k in ref.second_gmv} == ref.second_gmv
+    assert int(s.second_gmv.sum()) == s.gmv_minor
+    assert s.race_count.tolist() == ref.final.race
+
+
+@SLOW
+@given(arrivals(), st.lists(st.integers(0, 400), max_size=10))
+def test_any_batch_cut_gives_the_same_state(case, other_cuts):
+    _, arrived, cuts = case
+    a = fold(arrived, cuts)
+    b = fold(arrived, sorted(c for c in other_cuts if c <= len(arrived)))
+    assert a.state.differences(b.state) == []
+
+
+@SLOW
+@given(arrivals(max_delay=LATENESS - 1, duplicates=False))
+def test_within_the_lateness_final_equals_the_sorted_stream(case):
+    """No event later than the allowed lateness: final milestones, series and totals are those
+    of the same events in event-time order, for any cutting into batches."""
+    stream, arrived, cuts = case
+    agg = fold(arrived, cuts)
+    ordered = Aggregator(UNIT, NAMES, "unit")
+    ordered.apply(stream)
+    ordered.finish()
+    s, o = agg.state, ordered.state
+    assert s.late == 0 and s.duplicates == 0
+    finals = [m for m in s.milestones if m.timing == "final"]
+    assert by_order(finals, arrived) == by_order(
+        [m.__class__(**{**m.to_json_us(), "timing": "final"}) for m in o.milestones], stream)
+    assert not [m for m in s.milestones if m.timing == "correction"]
+    for name in ("second_orders", "second_gmv", "brand_gmv", "brand_orders", "mix_gmv", "mix_orders",
+                 "brand_level", "race_count"):
+        assert np.array_equal(getattr(s, name), getattr(o, name)), name
+    assert (s.gmv_minor, s.orders, s.refunds) == (o.gmv_minor, o.orders, o.refunds)
+    assert s.buffer_max <= len(stream)
+
+
+@SLOW
+@given(arrivals(duplicates=False), st.data())
+def test_redeliveries_within_the_window_change_nothing(case, data):
+    """Deliver some orders again, before the watermark has moved the dedup window past them:
+    every total and every milestone is as without them; each counts as one duplicate."""
+    _, arrived, cuts = case
+    n = len(arrived)
+    if not n:
+        return
+    again = data.draw(st.lists(st.integers(0, n - 1), max_size=n // 2 + 1, unique=True))
+    # insert each copy right after a later position whose watermark is still within the window
+    seen = np.maximum.accumulate(arrived.event_time)
+    rows = list(range(n))
+    for i in sorted(again, reverse=True):
+        limit = int(np.searchsorted(seen - LATENESS, max(int(arrived.event_time[i]),
+                                    int(seen[i - 1]) - LATENESS if i else 0) + DEDUP, side="left"))
+        at = data.draw(st.integers(i + 1, max(i + 1, min(limit, n))))
+        rows.insert(at, i)
+    doubled = arrived.take(np.array(rows, np.intp))
+    doubled = OrderBatch(**{**doubled.columns(), "seq": np.arange(len(doubled), dtype=np.int64)})
+    a, b = fold(arrived, cuts), fold(doubled, [])
+    assert b.state.duplicates == len(again)
+    assert by_order(a.state.milestones, arrived) == by_order(b.state.milestones, doubled)
+    for name in ("second_orders", "second_gmv", "brand_gmv", "mix_gmv", "race_count"):
+        assert np.array_equal(getattr(a.state, name), getattr(b.state, name)), name
+
+
+def test_a_late_order_that_would_have_moved_a_final_milestone_is_a_correction():
+    # Apple (brand 0): 60 at t, 50 at t+1 s crosses RMB 1.00 (100 minor) with 110; a late +30 from
+    # t+0.5 s arrives 10 s later: with it, 60 + 30 = 90 then +50 — no move; a second late +20
+    # from t+0.6 s makes the order before the crossing reach 60 + 30 + 20 = 110: a correction.
+    times = [W1, W1 + 1_000_000, W1 + 11_000_000, W1 + 11_000_001, W1 + 11_500_000]
+    stream = make_batch(0, times, [0, 0, 3, 0, 0], [60, 50, 1, 30, 20], [0] * 5)
+    stream = OrderBatch(**{**stream.columns(), "event_time": np.array(
+        [W1, W1 + 1_000_000, W1 + 11_000_000, W1 + 500_000, W1 + 600_000], np.int64)})
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    found = agg.apply(stream) + agg.finish()
+    final = next(m for m in found
+                 if m.timing == "final" and m.kind == "brand_gmv" and m.threshold_minor == 100)
+    assert (final.seq, final.value_minor) == (1, 110)
+    corrections = [m for m in found if m.timing == "correction"]
+    assert [(m.corrects, m.seq, m.value_minor) for m in corrections if m.kind == "brand_gmv"] == [
+        (final.id, 4, 160)]
+    assert agg.state.late == 2 and agg.state.gmv_minor == 161
+    brand = next(m for m in corrections if m.kind == "brand_gmv")
+    assert brand.headline.startswith("Correction: Apple is the first brand to pass RMB 1 — a late order of "
+                                  "2021-11-01T00:00:00.600+08:00 means it was reached before")
+    ref = reference(stream)
+    assert sorted(ref.milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
+
+
+def test_live_and_final_milestones_differ_when_arrival_order_does():
+    # brand-3's orders: 90 at t+2 s arrives first, then 20 at t+1 s: live crossing is the second
+    # arrival (t+1 s order), final the first in event time that reaches 100: the t+2 s order.
+    stream = make_batch(0, [W1 + 2_000_000, W1 + 1_000_000], [3, 3], [90, 20], [0, 0])
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    found = agg.apply(stream) + agg.finish()
+    crossing = {m.timing: (m.seq, m.event_time_us, m.id) for m in found
+                if m.kind == "brand_gmv" and m.threshold_minor == 100}
+    assert crossing["live"] == (1, W1 + 1_000_000, f"unit:brand_gmv:{NAMES[3]}:100:live")
+    assert crossing["final"] == (0, W1 + 2_000_000, f"unit:brand_gmv:{NAMES[3]}:100")
+
+
+def test_the_watermark_never_goes_back_and_the_buffer_holds_only_what_it_has_not_passed():
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(make_batch(0, [W1 + 10_000_000, W1 + 8_000_000], [0, 1], [1, 1], [0, 0]))
+    assert agg.watermark_us == W1 + 7_000_000
+    assert len(agg.state.buffer) == 2
+    agg.apply(make_batch(2, [W1 + 2_000_000, W1 + 12_000_000], [0, 1], [1, 1], [0, 0]))
+    assert agg.watermark_us == W1 + 9_000_000
+    assert agg.state.buffer.event_time.tolist() == [W1 + 10_000_000, W1 + 12_000_000]
+    assert agg.state.late == 1 and agg.state.late_us_max == 5_000_000
+
+
+def test_snapshot_round_trips_and_the_fold_carries_on_the_same():
+    stream = make_batch(0, [W1 + i * 700_000 for i in range(20)], [i % 4 for i in range(20)],
+                        [60] * 20, [0] * 20)
+    shuffled = stream.take(np.array([1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14, 17, 16,
+                                     19, 18, 17], np.intp))
+    shuffled = OrderBatch(**{**shuffled.columns(), "seq": np.arange(21, dtype=np.int64)})
+    whole = fold(shuffled, [])
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(shuffled.slice(0, 11))
+    state = AggregateState.from_snapshot(agg.state.to_snapshot("unit"), "snap", "unit")
+    assert state.differences(agg.state) == []
+    resumed = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG, state)
+    resumed.apply(shuffled.slice(11, 21))
+    resumed.finish()
+    assert resumed.state.differences(whole.state) == []
+    assert whole.state.duplicates == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"brand": [0, 99]}, "seq 2: brand id 99 is not in the catalogue (expected 0..11)"),
+        ({"amount_minor": [10, -5]}, "seq 2: amount_minor -5: a placed order needs a positive amount"),
+        ({"event_time": [W1, W1 + 3_600_000_000]}, "seq 2: event time 1635699600000000 µs is "
+         "outside every sales window of unit"),
+        ({"seq": [5, 6]}, "seq 5: batch skips to seq 5, expected seq 1 next"),
+    ],
+)
+def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(make_batch(0, [W1 + 5], [1], [10], [0]))
+    before = agg.state.copy()
+    columns = make_batch(1, [W1 + 1, W1 + 2], [0, 0], [10, 10], [0, 0]).columns()
+    for name, values in change.items():
+        columns[name] = np.asarray(values, dtype=COLUMNS[name])
+    with pytest.raises(BatchRejected) as err:
+        agg.apply(OrderBatch(**columns))
+    assert str(err.value) == message
+    assert agg.state.differences(before) == []
