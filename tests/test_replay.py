@@ -213,9 +213,9 @@ def test_export_streams_orders_and_milestones(tmp_path, capsys):
     ("argv", "message"),
     [
         (["replay", "no-such-festival"], "ticker: no-such-festival: no such scenario"),
-        (["replay", "smoke", "--scale", "0"], "argument --scale: expected a number in (0, 10], found '0'"),
-        (["replay", "smoke", "--speed", "fast"], "argument --speed: expected max, realtime or a "
-         "positive factor, found 'fast'"),
+        (["replay", "smoke", "--scale", "0"], "--scale: expected a number in [1e-06, 10], got 0"),
+        (["replay", "smoke", "--speed", "fast"], "--speed: expected max, realtime or a number in "
+         "(0, 1_000_000_000], got 'fast'"),
         (["verify", "/nonexistent/run"], "ticker: /nonexistent/run: not a run directory"),
         (["replay", "smoke", "--run-dir", "/nonexistent/run", "--resume"],
          "ticker: /nonexistent/run: not a run directory"),

@@ -251,7 +251,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, smoke_dir, capsys):
     assert main(["report", str(unfinished)]) == 2
     assert "no summary.json" in one_line_error(capsys)
     assert main(["report", str(smoke_dir), "--png", str(tmp_path)]) == 2  # a directory
-    assert "cannot write the chart" in one_line_error(capsys)
+    usage = capsys.readouterr().err.splitlines()  # a usage error: checked before any work
+    assert len(usage) == 1 and "--png: expected a file path, found a directory" in usage[0]
 
 
 def test_png_without_matplotlib_says_how_to_get_it(smoke_dir, tmp_path, capsys, monkeypatch):

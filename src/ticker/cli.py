@@ -18,6 +18,26 @@ from ticker import __version__
 from ticker.clock import format_time
 from ticker.errors import TickerError
 from ticker.money import format_money, money_label
+from ticker.validate import (
+    BENCH_EVENTS,
+    EVENTS_PER_BATCH,
+    IDLE_S,
+    LAST,
+    PARTS,
+    PORT,
+    REPEATS,
+    SCALE,
+    SEED,
+    SNAPSHOT_EVERY,
+    SPEED,
+    TICK_HZ,
+    TOP,
+    WORKERS,
+    input_file_arg,
+    number_arg,
+    output_dir_arg,
+    output_file_arg,
+)
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
@@ -31,51 +51,6 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
               f"{s.currency.code}  {s.orders:>14,} orders at scale 1  "
               f"GMV {format_money(s.gmv_minor, s.currency):<19} default scale {s.default_scale:g}")
     return 0
-
-
-def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
-    if text == "realtime":
-        return 1.0
-    try:
-        factor = float(text)
-    except ValueError:
-        factor = -1.0
-    if not factor > 0:
-        raise argparse.ArgumentTypeError(f"expected max, realtime or a positive factor, found {text!r}")
-    return factor
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
-    return value
-
-
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 10:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], found {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535 (0: any free one), "
-                                         f"found {text!r}")
-    return value
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -132,9 +107,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if mqtt is not None:
             mqtt.shutdown()
     if args.summary:
-        import orjson
-
-        args.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        _write_summary(args.summary, summary, run.run_dir.path if run.run_dir else None)
     undelivered = summary.get("mqtt", {}).get("undelivered")
     code = 3 if undelivered else 0
     if args.report:  # printed even with --quiet: it was asked for
@@ -145,6 +118,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print_report(report)
         code = code if report.ok else 1
     return code
+
+
+def _write_summary(path: Path, summary: dict, recorded: Path | None) -> None:
+    """``--summary PATH`` (checked writable before the run; a failure now still says where the
+    run is kept)."""
+    import orjson
+
+    from ticker.validate import os_problem
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as exc:
+        raise TickerError(os_problem(path, exc) + (
+            f"; the run is complete in {recorded}" if recorded else "")) from None
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
@@ -306,12 +294,11 @@ def _cmd_follow(args: argparse.Namespace) -> int:
 
 def _report_ingest(summary: dict, path: Path, args: argparse.Namespace, *, rejected: int) -> int:
     """The closing lines of import and follow; exit code 1 when anything was refused."""
-    import orjson
 
     from ticker.money import CURRENCIES
 
     if args.summary:
-        args.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        _write_summary(args.summary, summary, path)
     ingest = summary["ingest"]
     if not args.quiet:
         currency = CURRENCIES[summary["currency"]]
@@ -404,6 +391,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what, where, what was expected), exit code 2."""
 
     def error(self, message: str) -> NoReturn:
+        message = message.removeprefix("argument ")  # "--tick-hz: expected ..., got 0"
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
@@ -424,43 +412,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", metavar="SCENARIO",
                    help="a bundled scenario name (see 'ticker scenarios'), a .toml file, "
                    "or a run directory to replay from its log")
-    p.add_argument("--scale", type=_scale, default=None,
+    p.add_argument("--scale", type=number_arg(SCALE), default=None,
                    help="orders emitted = scale × the real count, each worth 1/scale more, so "
                    "the money and the shape are kept (default: the scenario's, see 'ticker "
                    "scenarios'; 1 is the full festival)")
-    p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
-    p.add_argument("--speed", type=_speed, default=None, metavar="max|realtime|FACTOR",
+    p.add_argument("--seed", type=number_arg(SEED), help="random seed (default: the scenario's)")
+    p.add_argument("--speed", type=number_arg(SPEED, words={"max": None, "realtime": 1.0}),
+                   default=None, metavar="max|realtime|FACTOR",
                    help="pace by event time: max (default), realtime, or a factor such as 3600")
     p.add_argument("--mqtt", metavar="URL", help="mqtt://[user:pass@]host[:port] or mqtts://...; "
                    "default $TICKER_MQTT_URL, else an embedded broker on 127.0.0.1; 'none' to "
                    "publish nothing")
-    p.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
+    p.add_argument("--ca-file", type=input_file_arg, help="CA certificates (PEM) for an mqtts:// broker")
     p.add_argument("--publish-orders", action="store_true",
                    help="also publish the raw order batches on ticker/{run}/orders/{partition}")
-    p.add_argument("--tick-hz", type=float, default=10.0,
+    p.add_argument("--tick-hz", type=number_arg(TICK_HZ), default=10.0,
                    help="GMV ticks and leaderboards per wall-clock second (default 10)")
-    p.add_argument("--run-dir", type=Path, help="where to record the run (default runs/{run})")
-    p.add_argument("--resume", action="store_true",
-                   help="continue a crashed recording in --run-dir from its last snapshot")
-    p.add_argument("--no-log", action="store_true",
+    p.add_argument("--run-dir", type=output_dir_arg, help="where to record the run (default runs/{run})")
+    logging = p.add_mutually_exclusive_group()  # nothing to resume from without a log
+    logging.add_argument("--resume", action="store_true",
+                         help="continue a crashed recording in --run-dir from its last snapshot")
+    logging.add_argument("--no-log", action="store_true",
                    help="do not record the event log or snapshots (e.g. a full-scale run)")
     p.add_argument("--fsync", choices=("every", "interval", "never"), default="interval",
                    help="event-log durability: every append, about once a second (default), "
                    "or never (the OS decides); see docs/architecture.md")
-    p.add_argument("--snapshot-every", type=_positive_int, default=1 << 23, metavar="N",
+    p.add_argument("--snapshot-every", type=number_arg(SNAPSHOT_EVERY), default=1 << 23, metavar="N",
                    help="checkpoint the aggregate state every N events, rounded up to whole "
                    "log records of 65,536 (default 8,388,608)")
-    p.add_argument("--batch-size", type=_positive_int, default=1 << 20, metavar="N",
+    p.add_argument("--batch-size", type=number_arg(EVENTS_PER_BATCH), default=1 << 20, metavar="N",
                    help="events per batch (default 1,048,576); results do not depend on it")
-    p.add_argument("--workers", type=_positive_int, default=1,
+    p.add_argument("--workers", type=number_arg(WORKERS), default=1,
                    help="generator processes (default 1); results do not depend on it")
     p.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
                    help="compute the replay on Dask: a local cluster of N worker processes, or a "
                    "running 'dask scheduler' (needs pip install 'ticker[cluster]'; with --no-log); "
                    "the result is the same as on one process")
-    p.add_argument("--parts", type=_positive_int, metavar="P",
+    p.add_argument("--parts", type=number_arg(PARTS), metavar="P",
                    help="with --cluster: split the stream into P parts (default 4 per worker)")
-    p.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
+    p.add_argument("--summary", type=output_file_arg, metavar="PATH", help="also write the summary JSON here")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--report", action="store_true",
                    help="at the end, check the run against the scenario's published facts "
@@ -469,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screen", action="store_true",
                    help="also serve the big screen (a live web page of the run, see 'ticker "
                    "screen'); it stays up after the run until Ctrl-C")
-    p.add_argument("--screen-port", type=_port, default=None, metavar="PORT",
+    p.add_argument("--screen-port", type=number_arg(PORT), default=None, metavar="PORT",
                    help="the screen's port on 127.0.0.1 (default 1111, or a free one if taken)")
 
     w = sub.add_parser("watch", help="subscribe to a run's milestones and ticks")
@@ -479,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "mqtt://127.0.0.1:1883)")
     w.add_argument("--run", metavar="ID", help="only this run's topics")
     w.add_argument("--json", action="store_true", help="one JSON object per message")
-    w.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
+    w.add_argument("--ca-file", type=input_file_arg, help="CA certificates (PEM) for an mqtts:// broker")
 
     s = sub.add_parser("screen", help="serve the big screen: a live web page of a run",
                        description="Serve a web page that shows a run live from the broker: "
@@ -490,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "new runs as they start; the page has a run picker)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=_port, default=1111, help="port to serve on (default 1111)")
+    s.add_argument("--port", type=number_arg(PORT), default=1111, help="port to serve on (default 1111)")
     s.add_argument("--open", action="store_true", help="open the page in a web browser")
     s.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
 
@@ -502,22 +492,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--at", required=True, metavar="TIME",
                    help="ISO-8601 event time, e.g. 2021-11-11T00:45+08:00 (no offset: the "
                    "festival's zone)")
-    t.add_argument("--top", type=_positive_int, default=10, help="top brands to show (default 10)")
-    t.add_argument("--last", type=int, default=5, help="latest milestones to show (default 5)")
+    t.add_argument("--top", type=number_arg(TOP), default=10, help="top brands to show (default 10)")
+    t.add_argument("--last", type=number_arg(LAST), default=5, help="latest milestones to show (default 5)")
     t.add_argument("--json", action="store_true", help="print JSON")
 
     e = sub.add_parser("export", help="export a recorded run's orders or milestones")
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--format", required=True, choices=("csv", "jsonl", "parquet"))
     e.add_argument("--what", choices=("orders", "milestones"), default="orders")
-    e.add_argument("--out", type=Path, metavar="PATH", help="output file (default: stdout)")
+    e.add_argument("--out", type=output_file_arg, metavar="PATH", help="output file (default: stdout)")
 
     r = sub.add_parser("report", help="a recorded run against the published record",
                        description="Check a finished run against its scenario's [[targets]] "
                        "(the facts of FACTS.md): a table of expected, measured and difference, "
                        "then the milestones. Exit code 0 when every fact holds, 1 otherwise.")
     r.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    r.add_argument("--png", type=Path, metavar="PATH",
+    r.add_argument("--png", type=output_file_arg, metavar="PATH",
                    help="also draw the run into a PNG (needs matplotlib: pip install "
                    "'ticker[plot]')")
     r.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -529,16 +519,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "how often, and how often each published fact holds.")
     s.add_argument("scenario", metavar="SCENARIO", help="a bundled scenario name or a .toml file")
     s.add_argument("--seeds", required=True, metavar="A-B", help="the seeds, inclusive, e.g. 1-100")
-    s.add_argument("--scale", type=_scale, default=None,
+    s.add_argument("--scale", type=number_arg(SCALE), default=None,
                    help="the scale of every replay (default: the scenario's)")
     s.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
                    help="replay the seeds in parallel on Dask (pip install 'ticker[cluster]')")
     s.add_argument("--json", action="store_true", help="print JSON instead of the tables")
 
     n = sub.add_parser("bench", help="measure the aggregator against the plain Python fold")
-    n.add_argument("--events", type=_positive_int, default=10_000_000,
+    n.add_argument("--events", type=number_arg(BENCH_EVENTS), default=10_000_000,
                    help="events in the benchmark stream (default 10,000,000)")
-    n.add_argument("--repeats", type=_positive_int, default=3, help="timed folds (default 3)")
+    n.add_argument("--repeats", type=number_arg(REPEATS), default=3, help="timed folds (default 3)")
     n.add_argument("--json", action="store_true", help="print one JSON object")
 
     i = sub.add_parser(
@@ -564,14 +554,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(a bundled name or a .toml); its catalogue gives the known brands' ids")
     i.add_argument("--currency", default="CNY", choices=("CNY", "USD"),
                    help="the currency without --scenario (default CNY)")
-    i.add_argument("--run-dir", type=Path, help="where to record the run (default "
+    i.add_argument("--run-dir", type=output_dir_arg, help="where to record the run (default "
                    "runs/{scenario}-import-{file name})")
-    i.add_argument("--scale", type=_scale, default=1.0,
+    i.add_argument("--scale", type=number_arg(SCALE), default=1.0,
                    help="the scale the orders were made at, for report's scaled facts (default 1: "
                    "real orders)")
     i.add_argument("--fsync", choices=("every", "interval", "never"), default="interval",
                    help="event-log durability (as replay)")
-    i.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
+    i.add_argument("--summary", type=output_file_arg, metavar="PATH", help="also write the summary JSON here")
     i.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     f = sub.add_parser(
@@ -593,27 +583,30 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--scenario", metavar="NAME|FILE", help="the festival's rules (as import)")
     f.add_argument("--currency", default="CNY", choices=("CNY", "USD"),
                    help="the currency without --scenario (default CNY)")
-    f.add_argument("--run-dir", type=Path, default=Path("runs/follow"),
+    f.add_argument("--run-dir", type=output_dir_arg, default=Path("runs/follow"),
                    help="where to record the run (default runs/follow); its name is the run id")
-    f.add_argument("--idle-exit", type=float, default=5.0, metavar="SECONDS",
+    f.add_argument("--idle-exit", type=number_arg(IDLE_S), default=5.0, metavar="SECONDS",
                    help="after the followed run says finished, stop when nothing more came for "
                    "this long though events are missing (default 5)")
-    f.add_argument("--tick-hz", type=float, default=10.0, help="ticks a second (default 10)")
+    f.add_argument("--tick-hz", type=number_arg(TICK_HZ), default=10.0, help="ticks a second (default 10)")
     f.add_argument("--fsync", choices=("every", "interval", "never"), default="interval",
                    help="event-log durability (as replay)")
-    f.add_argument("--ca-file", help="CA certificates (PEM) for an mqtts:// broker")
-    f.add_argument("--summary", type=Path, metavar="PATH", help="also write the summary JSON here")
+    f.add_argument("--ca-file", type=input_file_arg, help="CA certificates (PEM) for an mqtts:// broker")
+    f.add_argument("--summary", type=output_file_arg, metavar="PATH", help="also write the summary JSON here")
     f.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     b = sub.add_parser("broker", help="run the embedded MQTT broker for other terminals")
     b.add_argument("--host", default="127.0.0.1")
-    b.add_argument("--port", type=int, default=1883)
+    b.add_argument("--port", type=number_arg(PORT), default=1883)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, already printed), --help, --version
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return COMMANDS[args.command](args)
     except TickerError as exc:  # the user's to fix: one line each, no traceback

@@ -125,7 +125,7 @@ def test_bad_scales_are_refused() -> None:
     from ticker.scenario import ScenarioError
 
     for scale in (0.0, -1.0, 11.0, float("nan")):
-        with pytest.raises(ScenarioError, match=r"--scale: expected a number in \(0, 10\]"):
+        with pytest.raises(ScenarioError, match=r"--scale: expected a number in \[1e-06, 10\]"):
             make_plan(scenario("smoke"), scale=scale)
 
 

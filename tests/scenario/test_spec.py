@@ -52,7 +52,7 @@ BAD = [
      "bad.toml: festival.refund_rat: unknown key (expected one of: brands, currency, default_scale, "
      "gmv, name, refund_delay_s, refund_rate, seed, title, utc_offset)"),
     ("wrong type", "brands = 3_000", 'brands = "3000"',
-     "bad.toml: festival.brands: expected an integer, found string '3000'"),
+     "bad.toml: festival.brands: expected an integer in [1, 10_000_000], found string '3000'"),
     ("money as a float", "gmv = 60_000_000", "gmv = 60_000_000.5",
      "bad.toml: festival.gmv: expected an amount in CNY major units (an integer or a decimal "
      "string), found number 60000000.5"),

@@ -49,8 +49,9 @@ def build_catalogue(scenario: Scenario) -> BrandCatalogue:
     tail_count = scenario.brand_count - len(names)
     left = scenario.gmv_minor - sum(gmv)
     if left <= 0:
-        raise ScenarioError([f"{scenario.path}: brands: the named and tiered brands' GMV "
-                             f"({sum(gmv) / 100:,.0f}) leaves nothing of festival.gmv for the tail"])
+        raise ScenarioError([f"{scenario.path}: brands: expected the named and tiered brands' GMV "
+                             f"({sum(gmv) / 100:,.0f}) to leave some of festival.gmv for the tail, "
+                             "found none left"])
     tail = _zipf_tail(tail_count, left, scenario.tail_max_gmv_minor, scenario.tail_exponent,
                       scenario.path)
     names += [f"brand-{i:06d}" for i in range(len(names) + 1, scenario.brand_count + 1)]
@@ -69,16 +70,16 @@ def order_law(catalogue: BrandCatalogue, path: str, base_orders: float, refund_r
     gross = catalogue.gmv_target / (1.0 - refund_rate) - burst_gmv
     if (gross <= 0).any():
         bad = catalogue.names[int(np.argmax(gross <= 0))]
-        raise ScenarioError([f"{path}: bursts: {bad!r} sells more in its bursts than its whole "
-                             "GMV target"])
+        raise ScenarioError([f"{path}: bursts: expected {bad!r} to sell less in its bursts than its "
+                             "whole GMV target, found more"])
     named = catalogue.avg_order > 0
     orders = np.zeros(len(catalogue))
     orders[named] = gross[named] / catalogue.avg_order[named]
     other_orders = base_orders - orders[named].sum()
     if other_orders <= 0:
-        raise ScenarioError([f"{path}: brands.named: the named brands alone need "
-                             f"{orders[named].sum():,.0f} orders, more than the curves' "
-                             f"{base_orders:,.0f}"])
+        raise ScenarioError([f"{path}: brands.named: expected the named brands to need fewer orders "
+                             f"than the curves' {base_orders:,.0f}, found "
+                             f"{orders[named].sum():,.0f}"])
     value = catalogue.avg_order.copy()
     value[~named] = gross[~named].sum() / other_orders
     orders[~named] = gross[~named] / value[~named]

@@ -41,9 +41,13 @@ from ticker.events import COLUMNS, OrderBatch, OrderKind, rebatch
 from ticker.scenario.brands import BrandCatalogue, build_catalogue, order_law
 from ticker.scenario.curves import window_rates
 from ticker.scenario.model import Scenario, ScenarioError
+from ticker.validate import SCALE
 
 CHUNK_EVENTS = 1 << 16
 DEFAULT_BATCH_EVENTS = 1 << 20
+#: The fewest orders a replay may have: below it a scale reduces a festival to a handful of
+#: orders whose figures mean nothing (``--scale 1e-6`` made smoke 2 orders).
+MIN_ORDERS = 100
 _AMOUNT_QUANTILES = 1 << 12  # entries of the order-value table
 _AMOUNT_ONE = 1 << 16  # fixed-point 1.0 of the order-value factor
 _SHARE_SLOTS = 1 << 10  # resolution of platform and region shares
@@ -102,8 +106,8 @@ class Plan:
 
 def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -> Plan:
     """Lay out the festival's seconds, chunks and tables; O(seconds + brands)."""
-    if not (0 < scale <= 10) or not math.isfinite(scale):
-        raise ScenarioError([f"--scale: expected a number in (0, 10], found {scale}"])
+    if (problem := SCALE.problem(scale)) is not None:
+        raise ScenarioError([f"--scale: {problem}"])
     seed = scenario.seed if seed is None else seed
     offset_s = int(scenario.zone.utcoffset(None).total_seconds())
     seconds, ends, rates = [], [], []
@@ -114,6 +118,10 @@ def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -
     second_us = np.concatenate(seconds)
     rate = np.concatenate(rates)
     base_counts = _carry_round(rate * scale)
+    if int(base_counts.sum()) < MIN_ORDERS:  # a "festival" of 2 orders is not this scenario
+        raise ScenarioError([f"--scale: {scenario.name} at scale {scale:g} is "
+                             f"{int(base_counts.sum())} orders; expected at least {MIN_ORDERS:,} "
+                             f"(scale {MIN_ORDERS / float(rate.sum()):.2g} or more)"])
 
     catalogue = build_catalogue(scenario)
     n_bursts = len(scenario.bursts)
@@ -136,8 +144,8 @@ def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -
     order_value = np.rint(value / scale).astype(np.int64)
     amount_table = _amount_table(scenario.order_value_sigma)
     if int(order_value.max()) * int(amount_table.max()) >= 2**62:
-        raise ScenarioError([f"--scale: {scale} makes single orders too large for int64 "
-                             "minor units; use a larger scale"])
+        raise ScenarioError([f"--scale: expected a larger scale: at {scale} single orders are "
+                             "too large for int64 minor units"])
     brand_start, brand_guide = _brand_cdf(share)
 
     placed = base_counts + burst_counts.sum(axis=0)
@@ -168,8 +176,8 @@ def _named_avg(scenario: Scenario, name: str) -> int:
     for brand in scenario.named_brands:
         if brand.name == name:
             return brand.avg_order_minor
-    raise ScenarioError([f"{scenario.path}: bursts: {name!r} needs an avg_order: name it in "
-                         "brands.named"])
+    raise ScenarioError([f"{scenario.path}: bursts: expected a brand with an avg_order (one of "
+                         f"brands.named), found {name!r}"])
 
 
 def _carry_round(expected: np.ndarray) -> np.ndarray:

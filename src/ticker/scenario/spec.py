@@ -30,6 +30,15 @@ from ticker.scenario.model import (
     Target,
     TimeToValue,
 )
+from ticker.validate import SCALE, SEED, Range
+
+# Ranges of a scenario's numbers (every number has one; NaN and infinity are in none).
+BRANDS = Range(1, 10_000_000, integer=True)  # arrays are sized by brands (2021: 290,000)
+WINDOW_ORDERS = Range(1, 10**12, integer=True)  # 2021's biggest window: 1.9 billion
+RATE_MAX = 1e9  # orders/s at scale 1 (the record: 583,000)
+SECONDS = Range(0, 10**8, low_open=True)  # durations: positive, and under three years
+MAX_AMOUNT_MINOR = 10**17  # money in int64 minor units, with room to sum (RMB 1 trillion = 10^14)
+
 
 # --- reading -----------------------------------------------------------------------------------
 
@@ -84,31 +93,17 @@ class _Reader:
             return default or ""
         return value
 
-    def number(
-        self,
-        data: dict[str, Any],
-        key: str,
-        name: str,
-        *,
-        low: float | None = None,
-        high: float | None = None,
-        integer: bool = False,
-        default: float | None = None,
-        strict_low: bool = False,
-    ) -> float:
+    def number(self, data: dict[str, Any], key: str, name: str, valid: Range, *,
+               default: float | None = None) -> float:
+        """The number at ``key.name``, checked against ``valid`` (finite, in range: NaN and
+        infinity are never numbers here); a problem is recorded and a harmless value returned."""
         value = data.get(name, default)
         full = f"{key}.{name}" if key else name
         if value is None:
             return 0
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            want = "an integer" if integer else "a number"
-            self.problem(full, f"expected {want}, found {_kind(value)}")
-            return default if default is not None else 0
-        if low is not None and (value <= low if strict_low else value < low):
-            self.problem(full, f"expected a number {'>' if strict_low else '>='} {low}, found {value}")
-        if high is not None and value > high:
-            self.problem(full, f"expected a number <= {high}, found {value}")
+        if valid.problem(value) is not None:
+            self.problem(full, f"expected {valid.describe()}, found {_kind(value)}")
+            return default if default is not None else 0  # reported: only keeps the walk going
         return value
 
     def money(self, data: dict[str, Any], key: str, name: str, currency: Currency) -> int:
@@ -125,8 +120,10 @@ class _Reader:
         except ValueError:
             self.problem(full, f"expected an amount like 540_300_000_000 or \"11.5\", found {value!r}")
             return 0
-        if minor <= 0:
-            self.problem(full, f"expected a positive amount, found {value!r}")
+        if not 0 < minor <= MAX_AMOUNT_MINOR:
+            self.problem(full, f"expected a positive amount up to "
+                         f"{MAX_AMOUNT_MINOR // currency.minor_per_major:_}, found {value!r}")
+            return 0
         return minor
 
     def moment(self, data: dict[str, Any], key: str, name: str) -> int:
@@ -196,9 +193,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         if offset:
             r.problem("festival.utc_offset", f"expected an offset like '+08:00', found {offset!r}")
 
-    brand_count = int(r.number(fest, "festival", "brands", low=1, integer=True))
+    brand_count = int(r.number(fest, "festival", "brands", BRANDS))
     orders_tbl = r.table(top.get("orders", {}), "orders", set(), {"sigma"})
-    sigma = r.number(orders_tbl, "orders", "sigma", low=0, high=3, default=1.0)
+    sigma = r.number(orders_tbl, "orders", "sigma", Range(0, 3), default=1.0)
 
     windows = tuple(_window(r, w, f"windows[{i}]", zone) for i, w in
                     enumerate(r.array(top, "", "windows")))
@@ -217,7 +214,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
                   for i, t in enumerate(r.array(brands, "brands", "tiers", required=False)))
     tail = r.table(brands.get("tail", {}), "brands.tail", {"max_gmv", "exponent"}, set())
     tail_max = r.money(tail, "brands.tail", "max_gmv", currency)
-    tail_exp = r.number(tail, "brands.tail", "exponent", low=0, high=4)
+    tail_exp = r.number(tail, "brands.tail", "exponent", Range(0, 4))
     names = [b.name for b in named] + [n for t in tiers for n in t.names]
     seen: set[str] = set()
     for name in names:
@@ -235,7 +232,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     targets = tuple(_target(r, t, f"targets[{i}]", currency, seen, platforms, regions, rules)
                     for i, t in enumerate(r.array(top, "", "targets", required=False)))
 
-    refund_rate = r.number(fest, "festival", "refund_rate", low=0, high=0.5, default=0.0)
+    refund_rate = r.number(fest, "festival", "refund_rate", Range(0, 0.5), default=0.0)
     scenario = Scenario(
         name=r.string(fest, "festival", "name"),
         title=r.string(fest, "festival", "title"),
@@ -243,13 +240,13 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         text=text,
         currency=currency,
         zone=zone,
-        seed=int(r.number(fest, "festival", "seed", low=0, integer=True)),
+        seed=int(r.number(fest, "festival", "seed", SEED)),
         gmv_minor=r.money(fest, "festival", "gmv", currency),
         refund_rate=float(refund_rate),
-        default_scale=float(r.number(fest, "festival", "default_scale", low=0, high=10,
-                                     default=0.001, strict_low=True)),
-        refund_delay_s=float(r.number(fest, "festival", "refund_delay_s", low=0, default=1800,
-                                      strict_low=True)),
+        default_scale=float(r.number(fest, "festival", "default_scale", SCALE,
+                                     default=0.001)),
+        refund_delay_s=float(r.number(fest, "festival", "refund_delay_s", SECONDS,
+                                      default=1800)),
         brand_count=brand_count,
         order_value_sigma=float(sigma),
         windows=windows,
@@ -306,9 +303,11 @@ def _window(r: _Reader, data: Any, key: str, zone: timezone) -> SalesWindow:
     if start and end and (end - start) % 1_000_000:
         r.problem(f"{key}.end", "expected the window to last a whole number of seconds")
     shape = r.array(w, key, "daily_shape")
-    if shape and (len(shape) != 24 or not all(isinstance(x, int | float) and x >= 0 for x in shape)):
+    weight = Range(0, 1e6)
+    shape_bad = any(weight.problem(x) for x in shape)
+    if shape and (len(shape) != 24 or shape_bad):
         r.problem(f"{key}.daily_shape", f"expected 24 non-negative hourly weights, found {len(shape)} "
-                  "entries" if len(shape) != 24 else "expected 24 non-negative hourly weights")
+                  "entries" if len(shape) != 24 else f"expected 24 hourly weights, each {weight.describe()}")
     elif shape and not any(shape):
         r.problem(f"{key}.daily_shape", "expected at least one positive hourly weight")
     bumps = []
@@ -319,16 +318,17 @@ def _window(r: _Reader, data: Any, key: str, zone: timezone) -> SalesWindow:
         if at and start < end and not start <= at < end:  # (a reversed window is reported once)
             r.problem(f"{bk}.at", f"expected a time inside its window ({_iso(start, zone)} to "
                       f"{_iso(end, zone)}), found {_iso(at, zone)}")
-        bumps.append(Bump(at, float(r.number(bt, bk, "extra", low=0)),
-                          float(r.number(bt, bk, "width_s", low=0, strict_low=True))))
+        bumps.append(Bump(at, float(r.number(bt, bk, "extra", Range(0, RATE_MAX))),
+                          float(r.number(bt, bk, "width_s", SECONDS))))
     return SalesWindow(
         name=r.string(w, key, "name"),
         start_us=start,
         end_us=end,
-        orders=int(r.number(w, key, "orders", low=1, integer=True)),
-        opening_peak=float(r.number(w, key, "opening_peak", low=0, strict_low=True)),
-        opening_decay_s=float(r.number(w, key, "opening_decay_s", low=0, strict_low=True)),
-        daily_shape=tuple(float(x) for x in shape) if len(shape) == 24 else (1.0,) * 24,
+        orders=int(r.number(w, key, "orders", WINDOW_ORDERS)),
+        opening_peak=float(r.number(w, key, "opening_peak", Range(0, RATE_MAX, low_open=True))),
+        opening_decay_s=float(r.number(w, key, "opening_decay_s", SECONDS)),
+        daily_shape=(tuple(float(x) for x in shape) if len(shape) == 24 and not shape_bad
+                     else (1.0,) * 24),
         bumps=tuple(bumps),
     )
 
@@ -341,7 +341,7 @@ def _shares(r: _Reader, top: dict[str, Any], name: str) -> tuple[tuple[str, floa
     for i, entry in enumerate(entries):
         key = f"{name}[{i}]"
         e = r.table(entry, key, {"name", "share"}, set())
-        out.append((r.string(e, key, "name"), float(r.number(e, key, "share", low=0, high=1))))
+        out.append((r.string(e, key, "name"), float(r.number(e, key, "share", Range(0, 1)))))
     total = sum(s for _, s in out)
     if out and abs(total - 1.0) > 1e-9:
         r.problem(name, f"expected shares that sum to 1, found {total:.6g}")
@@ -356,7 +356,7 @@ def _named(r: _Reader, data: Any, key: str, currency: Currency) -> NamedBrand:
 
 def _tier(r: _Reader, data: Any, key: str, currency: Currency) -> BrandTier:
     t = r.table(data, key, {"count", "gmv_min", "gmv_max"}, {"names"})
-    count = int(r.number(t, key, "count", low=1, integer=True))
+    count = int(r.number(t, key, "count", BRANDS))
     lo, hi = r.money(t, key, "gmv_min", currency), r.money(t, key, "gmv_max", currency)
     if lo and hi and lo > hi:
         r.problem(f"{key}.gmv_min", f"expected at most gmv_max ({hi // currency.minor_per_major:,}),"
@@ -377,7 +377,7 @@ def _burst(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str]
     if brand and brand not in brands:
         r.problem(f"{key}.brand", f"expected a named or tiered brand, found {brand!r}")
     start = r.moment(b, key, "start")
-    seconds = int(r.number(b, key, "seconds", low=1, integer=True))
+    seconds = int(r.number(b, key, "seconds", Range(1, 31 * 86_400, integer=True)))
     if start and start % 1_000_000:
         r.problem(f"{key}.start", "expected a whole second")
     end = start + seconds * 1_000_000
@@ -422,14 +422,14 @@ def _milestones(r: _Reader, data: Any, currency: Currency, brands: set[str],
         _subject(r, f"{k}.subject", subject, brands, platforms, regions)
         within = t.get("within_s")
         if within is not None:
-            within = float(r.number(t, k, "within_s", low=0, strict_low=True))
+            within = float(r.number(t, k, "within_s", SECONDS))
         rules.append(TimeToValue(subject, r.moment(t, k, "start"), r.money(t, k, "value", currency),
                                  within, r.string(t, k, "label", default="")))
     return MilestoneRules(
         gmv_every_minor=gmv_every,
         brand_thresholds_minor=tuple(thresholds),
-        rate_record_min_gain=float(r.number(m, key, "rate_record_min_gain", low=0, default=0.05)),
-        leaderboard_size=int(r.number(m, key, "leaderboard", low=1, high=100, integer=True,
+        rate_record_min_gain=float(r.number(m, key, "rate_record_min_gain", Range(0, 100), default=0.05)),
+        leaderboard_size=int(r.number(m, key, "leaderboard", Range(1, 100, integer=True),
                                       default=10)),
         time_to_value=tuple(rules),
     )
@@ -456,7 +456,7 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         elif unknown := [v for v in value if v not in brands]:
             r.problem(f"{key}.value", f"expected named brands, found {unknown!r}")
     elif metric:
-        value = r.number(t, key, "value", low=0)
+        value = r.number(t, key, "value", Range(0, 1e18))
     threshold = r.money(t, key, "threshold", currency) if "threshold" in t else None
     if metric in ("brands_over", "first_brands_over", "time_to_value") and threshold is None:
         r.problem(f"{key}.threshold", f"missing required key for metric {metric!r}")
@@ -480,7 +480,7 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         fact=r.string(t, key, "fact"),
         metric=metric,
         value=value,
-        tolerance=float(r.number(t, key, "tolerance", low=0)),
+        tolerance=float(r.number(t, key, "tolerance", Range(0, 10))),
         source=r.string(t, key, "source"),
         threshold_minor=threshold,
         at_us=r.moment(t, key, "at") if "at" in t else None,
