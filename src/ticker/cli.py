@@ -232,6 +232,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     run_dir = _run_dir(args.run_dir)
     scenario = load_scenario(run_dir.scenario_path)
     out = args.out if args.out is not None else sys.stdout.buffer
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # as --run-dir and --summary
     try:
         with contextlib.suppress(BrokenPipeError):
             if args.what == "milestones":

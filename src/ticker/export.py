@@ -378,7 +378,6 @@ def _destination(out: str | os.PathLike | IO[bytes]) -> Iterator[IO[bytes]]:
         return
     path = Path(out)
     part = path.with_name(path.name + ".part")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(part, "wb") as f:
             yield f

@@ -21,7 +21,7 @@ from ticker.validate import Range
 # The arguments each command needs besides the one under test.
 REQUIRED = {"replay": ["smoke"], "verify": ["RUN"], "state": ["RUN", "--at", "2021-11-11T00:00"],
             "export": ["RUN", "--format", "csv"], "report": ["RUN"], "bench": [], "watch": [],
-            "broker": [], "scenarios": []}
+            "broker": [], "scenarios": [], "import": ["orders.csv"]}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -72,7 +72,7 @@ VALUES = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=st.sampled_from(NUMERIC), text=VALUES)
 def test_a_number_outside_its_range_is_one_line(case, text: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,11 +120,14 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 PATH_OPTIONS = [("replay", "--summary", {"a file", "a new file", "a missing parent",
                                          "a new directory"}),
                 ("replay", "--run-dir", {"a directory", "a new directory", "a missing parent", "a new file"}),
+                ("import", "--summary", {"a file", "a new file", "a missing parent",
+                                         "a new directory"}),
+                ("import", "--run-dir", {"a directory", "a new directory", "a missing parent", "a new file"}),
                 ("export", "--out", {"a file", "a new file", "a missing parent", "a new directory"}),
                 ("report", "--png", {"a file", "a new file", "a missing parent", "a new directory"})]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=st.sampled_from(PATH_OPTIONS),
        where=st.sampled_from(["a file", "a directory", "a missing parent", "under a file", "in /proc",
                               "/proc itself", "a new file", "a new directory", "empty"]))

@@ -94,11 +94,25 @@ def _write(tmp_path: Path, doc) -> Path | None:
     return path
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+_FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(suppress_health_check=_FIXTURES)  # examples: the profile's (conftest)
 @given(case=mutated())
 def test_a_mutated_scenario_is_refused_in_lines_naming_the_key_or_replays(
         case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    check_mutant(case, tmp_path, capsys)
+
+
+@pytest.mark.slow
+@settings(max_examples=3_000, suppress_health_check=_FIXTURES)
+@given(case=mutated())
+def test_a_long_campaign_of_mutated_scenarios(case, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    check_mutant(case, tmp_path, capsys)
+
+
+def check_mutant(case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc, _mutated_key = case
     file = _write(tmp_path, doc)
     if file is None:
