@@ -21,7 +21,8 @@ from ticker.validate import Range
 # The arguments each command needs besides the one under test.
 REQUIRED = {"replay": ["smoke"], "verify": ["RUN"], "state": ["RUN", "--at", "2021-11-11T00:00"],
             "export": ["RUN", "--format", "csv"], "report": ["RUN"], "bench": [], "watch": [],
-            "broker": [], "scenarios": [], "import": ["orders.csv"]}
+            "broker": [], "scenarios": [], "import": ["orders.csv"],
+            "sweep": ["smoke", "--seeds", "1-2"], "screen": [], "follow": []}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -123,6 +124,9 @@ PATH_OPTIONS = [("replay", "--summary", {"a file", "a new file", "a missing pare
                 ("import", "--summary", {"a file", "a new file", "a missing parent",
                                          "a new directory"}),
                 ("import", "--run-dir", {"a directory", "a new directory", "a missing parent", "a new file"}),
+                ("follow", "--summary", {"a file", "a new file", "a missing parent",
+                                         "a new directory"}),
+                ("follow", "--run-dir", {"a directory", "a new directory", "a missing parent", "a new file"}),
                 ("export", "--out", {"a file", "a new file", "a missing parent", "a new directory"}),
                 ("report", "--png", {"a file", "a new file", "a missing parent", "a new directory"})]
 
