@@ -11,8 +11,8 @@ failure, not a skip: a machine whose install step failed must not go green. ``re
 one place that decides (also a fixture of that name); ``mosquitto_binary`` and ``chromium_binary`` are
 built on it.
 
-Hypothesis profiles (chosen by ``HYPOTHESIS_PROFILE``, else ``ci`` when ``CI`` is set, else ``dev``):
-see ``_register_hypothesis_profiles``.
+Hypothesis profiles (chosen by ``HYPOTHESIS_PROFILE``, else ``ci`` when ``CI`` is set, else ``dev``;
+``mutation`` for scripts/mutation): see ``_register_hypothesis_profiles``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def _register_hypothesis_profiles() -> None:
                               phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target,
                                       Phase.shrink], **common)
     settings.register_profile("dev", max_examples=50, **common)
+    # scripts/mutation: a mutant is killed by the first failing example, so no shrinking; the
+    # database (in the scratch copy) replays examples that killed earlier mutants first
+    settings.register_profile("mutation", max_examples=50, phases=[Phase.explicit, Phase.reuse,
+                                                                   Phase.generate], **common)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
     _hypothesis_engine.MAX_SHRINKING_SECONDS = SHRINK_SECONDS
 

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ticker.aggregate import Aggregator, BatchRejected, milestone_sort_key
@@ -58,17 +58,32 @@ def streams(draw):
     return stream, sorted(draw(st.lists(st.integers(0, n), max_size=8)))
 
 
-def fold(stream: OrderBatch, cuts: list[int]) -> Aggregator:
-    agg = Aggregator(UNIT, NAMES, "unit")
+def fold(stream: OrderBatch, cuts: list[int], *, grow: bool = False) -> Aggregator:
+    """The aggregator after ``stream`` cut at ``cuts``; with ``grow``, its catalogue starts with
+    Apple alone and grows (``add_brands``) just before a batch names a brand it does not know."""
+    agg = Aggregator(UNIT, NAMES[:1] if grow else NAMES, "unit")
     edges = [0, *cuts, len(stream)]
     for lo, hi in itertools.pairwise(edges):
-        agg.apply(stream.slice(lo, hi))
+        batch = stream.slice(lo, hi)
+        if grow:
+            known = len(agg.brand_names)
+            agg.add_brands(NAMES[known:max(known, int(batch.brand.max(initial=0)) + 1)])
+        agg.apply(batch)
     agg.finish()
     return agg
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams())
+def expected_views(ref: ReferenceFold, size: int) -> tuple[list, tuple[int, int], dict[int, int]]:
+    """Leaderboard (ties by catalogue order), peak second and brands past each threshold, from the
+    reference fold."""
+    board = sorted(range(len(ref.names)), key=lambda b: (-ref.brand_gmv[b], b))[:size]
+    busiest = max(ref.second_orders.values(), default=0)
+    second = min((k for k, v in ref.second_orders.items() if v == busiest), default=0) if busiest else 0
+    return ([(ref.names[b], ref.brand_gmv[b]) for b in board],
+            (busiest, UNIT.start_us + second * 1_000_000), dict(zip(ref.thresholds, ref.race, strict=True)))
+
+
+@given(streams())  # as many examples as the profile says: 50 (dev), 200 (CI)
 def test_aggregator_agrees_with_reference_fold(case):
     stream, cuts = case
     agg = fold(stream, cuts)
@@ -91,9 +106,27 @@ def test_aggregator_agrees_with_reference_fold(case):
     assert {(p, g): int(s.mix_orders[p, g]) for p, g in ref.mix_orders} == ref.mix_orders
     assert int(s.mix_gmv.sum()) == ref.gmv and int(s.mix_orders.sum()) == ref.orders
     assert sorted(s.milestones, key=milestone_sort_key) == sorted(ref.milestones, key=milestone_sort_key)
+    board, peak, over = expected_views(ref, UNIT.milestones.leaderboard_size)
+    assert (agg.leaderboard(), agg.peak(), agg.brands_over()) == (board, peak, over)
+    assert agg.leaderboard(99) == expected_views(ref, 99)[0]  # capped at the catalogue
 
 
-@settings(max_examples=100, deadline=None)
+@given(streams())
+def test_a_catalogue_grown_on_the_way_gives_the_same_state(case):
+    stream, cuts = case
+    grown, whole = fold(stream, cuts, grow=True), fold(stream, cuts)
+    assert whole.brand_names[:len(grown.brand_names)] == grown.brand_names
+    assert grown.state.brand_gmv.tolist() == whole.state.brand_gmv.tolist()[:len(grown.brand_names)]
+    assert grown.state.milestones == whole.state.milestones
+
+
+def test_adding_no_brands_changes_nothing():
+    agg = Aggregator(UNIT, NAMES, "unit")
+    before = agg.state.copy()
+    agg.add_brands([])
+    assert agg.brand_names == tuple(NAMES) and agg.state.equals(before)
+
+
 @given(streams(), st.lists(st.integers(0, 300), max_size=10))
 def test_any_batch_cut_gives_the_same_state_and_milestones(case, other_cuts):
     stream, cuts = case

@@ -460,11 +460,17 @@ class Aggregator:
     # --- views -----------------------------------------------------------------------------------
 
     def leaderboard(self, size: int | None = None) -> list[tuple[str, int]]:
-        """The top brands by GMV, largest first; O(brands) with a small partial sort."""
+        """The top brands by GMV, largest first, ties in catalogue order; O(brands) with a small
+        partial sort."""
         size = size or self.scenario.milestones.leaderboard_size
         gmv = self.state.brand_gmv
         size = min(size, len(gmv))
-        top = np.argpartition(gmv, len(gmv) - size)[len(gmv) - size:]
+        if size == 0:
+            return []
+        cut = np.partition(gmv, len(gmv) - size)[len(gmv) - size]  # the size-th largest GMV
+        # a tie at the cut goes to the brands first in the catalogue (argpartition's pick is arbitrary)
+        above = np.flatnonzero(gmv > cut)
+        top = np.concatenate([above, np.flatnonzero(gmv == cut)[: size - len(above)]])
         top = top[np.lexsort((top, -gmv[top]))]
         return [(self.brand_names[b], int(gmv[b])) for b in top]
 

@@ -1,0 +1,115 @@
+"""The aggregate state: copies are independent, comparison sees every field, snapshots round-trip
+and a bad one is refused in one line."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import fields, replace
+
+import numpy as np
+import orjson
+import pytest
+
+from ticker.aggregate import AggregateState, Aggregator, SnapshotError
+
+from .test_aggregator import W1, make_batch
+from .unit_scenario import NAMES, UNIT
+
+
+def folded() -> AggregateState:
+    agg = Aggregator(UNIT, NAMES, "unit")
+    agg.apply(make_batch(0, [W1 + i * 400_000 for i in range(8)], [0, 1, 2, 0, 1, 2, 0, 1],
+                         [70, 80, 90, 70, 80, 90, 70, -20], [0] * 7 + [1], [0, 1] * 4, [1, 0] * 4))
+    assert agg.state.milestones
+    return agg.state
+
+
+def changed(state: AggregateState, name: str) -> AggregateState:
+    """A copy of ``state`` that differs in the one field ``name``."""
+    value = getattr(state, name)
+    if isinstance(value, np.ndarray):
+        value = value.copy()
+        flat = value.reshape(-1)
+        flat[0] = not flat[0] if value.dtype == bool else flat[0] + 1
+    elif isinstance(value, list):
+        value = value[:-1]
+    else:
+        value += 1
+    return replace(state.copy(), **{name: value})
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(AggregateState)])
+def test_equals_and_differences_see_every_field(name: str) -> None:
+    state = folded()
+    other = changed(state, name)
+    assert not state.equals(other) and not other.equals(state)
+    assert state.differences(other) == [name]
+    assert state.equals(state.copy()) and state.differences(state.copy()) == []
+
+
+def test_a_copy_shares_nothing_mutable() -> None:
+    state = folded()
+    copy = state.copy()
+    for f in fields(state):
+        value = getattr(copy, f.name)
+        if isinstance(value, np.ndarray):
+            value.reshape(-1)[0] += 1
+        elif isinstance(value, list):
+            value.clear()
+    assert state.equals(folded())
+
+
+def test_a_snapshot_round_trips_every_field_and_dtype() -> None:
+    state = folded()
+    restored = AggregateState.from_snapshot(state.to_snapshot("unit"), "snap", "unit")
+    assert restored.equals(state)
+    for f in fields(state):
+        value = getattr(state, f.name)
+        if isinstance(value, np.ndarray):
+            assert getattr(restored, f.name).dtype == value.dtype, f.name
+        else:
+            assert type(getattr(restored, f.name)) is type(value), f.name
+
+
+def test_a_snapshot_is_a_plain_npz_with_its_stamp() -> None:
+    data = folded().to_snapshot("unit")
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = orjson.loads(npz["meta"].tobytes())
+        assert set(npz.files) == {f.name for f in fields(AggregateState)
+                                  if isinstance(getattr(folded(), f.name), np.ndarray)} | {"meta"}
+    assert (meta["schema"], meta["run"]) == (1, "unit")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+
+
+def _rewrite_meta(data: bytes, **change) -> bytes:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = orjson.loads(arrays["meta"].tobytes())
+    for key, value in change.items():
+        if value is None:
+            del meta["scalars"][key]
+        else:
+            meta[key] = value
+    arrays["meta"] = np.frombuffer(orjson.dumps(meta), np.uint8)
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def test_a_bad_snapshot_is_refused_in_one_line() -> None:
+    data = folded().to_snapshot("unit")
+    cases = [
+        (b"not a snapshot", "unit", "snap: unreadable snapshot (This file contains pickled"),
+        (data[: len(data) // 2], "unit", "snap: unreadable snapshot (File is not a zip file)"),
+        (data, "other", "snap: snapshot of run 'unit', expected 'other'"),
+        (_rewrite_meta(data, schema=99), "unit", "snap: snapshot schema 99, expected 1"),
+        (_rewrite_meta(data, gmv_level=None), "unit", "snap: snapshot fields do not match this "
+         "ticker (AggregateState.__init__() missing 1 required positional argument: 'gmv_level')"),
+    ]
+    for blob, run, message in cases:
+        with pytest.raises(SnapshotError) as err:
+            AggregateState.from_snapshot(blob, "snap", run)
+        assert str(err.value).startswith(message.removesuffix(")")) and "\n" not in str(err.value)
+    assert AggregateState.from_snapshot(data, "snap").equals(folded())  # run=None: any run
