@@ -8,8 +8,8 @@ name, so tests never hear each other's retained messages.
 
 In CI (the ``CI`` environment variable is set, as ``.ci/run`` does) a missing external program is a
 failure, not a skip: a machine whose install step failed must not go green. ``require_binary`` is the
-one place that decides (also a fixture of that name); ``mosquitto_binary`` and ``chromium_binary`` are
-built on it.
+one place that decides (also a fixture of that name, which the screen tests' ``chromium`` uses);
+``mosquitto_binary`` is built on it.
 
 Hypothesis profiles (chosen by ``HYPOTHESIS_PROFILE``, else ``ci`` when ``CI`` is set, else ``dev``;
 ``mutation`` for scripts/mutation): see ``_register_hypothesis_profiles``.
@@ -194,13 +194,6 @@ def mosquitto_binary() -> str:
     return require_binary("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto",
                           "/opt/homebrew/sbin/mosquitto",
                           install="apt-get install mosquitto mosquitto-clients")
-
-
-@pytest.fixture(scope="session")
-def chromium_binary() -> str:
-    """Debian's Chromium, for the browser tests (Playwright's own download cannot work here)."""
-    return require_binary("chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser",
-                          install="apt-get install chromium")
 
 
 @pytest.fixture(scope="session")
