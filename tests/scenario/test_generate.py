@@ -57,6 +57,28 @@ def test_workers_make_the_same_stream_as_one_process() -> None:
     assert digest(generate(s, scale=0.0005, workers=3)) == one
 
 
+def test_workers_resume_mid_stream_and_a_stopped_stream_leaves_no_shared_memory(monkeypatch) -> None:
+    from ticker.scenario import parallel
+
+    made = []
+
+    class Recorded(parallel.SharedMemory):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.name)
+
+    monkeypatch.setattr(parallel, "SharedMemory", Recorded)
+    plan = make_plan(scenario("double11-2021"), scale=0.0005)
+    start = plan.chunks // 2
+    alone = list(gen.chunks(plan, start_chunk=start))
+    assert digest(gen.chunks(plan, workers=2, start_chunk=start)) == digest(alone)
+    stream = gen.chunks(plan, workers=2)
+    assert next(stream).equals(gen.generate_chunk(plan, 0))
+    stream.close()  # the consumer stops early: the pool ends, the block is unlinked
+    assert len(made) == 2
+    assert not [name for name in made if (parallel.Path(parallel._SHM_DIR) / name).exists()]
+
+
 def test_another_seed_gives_another_stream() -> None:
     s = scenario("smoke")
     assert digest(generate(s, 1, 0.1)) != digest(generate(s, 2, 0.1))

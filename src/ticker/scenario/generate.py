@@ -29,8 +29,6 @@ How the stream is made, and why it is the same bytes however it is cut or parall
 from __future__ import annotations
 
 import math
-import multiprocessing
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -379,42 +377,19 @@ def generate_chunk(plan: Plan, c: int) -> OrderBatch:
     return OrderBatch(**columns)
 
 
-_worker_plan: Plan | None = None
-
-
-def _init_worker(plan: Plan) -> None:
-    global _worker_plan
-    _worker_plan = plan
-
-
-def _worker_chunk(c: int) -> OrderBatch:
-    assert _worker_plan is not None
-    return generate_chunk(_worker_plan, c)
-
-
 def chunks(plan: Plan, *, workers: int = 1, start_chunk: int = 0) -> Iterator[OrderBatch]:
-    """The plan's chunks in order; with ``workers > 1``, made by that many processes.
-
-    At most ``2 × workers`` chunks are in flight, so memory stays bounded.
+    """The plan's chunks in order; with ``workers > 1``, made by that many processes
+    (:mod:`ticker.scenario.parallel`: through shared memory, at most ``2 × workers + 2`` chunks
+    in flight, so memory stays bounded). Where shared memory is not a file system (not Linux),
+    the chunks are made in this process.
     """
-    if workers <= 1:
-        for c in range(start_chunk, plan.chunks):
-            yield generate_chunk(plan, c)
+    from ticker.scenario import parallel
+
+    if workers > 1 and parallel.available():
+        yield from parallel.chunks(plan, workers, start_chunk)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(plan,)) as pool:
-        pending: deque = deque()
-        todo = iter(range(start_chunk, plan.chunks))
-        for c in todo:
-            pending.append(pool.apply_async(_worker_chunk, (c,)))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            result = pending.popleft().get()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(_worker_chunk, (nxt,)))
-            yield result
+    for c in range(start_chunk, plan.chunks):
+        yield generate_chunk(plan, c)
 
 
 def generate(scenario: Scenario, seed: int | None = None, scale: float = 1.0, *,

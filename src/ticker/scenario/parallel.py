@@ -1,0 +1,101 @@
+"""Chunks made by worker processes, handed back through shared memory.
+
+``generate_chunk`` is a pure function of (plan, chunk), so any process can make any chunk; this
+module runs it in ``workers`` processes so that generating overlaps folding (a 2-core machine
+generates on one core while the engine folds on the other). A chunk's ~2.5 MB of columns would
+cost more to pickle through a pipe than to fold, so each worker writes its chunk straight into a
+slot of one shared-memory block and answers with the slot's event count; the parent copies the
+slot's columns out (one memcpy per column) and reuses the slot. Chunks come back in order, at
+most ``slots`` in flight, so memory stays bounded (``slots`` × the largest chunk × 33 bytes).
+
+The workers attach to the block by mapping ``/dev/shm/{name}`` rather than through
+``SharedMemory(name)``, which in Python < 3.13 would register the block with the resource
+tracker a second time and have it unlinked (or warned about) twice.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
+
+import numpy as np
+
+from ticker.events import COLUMNS, OrderBatch
+
+# Widest columns first, and slots a multiple of 8 events: every column starts 8-byte aligned.
+_LAYOUT = sorted(COLUMNS.items(), key=lambda item: -item[1].itemsize)
+_SHM_DIR = "/dev/shm"
+
+
+def available() -> bool:
+    """Shared memory is reachable as files (Linux); elsewhere the caller pickles chunks."""
+    return Path(_SHM_DIR).is_dir()
+
+
+def _views(buffer, slots: int, slot_events: int) -> list[dict[str, np.ndarray]]:
+    """Per slot, one array per column over the shared block."""
+    out, offset = [], 0
+    for _ in range(slots):
+        views = {}
+        for name, dtype in _LAYOUT:
+            views[name] = np.frombuffer(buffer, dtype, slot_events, offset)
+            offset += slot_events * dtype.itemsize
+        out.append(views)
+    return out
+
+
+_worker: dict = {}
+
+
+def _init_worker(plan, name: str, size: int, slots: int, slot_events: int) -> None:
+    fd = os.open(Path(_SHM_DIR) / name, os.O_RDWR)
+    try:
+        block = mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+    _worker.update(plan=plan, block=block, views=_views(block, slots, slot_events))
+
+
+def _fill(c: int, slot: int) -> int:
+    from ticker.scenario.generate import generate_chunk
+
+    batch = generate_chunk(_worker["plan"], c)
+    views = _worker["views"][slot]
+    n = len(batch)
+    for name in COLUMNS:
+        views[name][:n] = getattr(batch, name)
+    return n
+
+
+def chunks(plan, workers: int, start_chunk: int = 0) -> Iterator[OrderBatch]:
+    """The plan's chunks from ``start_chunk`` on, in order, made by ``workers`` processes."""
+    todo = iter(range(start_chunk, plan.chunks))
+    slot_events = -(-int(np.diff(plan.chunk_seq).max()) // 8) * 8
+    slots = 2 * workers + 2
+    size = slots * slot_events * sum(dtype.itemsize for dtype in COLUMNS.values())
+    block = SharedMemory(create=True, size=size)
+    try:
+        views = _views(block.buf, slots, slot_events)
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_init_worker,
+                          initargs=(plan, block.name, size, slots, slot_events)) as pool:
+            pending: deque = deque()
+            for slot, c in zip(range(slots), todo, strict=False):
+                pending.append((slot, pool.apply_async(_fill, (c, slot))))
+            while pending:
+                slot, result = pending.popleft()
+                n = result.get()
+                batch = OrderBatch(**{name: views[slot][name][:n].copy() for name in COLUMNS})
+                c = next(todo, None)
+                if c is not None:  # the slot is free again: its columns were copied out
+                    pending.append((slot, pool.apply_async(_fill, (c, slot))))
+                yield batch
+    finally:
+        views = None  # no array over the block may outlive it
+        block.close()
+        block.unlink()
