@@ -194,6 +194,7 @@ class Follower:
         self.notes: list[str] = []
         self.events0 = 0
         self.last_tick = 0.0
+        self.ticked = -1  # the seq the last tick showed
         self.client = None
 
     # --- MQTT (paho, its own network thread) -----------------------------------------------
@@ -534,8 +535,10 @@ class Follower:
         if batch is not None:
             self._fold(batch)
         now = time.perf_counter()
-        if self.runner is not None and now - self.last_tick >= 1.0 / self.opts.tick_hz:
-            self.last_tick = now
+        behind = self.runner is not None and self.ticked != self.aggregator.state.next_seq
+        if behind and (batch is None or now - self.last_tick >= 1.0 / self.opts.tick_hz):
+            # at most tick_hz a second while orders flow, and the latest state once they pause
+            self.last_tick, self.ticked = now, self.aggregator.state.next_seq
             _tick(self.runner, self.sinks)
 
     def _fold(self, batch: OrderBatch) -> None:
