@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import struct
 import subprocess
@@ -444,6 +445,83 @@ def test_misnamed_segment(tmp_path):
     locations[3].segment.rename(tmp_path / "extra.seg")
     with pytest.raises(CorruptLogError, match="misnamed"):
         EventLog(tmp_path)
+
+
+def _drop_record(locations, i: int) -> None:
+    """Cut record ``i`` out of the middle of its segment."""
+    path = locations[i].segment
+    data = path.read_bytes()
+    path.write_bytes(data[: locations[i].offset] + data[locations[i + 1].offset :])
+
+
+def _move_record_to_the_end(locations, i: int) -> None:
+    path = locations[i].segment
+    data = path.read_bytes()
+    lo, hi = locations[i].offset, locations[i + 1].offset
+    path.write_bytes(data[:lo] + data[hi:] + data[lo:hi])
+
+
+DAMAGE = {  # what is done to the three segments (records of 40 events, 1,624 bytes) -> every line
+    "deleted middle segment": (lambda d, loc: loc[3].segment.unlink(), [
+        "240.seg: offset 0: gap: segment starts at seq 240, expected seq 120: seq 120..239 missing "
+        "after 00000000000000000000.seg (a segment deleted?) (seq 120..239)"]),
+    "deleted first segment": (lambda d, loc: loc[0].segment.unlink(), [
+        "120.seg: offset 0: gap: segment starts at seq 120, expected seq 0: seq 0..119 missing "
+        "after the start of the log (a segment deleted?) (seq 0..119)"]),
+    "segment renamed to no seq": (lambda d, loc: loc[3].segment.rename(d / "extra.seg"), [
+        "extra.seg: offset 0: misnamed: segment name is not 20 digits of its first seq (expected "
+        "e.g. 00000000000000000000.seg)",
+        "240.seg: offset 0: gap: segment starts at seq 240, expected seq 120: seq 120..239 missing "
+        "after 00000000000000000000.seg (a segment deleted?) (seq 120..239)"]),
+    "segment renamed to a later seq": (lambda d, loc: loc[6].segment.rename(d / segment_name(250)), [
+        "250.seg: offset 0: gap: segment starts at seq 250, expected seq 240: seq 240..249 missing "
+        "after 00000000000000000120.seg (a segment deleted?) (seq 240..249)",
+        "250.seg: offset 0: misnamed: segment named for seq 250 starts with seq 240..279 (seq 240..279)"]),
+    "segment renamed to an earlier seq": (lambda d, loc: loc[6].segment.rename(d / segment_name(100)), [
+        "100.seg: offset 0: duplicate: segment starts at seq 100, expected seq 120: seq repeats or "
+        "goes backwards (seq 100..119)",
+        "100.seg: offset 0: misnamed: segment named for seq 100 starts with seq 240..279 (seq 240..279)",
+        "120.seg: offset 0: duplicate: segment starts at seq 120, expected seq 360: seq repeats or "
+        "goes backwards (seq 120..359)"]),
+    "record cut out": (lambda d, loc: _drop_record(loc, 7), [
+        "240.seg: offset 1624: gap: record holds seq 320..359, expected seq 280 next: seq 280..319 "
+        "missing (seq 320..359)"]),
+    "record moved to the end": (lambda d, loc: _move_record_to_the_end(loc, 7), [
+        "240.seg: offset 1624: gap: record holds seq 320..359, expected seq 280 next: seq 280..319 "
+        "missing (seq 320..359)",
+        "240.seg: offset 3248: duplicate: record holds seq 280..319, expected seq 360 next: seq "
+        "repeats or goes backwards (seq 280..319)"]),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_each_kind_of_damage_is_one_exact_line(tmp_path, damage):
+    """What, where (segment, offset), what was expected, and the seqs concerned: the whole line."""
+    do, lines = DAMAGE[damage]
+    do(tmp_path, _three_segments(tmp_path))
+    problems = [re.sub("^0{17}", "", str(p).replace(f"{tmp_path}/", "")) for p in verify_log(tmp_path)]
+    assert problems == lines
+    assert not any(p.recoverable for p in verify_log(tmp_path))
+    with pytest.raises(CorruptLogError) as caught:
+        EventLog(tmp_path, readonly=True)
+    assert str(caught.value.problem) == str(verify_log(tmp_path)[0])
+
+
+@pytest.mark.parametrize(("keep", "line"), [
+    (50, "torn tail {verb}: 50 bytes at offset 3248, 40 events (seq 320..359) lost: short record "
+         "(50 of 1624 bytes)"),
+    (20, "torn tail {verb}: 20 bytes at offset 3248, an unknown number of events lost: short header "
+         "(20 of 40 bytes)"),
+])
+def test_a_torn_tail_is_reported_in_one_exact_line(tmp_path, keep, line):
+    locations = _three_segments(tmp_path)
+    last = locations[8]
+    os.truncate(last.segment, last.offset + keep)
+    with EventLog(tmp_path, readonly=True) as reader:
+        assert str(reader.recovery) == f"{last.segment}: " + line.format(verb="ignored (read-only)")
+        assert repr(reader) == f"EventLog('{tmp_path}', next_seq=320, read-only)"
+    with EventLog(tmp_path) as log:
+        assert str(log.recovery) == f"{last.segment}: " + line.format(verb="cut")
 
 
 @settings(max_examples=40, deadline=None)
