@@ -64,6 +64,16 @@ async def test_a_replay_on_the_screen_ends_exactly_on_the_summary(
                             ".map(li => li.querySelector('.name').textContent)")
         assert top[0] == "Aurora"
         assert "scale" not in (await page.page.text_content("#rate-note"))  # scale 1: nothing to scale
+        # the event time as the festival's clock showed it (+08:00), whatever the browser's zone
+        last_time = await page.js("() => window.tickerScreen.tick.event_time")
+        assert last_time.startswith("2021-11-11T20:0") and last_time.endswith("+08:00")
+        assert await page.page.text_content("#event-time") == last_time[11:19]
+        assert await page.page.text_content("#event-zone") == "event time · UTC+08:00"
+        assert await page.page.text_content("#event-date") == "Thu 11 Nov 2021"
+        # big milestones were announced live, each a milestone of the run
+        banners = await page.js("() => window.tickerScreen.banners")
+        headlines = {m["headline"] for m in summary["milestones"]}
+        assert banners and set(banners) <= headlines
         assert await page.page.text_content("#progress-pct") == "100.0 % of the festival's sale time"
         latencies = screen_tools.latencies_ms(replay.times.at, await page.shown_at())
         assert len(latencies) == len(ids)
@@ -138,7 +148,8 @@ def xss_scenario(path: Path) -> Path:
 async def test_a_brand_named_like_an_html_tag_shows_as_those_characters(
         mosquitto_factory, chromium, screen, tmp_path) -> None:
     broker = mosquitto_factory()
-    replay = screen_tools.ReplayThread(str(xss_scenario(tmp_path / "xss.toml")), broker.url, speed=None)
+    replay = screen_tools.ReplayThread(str(xss_scenario(tmp_path / "xss.toml")), broker.url, speed=None,
+                                       scale=0.5)
     server = screen(broker.url, run=replay.run.run)
     async with screen_tools.browser_page(server.url) as page:
         await page.until("() => window.tickerScreen.opens >= 1")
@@ -152,6 +163,10 @@ async def test_a_brand_named_like_an_html_tag_shows_as_those_characters(
         assert any(h.startswith(XSS) for h in headlines)
         assert await page.js("() => document.querySelectorAll('img').length") == 0
         assert page.dialogs == [] and page.errors == []
+        # at scale 0.5 the run emits half the orders: the screen shows full-festival orders/s
+        run_rate = await page.js("() => window.tickerScreen.tick.orders_per_s")
+        assert await page.page.text_content("#rate") == f"{round(run_rate / 0.5):,}"
+        assert (await page.page.text_content("#rate-note")).startswith("scaled to the full festival")
 
 
 async def test_malformed_payloads_are_counted_and_the_page_keeps_working(
@@ -194,6 +209,11 @@ async def test_malformed_payloads_are_counted_and_the_page_keeps_working(
             assert re.search(rf"malformed payloads ignored: {len(garbage)}\b",
                              await page.page.text_content("#diag"))
             assert page.errors == [] and await page.js("() => window.tickerScreen.pageErrors") == 0
+            # a publisher gone without a goodbye: the broker publishes its will, the page says so
+            will = {"run": run, "state": "offline", "scenario": "smoke", "seed": 1, "scale": 1,
+                    "currency": "CNY", "zone": "+08:00", "title": "Smoke", "windows": [], "started": ""}
+            publisher.publish(f"ticker/{run}/status", orjson.dumps(will), qos=1).wait_for_publish(10)
+            await expect(page.page.locator("#run-state")).to_have_text("OFFLINE")
     finally:
         publisher.disconnect()
         publisher.loop_stop()

@@ -30,6 +30,7 @@
     shownAt: {},           // milestone id -> epoch ms when it was first painted
     linkHistory: [],       // every connection state the page went through, in order
     live: false,           // false while a snapshot is being drawn (no banners for the past)
+    banners: [],           // the headlines announced by the banner, in order
     maxBrandThreshold: 0,
   };
   window.tickerScreen = S;
@@ -411,6 +412,7 @@
     const item = bannerQueue.shift();
     const box = $('banner');
     if (!item) { box.hidden = true; bannerTimer = 0; return; }
+    S.banners.push(item.m.headline);
     text($('banner-kicker'), item.kicker);
     text($('banner-headline'), item.m.headline);
     text($('banner-value'), isStr(item.m.value) ? item.m.value : '');
