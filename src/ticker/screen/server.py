@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import threading
 import webbrowser
@@ -39,6 +40,11 @@ from ticker.publish import topics
 from ticker.publish.mqtt import _discard, describe_connect_error
 from ticker.publish.url import MqttUrl, PublishError, parse_url
 from ticker.screen.state import FILTERS, Festival, Update
+
+#: aiomqtt's and paho's own log lines ("Could not gracefully disconnect" when the broker is gone):
+#: the screen reports a lost broker itself, on the page.
+_QUIET = logging.getLogger("ticker.screen.mqtt")
+_QUIET.setLevel(logging.CRITICAL)
 
 #: The screen's port when none is given: 11.11.
 DEFAULT_PORT = 1111
@@ -217,7 +223,9 @@ class ScreenServer:
         """After a replay: keep the screen up until Ctrl-C (SIGINT), then return."""
         with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C from the moment this is said
             self.announce(f"ticker: the run is over; the screen stays up at {self.url} until Ctrl-C")
-            threading.Event().wait()
+            forever = threading.Event()
+            while not forever.wait(0.5):  # wakes to run the SIGINT handler, whichever thread got it
+                pass
 
     def stop_thread(self, timeout: float = 5.0) -> None:
         if self._thread is None or self._loop is None or self._stop is None:
@@ -237,7 +245,7 @@ class ScreenServer:
         return aiomqtt.Client(url.host, url.port, username=url.username, password=url.password,
                               identifier=f"ticker-screen-{secrets.token_hex(6)}",
                               protocol=aiomqtt.ProtocolVersion.V311, keepalive=10,
-                              timeout=self.connect_timeout, **kwargs)
+                              timeout=self.connect_timeout, logger=_QUIET, **kwargs)
 
     async def _subscribe(self, client: aiomqtt.Client | None) -> None:
         """Fold the broker's messages; on a lost connection, say so and reconnect forever.
