@@ -63,7 +63,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         scale=args.scale, seed=args.seed, speed=args.speed, run_dir=args.run_dir,
         resume=args.resume, record=not args.no_log, fsync=args.fsync,
         snapshot_every=args.snapshot_every, batch_size=args.batch_size, workers=args.workers,
-        tick_hz=args.tick_hz)
+        tick_hz=args.tick_hz, partial=args.partial)
     from ticker.engine import execute, prepare, tune_allocator
 
     url = args.mqtt or os.environ.get("TICKER_MQTT_URL") or ""
@@ -109,7 +109,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.summary:
         _write_summary(args.summary, summary, run.run_dir.path if run.run_dir else None)
     undelivered = summary.get("mqtt", {}).get("undelivered")
-    code = 3 if undelivered else 0
+    code = 4 if summary.get("partial") else 3 if undelivered else 0
     if args.report:  # printed even with --quiet: it was asked for
         from ticker.report import build_report, load_report, print_report
 
@@ -169,12 +169,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from ticker.history import verify_run
 
     run_dir = _run_dir(args.run_dir)
-    problems = verify_run(run_dir)
+    problems = verify_run(run_dir, repair=args.repair)
     for line in problems:
         print(line)
     if not problems:
         print(f"{run_dir.path}: ok: every frame checks, and the re-folded log agrees with the "
               f"snapshots, the milestones and the summary")
+    if args.repair and problems:  # 0 when every problem was a derived file now rebuilt
+        return 1 if verify_run(run_dir) else 0
     return 1 if problems else 0
 
 
@@ -453,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", type=number_arg(PARTS), metavar="P",
                    help="with --cluster: split the stream into P parts (default 4 per worker)")
     p.add_argument("--summary", type=output_file_arg, metavar="PATH", help="also write the summary JSON here")
+    p.add_argument("--partial", action="store_true",
+                   help="replaying a run directory whose log is damaged or incomplete: replay the "
+                   "readable events anyway (the summary and the output say partial; exit code 4)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--report", action="store_true",
                    help="at the end, check the run against the scenario's published facts "
@@ -488,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="check a recorded run: frames, snapshots, summary")
     v.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    v.add_argument("--repair", action="store_true",
+                   help="rebuild the derived files (snapshots, milestones.jsonl, summary.json) "
+                   "from the log, which is the truth; exit code 0 when the run then verifies")
 
     t = sub.add_parser("state", help="the state of a recorded run as of an event time")
     t.add_argument("run_dir", type=Path, metavar="RUN_DIR")

@@ -21,7 +21,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +64,7 @@ class ReplayOptions:
     batch_size: int = DEFAULT_BATCH_EVENTS
     workers: int = 1
     tick_hz: float = 10.0
+    partial: bool = False  # replay what a damaged log holds, and call it partial
     notes: list[str] = field(default_factory=list)
 
 
@@ -84,6 +84,8 @@ class Run:
     run_dir: RunDir | None
     options: ReplayOptions
     notes: list[str] = field(default_factory=list)
+    #: set when a replay from a damaged log was asked to go on (``--partial``): what it lacks
+    partial: dict | None = None
 
 
 def tune_allocator() -> None:
@@ -115,14 +117,41 @@ def prepare(source: str, options: ReplayOptions) -> Run:
 
 
 def _prepare_recorded(run_dir: RunDir, options: ReplayOptions) -> Run:
-    meta, scenario, log = run_dir.open_recorded()
+    """Replay a run from its log. A log that does not hold the whole run (cut short, a torn or
+    corrupt record, a run that never finished) is refused, naming what is missing from which
+    seq, unless ``options.partial``: then what is readable is replayed and called partial."""
+    try:
+        meta, scenario, log = run_dir.open_recorded(check="readable" if options.partial else "full")
+    except RunDirError as exc:
+        raise ReplayError(f"{exc}; the log is the run's truth: nothing after it can be replayed "
+                          "(add --partial to replay the records before it)") from None
     names = run_dir.brand_names(scenario)
     aggregator = Aggregator(scenario, names, meta["run"])
     total = log.next_seq
-    batches = rebatch(log.read(0), options.batch_size)
-    return Run(scenario, meta["seed"], meta["scale"], meta["run"], names, aggregator, batches,
-               total, None, None, options,
-               notes=[f"replaying the recorded log of {meta['run']} ({total:,} events)"])
+    expected = meta.get("events") if meta.get("state") == "finished" else None
+    missing = None
+    if log.damage is not None:
+        missing = str(log.damage)
+    elif log.recovery is not None:
+        missing = f"a torn record at {log.recovery.segment.name} offset {log.recovery.offset}"
+    elif expected is not None and total < expected:
+        missing = f"run.json says {expected:,} events, the log ends at seq {total:,}"
+    elif meta.get("state") != "finished":
+        missing = f"the run is {meta.get('state')}: it never finished"
+    partial = None
+    if missing is not None:
+        if not options.partial:
+            raise ReplayError(f"{run_dir.log}: the log does not hold the whole run: missing from "
+                              f"seq {total:,} ({missing}); add --partial to replay the {total:,} "
+                              f"readable events, or finish it with 'ticker replay "
+                              f"{meta['scenario']} --run-dir {run_dir.path} --resume'")
+        partial = {"events": total, "of": expected, "missing_from_seq": total, "why": missing}
+    notes = [f"replaying the recorded log of {meta['run']} ({total:,} events)"]
+    if partial is not None:
+        notes.append(f"PARTIAL replay: the log is missing events from seq {total:,} ({missing})")
+    return Run(scenario, meta["seed"], meta["scale"], meta["run"], names, aggregator,
+               rebatch(log.read(0), options.batch_size), total, None, None, options, notes=notes,
+               partial=partial)
 
 
 def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
@@ -140,17 +169,12 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
     run_dir = RunDir(options.run_dir or Path("runs") / run)
     meta = {"run": run, "scenario": scenario.name, "seed": seed, "scale": options.scale,
             "events": plan.total_events, "ticker": __version__, "state": "running"}
-    if options.resume:
+    if options.resume and run_dir.half_made():
+        notes.append(f"nothing was recorded in {run_dir.path} (its creation was cut short): "
+                     "starting the run")
+    elif options.resume:
         return _prepare_resume(scenario, plan, run, run_dir, meta, options)
-    if run_dir.path.exists() and any(run_dir.path.iterdir()):
-        if not run_dir.exists():
-            raise ReplayError(f"{run_dir.path} exists and is not a ticker run directory; "
-                              "choose another --run-dir")
-        notes.append(f"replacing the previous run in {run_dir.path}")
-        for stale in (run_dir.log, run_dir.snapshots):
-            shutil.rmtree(stale, ignore_errors=True)
-        for stale in (run_dir.milestones_path, run_dir.summary_path):
-            stale.unlink(missing_ok=True)
+    notes += run_dir.claim()
     run_dir.create(meta, scenario.text)
     log = _open_log(run_dir, options)
     aggregator = Aggregator(scenario, names, run)
@@ -430,22 +454,32 @@ def _tick(run: Run, sinks: list) -> None:
 
 
 def make_summary(run: Run, wall_s: float, events: int) -> dict:
-    agg = run.aggregator
+    summary = summary_of(run.aggregator, run.run, run.seed, run.scale, wall_s=round(wall_s, 3),
+                         events_per_s=round(events / wall_s, 1) if wall_s > 0 else None)
+    if run.partial is not None:  # first, so nobody reading the summary misses it
+        return {"partial": run.partial, **summary}
+    return summary
+
+
+def summary_of(agg: Aggregator, run: str, seed: int, scale: float, *, wall_s: float | None,
+               events_per_s: float | None) -> dict:
+    """The summary contract (DESIGN.md) of a fold: a replay's, or ``verify --repair``'s."""
     peak, peak_at = agg.peak()
+    scenario = agg.scenario
     return {
-        "run": run.run,
-        "scenario": run.scenario.name,
-        "seed": run.seed,
-        "scale": run.scale,
-        "currency": run.scenario.currency.code,
+        "run": run,
+        "scenario": scenario.name,
+        "seed": seed,
+        "scale": scale,
+        "currency": scenario.currency.code,
         "orders": agg.state.orders,
         "refunds": agg.state.refunds,
         "events": agg.state.next_seq,
         "gmv_minor": agg.state.gmv_minor,
         "peak_orders_per_s": peak,
-        "peak_at": format_time(peak_at, run.scenario.zone, precision="seconds"),
+        "peak_at": format_time(peak_at, scenario.zone, precision="seconds"),
         "brands_over": {str(t): c for t, c in agg.brands_over().items()},
-        "milestones": [m.to_json(run.scenario.zone) for m in agg.state.milestones],
-        "events_per_s": round(events / wall_s, 1) if wall_s > 0 else None,
-        "wall_s": round(wall_s, 3),
+        "milestones": [m.to_json(scenario.zone) for m in agg.state.milestones],
+        "events_per_s": events_per_s,
+        "wall_s": wall_s,
     }

@@ -551,20 +551,22 @@ class EventLog:
     (see :attr:`recovery`) and raising :class:`CorruptLogError` for anything worse; only one
     writer at a time (``LogLockedError``). ``readonly=True`` opens without locking or changing
     anything: a torn tail is reported and ignored. ``check="full"`` checksums every record on
-    open instead of just the last segment (one pass over the whole log).
+    open instead of just the last segment (one pass over the whole log); ``check="readable"``
+    (read-only) does too, but ends the log before the first damage (:attr:`damage`) instead of
+    raising: ``replay --partial``.
     """
 
     def __init__(self, directory: str | os.PathLike, *, fsync: FsyncPolicy = "every",
                  fsync_interval: float = 1.0, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 readonly: bool = False, check: Literal["tail", "full"] = "tail"):
+                 readonly: bool = False, check: Literal["tail", "full", "readable"] = "tail"):
         if fsync not in _POLICIES:
             raise ValueError(f"fsync policy {fsync!r}: expected one of {', '.join(_POLICIES)}")
         if not fsync_interval > 0:
             raise ValueError(f"fsync_interval must be positive seconds, got {fsync_interval!r}")
         if segment_bytes < RECORD_HEADER_BYTES:
             raise ValueError(f"segment_bytes must be at least {RECORD_HEADER_BYTES}, got {segment_bytes}")
-        if check not in ("tail", "full"):
-            raise ValueError(f"check {check!r}: expected 'tail' or 'full'")
+        if check not in ("tail", "full", "readable") or (check == "readable" and not readonly):
+            raise ValueError(f"check {check!r}: expected 'tail', 'full' or (read-only) 'readable'")
         self.directory = Path(directory)
         self.fsync: FsyncPolicy = fsync
         self.fsync_interval = float(fsync_interval)
@@ -572,6 +574,8 @@ class EventLog:
         self.readonly = readonly
         #: What the open cut off (or, read-only, ignored) as a torn tail; ``None`` if nothing.
         self.recovery: Recovery | None = None
+        #: ``check="readable"``: the first damage found; the log then ends before it
+        self.damage: LogProblem | None = None
         self._segments: list[_Segment] = []
         self._firsts: list[int] = []  # first seq of each segment, for bisect
         self._fd: int | None = None
@@ -617,21 +621,35 @@ class EventLog:
 
     def _open_segments(self, check: str) -> None:
         files = _list_segments(self.directory)
+        readable = check == "readable"  # read-only: stop at the first damage instead of raising
         for path, named in files:
-            if named is None:
+            if named is None and not readable:
                 raise CorruptLogError(_misnamed(path))
         expected = 0
         for i, (path, named) in enumerate(files):
+            if named is None:
+                self.damage = _misnamed(path)
+                break
             if named != expected:
-                raise CorruptLogError(_segment_seq_problem(files, i, expected))
+                if not readable:
+                    raise CorruptLogError(_segment_seq_problem(files, i, expected))
+                self.damage = _segment_seq_problem(files, i, expected)
+                break
             last = i == len(files) - 1
             size = path.stat().st_size
             segment = _Segment(path, named)
-            check_payload = last or check == "full"
+            check_payload = last or check != "tail"
             scan = _Scan(path, _map(path, size, whole=check_payload), size, expected, last=last,
                          check_payload=check_payload)
             for off, header in scan:
                 segment.add(off, header.first_seq, header.count, header.length)
+            if scan.problems and readable:
+                self.damage = scan.problems[0]
+                if segment.offsets:
+                    self._segments.append(segment)
+                    self._firsts.append(segment.first_seq)
+                    expected = segment.end_seq
+                break
             if scan.problems:
                 raise CorruptLogError(scan.problems[0])
             if scan.torn is not None:

@@ -21,6 +21,7 @@ from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError
+from ticker.scenario import ScenarioError, load_scenario
 
 _BATCH = 1 << 20
 
@@ -53,30 +54,89 @@ def _cut_at(batches: Iterator[OrderBatch], seqs: list[int]) -> Iterator[OrderBat
         yield batch
 
 
-def verify_run(run_dir: RunDir) -> list[str]:
-    """Every problem found, one line each; an empty list means the run is consistent."""
-    problems = [str(p) for p in verify_log(run_dir.log)]
-    if problems:
-        return problems  # the frames are the ground truth: nothing else can be checked on them
-    meta, agg, log = _open(run_dir)
+def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
+    """Every problem found, one line each (file, offset or line, what was expected); an empty
+    list means the run is consistent. Every file of the run directory is read and checked,
+    whatever else is wrong, so one pass names every damage.
+
+    ``repair``: rebuild what is derived from the log — snapshots that differ or do not read,
+    ``milestones.jsonl``, ``summary.json`` — from a re-fold of the log (the truth); each file
+    rewritten is reported as a line starting ``repaired``. The log, ``run.json`` and
+    ``scenario.toml`` are not derived: damage to them is reported, never "repaired".
+    """
+    problems = [str(p) for p in verify_log(run_dir.log)] if run_dir.log.is_dir() else [
+        f"{run_dir.log}: missing (expected the event log's segments)"]
+    try:
+        meta = run_dir.meta()
+    except RunDirError as exc:
+        return [*problems, str(exc)]
+    try:
+        scenario = load_scenario(run_dir.scenario_path)
+        names = run_dir.brand_names(scenario)
+    except (ScenarioError, RunDirError) as exc:
+        return [*problems, *exc.lines()]
+    if problems:  # the log is the truth: with it damaged, only the derived files' form is checked
+        problems += _readable_derived(run_dir, meta["run"])
+        if repair:
+            problems.append(f"{run_dir.path}: not repaired: the log itself is damaged, and "
+                            "everything else is derived from it")
+        return problems
+    agg = Aggregator(scenario, names, meta["run"])
+    log = EventLog(run_dir.log, readonly=True)
     end = log.next_seq
     if meta.get("events") not in (None, end) and meta.get("state") == "finished":
-        problems.append(f"{run_dir.log}: holds {end:,} events, run.json says {meta['events']:,}")
+        problems.append(f"{run_dir.log}: holds {end:,} events, run.json says {meta['events']:,} "
+                        "(the log is missing the rest: resume the run to regenerate it)")
     snapshots = run_dir.snapshot_seqs()
     for seq in snapshots:
         if seq > end:
             problems.append(f"{run_dir.snapshot_path(seq)}: covers seq {seq:,}, beyond the log's "
                             f"end ({end:,})")
+            if repair:
+                run_dir.snapshot_path(seq).unlink()
+                problems.append(f"repaired {run_dir.snapshot_path(seq)}: removed")
     pending = [s for s in snapshots if 0 < s < end]
     for batch in _cut_at(rebatch(log.read(0), _BATCH), pending):
         agg.apply(batch)
         if pending and agg.state.next_seq == pending[0]:
-            problems += _compare_snapshot(run_dir, pending.pop(0), agg.state, meta["run"])
+            problems += _check_snapshot(run_dir, pending.pop(0), agg.state, meta["run"], repair)
+    # A snapshot at the log's end was taken either mid-run (a crash right after it, or a
+    # checkpoint interval ending there) or after the run's end (finish() closed the last
+    # second): it is right if it matches the fold either before or after finish().
+    at_end = None
+    if end in snapshots and end > 0:
+        at_end = _check_snapshot(run_dir, end, agg.state, meta["run"], repair=False)
     agg.finish()
-    if end in snapshots:
-        problems += _compare_snapshot(run_dir, end, agg.state, meta["run"])
-    problems += _compare_derived(run_dir, agg)
+    if at_end:  # (repaired only as the finished run's: a crashed run's is rewritten by resume)
+        problems += _check_snapshot(run_dir, end, agg.state, meta["run"],
+                                    repair and meta.get("state") == "finished")
+    problems += _compare_derived(run_dir, agg, repair)
     log.close()
+    return problems
+
+
+def _readable_derived(run_dir: RunDir, run: str) -> list[str]:
+    """What can be said of the derived files without the log: do they read at all."""
+    problems = []
+    for seq in run_dir.snapshot_seqs():
+        try:
+            run_dir.load_snapshot(seq, run)
+        except SnapshotError as exc:
+            problems.append(str(exc))
+    for read in (run_dir.read_milestones, run_dir.summary):
+        try:
+            read()
+        except RunDirError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _check_snapshot(run_dir: RunDir, seq: int, state: AggregateState, run: str,
+                    repair: bool) -> list[str]:
+    problems = _compare_snapshot(run_dir, seq, state, run)
+    if problems and repair:
+        run_dir.write_snapshot(state, run)
+        problems.append(f"repaired {run_dir.snapshot_path(seq)}: rewritten from the log")
     return problems
 
 
@@ -92,18 +152,31 @@ def _compare_snapshot(run_dir: RunDir, seq: int, state: AggregateState, run: str
     return []
 
 
-def _compare_derived(run_dir: RunDir, agg: Aggregator) -> list[str]:
+def _compare_derived(run_dir: RunDir, agg: Aggregator, repair: bool = False) -> list[str]:
     problems = []
     zone = agg.zone
     derived = [m.to_json(zone) for m in agg.state.milestones]
-    if run_dir.milestones_path.is_file():
-        saved = run_dir.read_milestones()
-        if saved != derived:
-            first = next((i for i, (a, b) in enumerate(zip(saved, derived, strict=False)) if a != b),
-                         min(len(saved), len(derived)))
-            problems.append(f"{run_dir.milestones_path}: differs from the re-derived milestones "
-                            f"at line {first + 1} ({len(saved)} saved, {len(derived)} derived)")
-    summary = run_dir.summary()
+    try:
+        saved = run_dir.read_milestones() if run_dir.milestones_path.is_file() else None
+    except RunDirError as exc:
+        problems.append(str(exc))
+        saved = []
+    if saved is not None and saved != derived and not problems:
+        first = next((i for i, (a, b) in enumerate(zip(saved, derived, strict=False)) if a != b),
+                     min(len(saved), len(derived)))
+        problems.append(f"{run_dir.milestones_path}: line {first + 1}: differs from the "
+                        f"re-derived milestones ({len(saved)} saved, {len(derived)} derived)")
+    if problems and repair:
+        run_dir.write_milestones(agg.state.milestones, zone)
+        problems.append(f"repaired {run_dir.milestones_path}: rewritten from the log")
+    try:
+        summary = run_dir.summary()
+    except RunDirError as exc:
+        summary = None
+        problems.append(str(exc))
+        if repair:
+            problems += _rebuild_summary(run_dir, agg, {})
+        return problems
     if summary is None:
         problems.append(f"{run_dir.summary_path}: missing (the run did not finish)")
         return problems
@@ -113,11 +186,30 @@ def _compare_derived(run_dir: RunDir, agg: Aggregator) -> list[str]:
                 "peak_orders_per_s": peak,
                 "brands_over": {str(t): c for t, c in agg.brands_over().items()},
                 "milestones": derived}
-    for key, value in expected.items():
-        if summary.get(key) != value:
-            problems.append(f"{run_dir.summary_path}: {key} is {_short(summary.get(key))}, the "
-                            f"re-folded log gives {_short(value)}")
+    wrong = [key for key, value in expected.items() if summary.get(key) != value]
+    for key in wrong:
+        problems.append(f"{run_dir.summary_path}: {key} is {_short(summary.get(key))}, the "
+                        f"re-folded log gives {_short(expected[key])}")
+    if wrong and repair:
+        problems += _rebuild_summary(run_dir, agg, summary)
     return problems
+
+
+def _rebuild_summary(run_dir: RunDir, agg: Aggregator, old: dict) -> list[str]:
+    """summary.json from the fold; what the fold cannot know (wall time, MQTT delivery) is
+    kept from the old summary when it still reads."""
+    from ticker.engine import summary_of
+
+    meta = run_dir.meta()
+    if meta.get("state") != "finished":
+        return [f"{run_dir.summary_path}: not rebuilt: the run did not finish (resume it)"]
+    summary = summary_of(agg, meta["run"], meta["seed"], meta["scale"],
+                         wall_s=old.get("wall_s"), events_per_s=old.get("events_per_s"))
+    for key in ("mqtt", "ingest"):
+        if key in old:
+            summary[key] = old[key]
+    run_dir.write_summary(summary)
+    return [f"repaired {run_dir.summary_path}: rewritten from the log"]
 
 
 def _short(value) -> str:

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import shutil
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
+from typing import Literal
 
 import orjson
 
@@ -32,8 +35,11 @@ from ticker.aggregate.state import AggregateState, SnapshotError
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog, sync_directory
 from ticker.scenario import Scenario, load_scenario
+from ticker.validate import SCALE
 
 _SNAPSHOT = re.compile(r"^snap-(\d{20})\.npz$")
+#: what an interrupted creation (older tickers: mkdir, then these files) can leave
+_CREATION_FILES = ("scenario.toml", ".scenario.toml.tmp", ".run.json.tmp")
 
 
 class RunDirError(TickerError, ValueError):
@@ -108,18 +114,76 @@ class RunDir:
     def exists(self) -> bool:
         return self.meta_path.is_file()
 
-    def create(self, meta: dict, scenario_text: str) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.snapshots.mkdir(exist_ok=True)
-        write_atomic(self.scenario_path, scenario_text.encode())
-        self.write_meta(meta)
+    def half_made(self) -> bool:
+        """A directory whose creation by an older ticker was cut short (between ``mkdir`` and
+        run.json): nothing in it but what creation writes first, nothing recorded."""
+        if not self.path.is_dir() or self.exists():
+            return False
+        for entry in self.path.iterdir():
+            if entry.name in _CREATION_FILES and entry.is_file():
+                continue
+            if entry.name in ("snapshots", "log") and entry.is_dir() and all(
+                    e.name == "LOCK" for e in entry.iterdir()):
+                continue
+            return False
+        return True
 
-    def open_recorded(self) -> tuple[dict, Scenario, EventLog]:
-        """What was run and its log, opened read-only; :class:`RunDirError` if unreadable."""
+    def claim(self) -> list[str]:
+        """Make the directory ready for a new run, or refuse in one line. Nothing there, an
+        empty directory: fine. A previous run: its files are removed (said in the notes). A
+        half-made directory: taken over. Anything else is not ours to delete."""
+        if not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir())):
+            return []
+        if not self.path.is_dir():
+            raise RunDirError(f"{self.path}: expected a directory for the run, found a file")
+        if self.half_made():
+            shutil.rmtree(self.path)
+            return [f"taking over {self.path}: its creation was cut short, nothing was recorded"]
+        if not self.exists():
+            raise RunDirError(f"{self.path} exists and is not a ticker run directory; choose "
+                              "another --run-dir")
+        for stale in (self.log, self.snapshots):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in (self.milestones_path, self.summary_path, self.catalogue_path,
+                      self.dead_letters_path):
+            stale.unlink(missing_ok=True)
+        return [f"replacing the previous run in {self.path}"]
+
+    def create(self, meta: dict, scenario_text: str) -> None:
+        """Write a new run's scenario and run.json (after :meth:`claim`). A fresh directory is
+        made atomically: built beside its place under a temporary name, then renamed, so a crash
+        leaves either no directory or a whole one (a previous run's is rewritten in place: it
+        is a run directory throughout)."""
+        if self.exists():
+            self.snapshots.mkdir(exist_ok=True)
+            write_atomic(self.scenario_path, scenario_text.encode())
+            self.write_meta(meta)
+            return
+        parent = self.path.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        for debris in parent.glob(f".{self.path.name}.creating-*"):  # a crash mid-creation
+            shutil.rmtree(debris, ignore_errors=True)
+        building = RunDir(parent / f".{self.path.name}.creating-{secrets.token_hex(4)}")
+        building.path.mkdir()  # (not mkdtemp: its 0700 would outlive the rename)
+        try:
+            building.snapshots.mkdir()
+            write_atomic(building.scenario_path, scenario_text.encode())
+            building.write_meta(meta)
+            if self.path.is_dir():
+                self.path.rmdir()  # empty (claimed): the rename needs its place
+            os.rename(building.path, self.path)
+            sync_directory(parent)
+        except BaseException:
+            shutil.rmtree(building.path, ignore_errors=True)
+            raise
+
+    def open_recorded(self, check: Literal["tail", "full"] = "tail") -> tuple[dict, Scenario, EventLog]:
+        """What was run and its log, opened read-only; :class:`RunDirError` if unreadable.
+        ``check="full"`` checksums every record first (a replay must not find out half way)."""
         meta = self.meta()
         scenario = load_scenario(self.scenario_path)
         try:
-            return meta, scenario, EventLog(self.log, readonly=True)
+            return meta, scenario, EventLog(self.log, readonly=True, check=check)
         except (CorruptLogError, FileNotFoundError) as exc:
             raise RunDirError(str(exc)) from None
 
@@ -127,13 +191,20 @@ class RunDir:
         write_atomic(self.meta_path, orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
 
     def meta(self) -> dict:
+        """run.json, checked: one line naming the file and the key for anything wrong."""
         if not self.meta_path.is_file():
             raise RunDirError(f"{self.path}: not a run directory (no run.json; expected the "
                               "--run-dir of a 'ticker replay')")
-        try:
-            return orjson.loads(self.meta_path.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise RunDirError(f"{self.meta_path}: unreadable ({exc})") from None
+        meta = _read_json(self.meta_path, "the run's metadata as 'ticker replay' writes it")
+        if not isinstance(meta, dict):
+            raise RunDirError(f"{self.meta_path}: expected a JSON object, found {type(meta).__name__}")
+        for key, (check, expected) in _META.items():
+            if key not in meta:
+                raise RunDirError(f"{self.meta_path}: {key}: missing (expected {expected})")
+            if not check(meta[key]):
+                raise RunDirError(f"{self.meta_path}: {key}: expected {expected}, found "
+                                  f"{orjson.dumps(meta[key]).decode()[:40]}")
+        return meta
 
     def snapshot_path(self, seq: int) -> Path:
         return self.snapshots / f"snap-{seq:020d}.npz"
@@ -162,9 +233,26 @@ class RunDir:
         write_atomic(self.milestones_path, lines)
 
     def read_milestones(self) -> list[dict]:
+        """milestones.jsonl; :class:`RunDirError` naming the line that is not a milestone."""
         if not self.milestones_path.is_file():
             return []
-        return [orjson.loads(line) for line in self.milestones_path.read_bytes().splitlines() if line]
+        data = self.milestones_path.read_bytes()
+        out = []
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if not line and number == data.count(b"\n") + 1:
+                break  # after the last newline
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                item = None
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                raise RunDirError(f"{self.milestones_path}: line {number}: expected a milestone "
+                                  f"(a JSON object with an id), found {line[:40]!r}")
+            out.append(item)
+        if data and not data.endswith(b"\n"):
+            raise RunDirError(f"{self.milestones_path}: line {len(out)}: expected a newline at the "
+                              f"end (offset {len(data)}), found the file cut short")
+        return out
 
     def write_summary(self, summary: dict) -> None:
         write_atomic(self.summary_path, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
@@ -172,15 +260,55 @@ class RunDir:
     def summary(self) -> dict | None:
         if not self.summary_path.is_file():
             return None
-        return orjson.loads(self.summary_path.read_bytes())
+        summary = _read_json(self.summary_path, "the run's summary as 'ticker replay' writes it")
+        if not isinstance(summary, dict):
+            raise RunDirError(f"{self.summary_path}: expected a JSON object, found "
+                              f"{type(summary).__name__}")
+        return summary
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename: readers see the old content or the new, never a torn file."""
+    """Temp file, fsync, rename: readers see the old content or the new, never a torn file.
+    A failed write (a full disk) leaves no temp file behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path, expected: str):
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        found = "the file cut short" if exc.pos >= len(data.rstrip()) else "bytes that are not JSON"
+        raise RunDirError(f"{path}: offset {exc.pos}: expected {expected}, found {found} "
+                          f"({exc.msg})") from None
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+#: what run.json's ``state`` says: ``interrupted`` by SIGINT/SIGTERM (flushed, checkpointed),
+#: ``stopped`` (a follow ended before its source finished); ``running`` after a crash.
+RUN_STATES = ("running", "finished", "interrupted", "stopped")
+#: run.json's keys, each with its check and what it should be.
+_META = {
+    "run": (lambda x: isinstance(x, str) and bool(x), "the run id, a non-empty string"),
+    "scenario": (lambda x: isinstance(x, str) and bool(x), "the scenario's name"),
+    "seed": (_is_int, "a non-negative integer"),
+    "scale": (lambda x: SCALE.problem(x) is None, f"the scale, {SCALE.describe()}"),
+    "events": (lambda x: x is None or _is_int(x), "the run's event count, an integer"),
+    "state": (lambda x: x in RUN_STATES, f"one of {', '.join(RUN_STATES)}"),
+}
 

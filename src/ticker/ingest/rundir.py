@@ -8,13 +8,12 @@ and appended, durably, before any log record that uses a new id — and ``dead-l
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import orjson
 
 from ticker import __version__
-from ticker.rundir import RunDir, RunDirError, write_atomic
+from ticker.rundir import RunDir, write_atomic
 from ticker.scenario import Scenario
 from ticker.scenario.brands import build_catalogue
 
@@ -30,17 +29,7 @@ def create(run_dir: RunDir, run: str, scenario: Scenario, *, bundled: bool, sour
            scale: float = 1.0) -> tuple[tuple[str, ...], list[str]]:
     """A fresh run directory (replacing a previous run in it, as ``replay`` does): the brand
     names it starts with, and notes for the user."""
-    notes = []
-    path = run_dir.path
-    if path.exists() and any(path.iterdir()):
-        if not run_dir.exists():
-            raise RunDirError(f"{path} exists and is not a ticker run directory; choose another --run-dir")
-        notes.append(f"replacing the previous run in {path}")
-        for stale in (run_dir.log, run_dir.snapshots):
-            shutil.rmtree(stale, ignore_errors=True)
-        for stale in (run_dir.milestones_path, run_dir.summary_path, run_dir.catalogue_path,
-                      run_dir.dead_letters_path):
-            stale.unlink(missing_ok=True)
+    notes = run_dir.claim()
     names = build_catalogue(scenario).names if bundled else ()
     meta = {"run": run, "scenario": scenario.name, "seed": 0, "scale": scale, "events": None,
             "ticker": __version__, "state": "running", "source": source}

@@ -81,6 +81,10 @@ class TerminalTicker:
             f"{summary['orders']:,} orders; peak {summary['peak_orders_per_s']:,} orders/s at "
             f"{peak_time}{full}; {len(summary['milestones'])} milestones; "
             f"{summary['events']:,} events in {summary['wall_s']:.1f} s", markup=False)
+        if summary.get("partial"):
+            p = summary["partial"]
+            self.console.print(f"PARTIAL: this replay lacks the events from seq "
+                               f"{p['missing_from_seq']:,} on ({p['why']})", markup=False)
         if summary.get("mqtt"):
             self.console.print(summary["mqtt"]["report"], markup=False)
 
