@@ -225,8 +225,11 @@ def _restore(scenario: Scenario, names: tuple[str, ...], run: str, run_dir: RunD
 
 
 def _open_log(run_dir: RunDir, options: ReplayOptions) -> LogWriter:
+    """The log for appending; on resume every record is checksummed first, so a damaged record
+    anywhere stops the resume (a finished run must not carry one silently)."""
     try:
-        return LogWriter(EventLog(run_dir.log, fsync=options.fsync))
+        return LogWriter(EventLog(run_dir.log, fsync=options.fsync,
+                                  check="full" if options.resume else "tail"))
     except CorruptLogError as exc:
         raise ReplayError(f"{exc} (run 'ticker verify {run_dir.path}')") from None
 
