@@ -76,7 +76,7 @@ def chunks(plan, workers: int, start_chunk: int = 0) -> Iterator[OrderBatch]:
     """The plan's chunks from ``start_chunk`` on, in order, made by ``workers`` processes."""
     todo = iter(range(start_chunk, plan.chunks))
     slot_events = -(-int(np.diff(plan.chunk_seq).max()) // 8) * 8
-    slots = 2 * workers + 2
+    slots = 4 * workers  # enough queued that a worker never waits for the parent to wake
     size = slots * slot_events * sum(dtype.itemsize for dtype in COLUMNS.values())
     block = SharedMemory(create=True, size=size)
     try:
