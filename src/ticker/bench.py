@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class BenchResult:
     raw_runs_s: list[float]
     python_fold_events_per_s: float
     python_events: int
+    peers: list = field(default_factory=list)  # ticker.peers.PeerResult, with --peers
 
     @property
     def ratio(self) -> float:
@@ -56,11 +57,15 @@ class BenchResult:
                 "raw_add_at_events_per_s": round(self.raw_events_per_s),
                 "of_raw": round(self.of_raw, 3),
                 "python_fold_events_per_s": round(self.python_fold_events_per_s),
-                "ratio": round(self.ratio, 1)}
+                "ratio": round(self.ratio, 1),
+                **({"peers": {p.name: {"version": p.version, "same_answers": p.same,
+                                       "events_per_s": round(self.events / statistics.median(p.runs_s))
+                                       if p.runs_s else None}
+                              for p in self.peers}} if self.peers else {})}
 
 
 def run_bench(events: int = 10_000_000, *, repeats: int = 3, python_events: int = 200_000,
-              batch_size: int = DEFAULT_BATCH_EVENTS) -> BenchResult:
+              batch_size: int = DEFAULT_BATCH_EVENTS, peers: bool = False) -> BenchResult:
     tune_allocator()
     scenario = resolve(BENCH_SCENARIO)
     scale = min(10.0, events / (scenario.orders * (1 + scenario.refund_rate)))
@@ -85,8 +90,15 @@ def run_bench(events: int = 10_000_000, *, repeats: int = 3, python_events: int 
         ref.apply(batch)
     python_s = time.perf_counter() - start
     folded = sum(len(b) for b in sample)
-    return BenchResult(total, scale, len(names), batch_size, total / statistics.median(runs), runs,
-                       total / statistics.median(raw_runs), raw_runs, folded / python_s, folded)
+    result = BenchResult(total, scale, len(names), batch_size, total / statistics.median(runs),
+                         runs, total / statistics.median(raw_runs), raw_runs, folded / python_s,
+                         folded)
+    if peers:
+        from ticker.peers import run_peers, ticker_answers
+
+        result.peers = run_peers(batches, ticker_answers(agg, names),
+                                 list(scenario.milestones.brand_thresholds_minor), repeats)
+    return result
 
 
 def raw_pass(batches: list[OrderBatch], brands: int) -> float:

@@ -316,11 +316,13 @@ def _report_ingest(summary: dict, path: Path, args: argparse.Namespace, *, rejec
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    import statistics
+
     import orjson
 
     from ticker.bench import run_bench
 
-    result = run_bench(args.events, repeats=args.repeats)
+    result = run_bench(args.events, repeats=args.repeats, peers=args.peers)
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
         return 0
@@ -345,6 +347,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     table.add_row("per-event Python fold", f"{result.python_events:,}",
                   f"{result.python_fold_events_per_s:,.0f}",
                   f"{result.python_fold_events_per_s / result.raw_events_per_s:.1%}", "1×")
+    for peer in result.peers:  # --peers: ticker's speed over each peer's, answers compared
+        if not peer.runs_s:
+            table.add_row(f"{peer.name}: {peer.note}", "", "", "", "")
+            continue
+        rate = result.events / statistics.median(peer.runs_s)
+        answers = "same answers" if peer.same else peer.note
+        table.add_row(f"{peer.name} {peer.version}, whole stream at once ({answers}; ticker "
+                      f"{result.aggregator_events_per_s / rate:.1f}× faster)", f"{result.events:,}",
+                      f"{rate:,.0f}", f"{rate / result.raw_events_per_s:.0%}",
+                      f"{rate / result.python_fold_events_per_s:,.0f}×")
     Console().print(table)
     return 0
 
@@ -540,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="events in the benchmark stream (default 10,000,000)")
     n.add_argument("--repeats", type=number_arg(REPEATS), default=3, help="timed folds (default 3)")
     n.add_argument("--json", action="store_true", help="print one JSON object")
+    n.add_argument("--peers", action="store_true",
+                   help="also fold the same events with polars, DuckDB and pandas and check their "
+                   "answers (pip install 'ticker[peers]')")
 
     i = sub.add_parser(
         "import", help="import an order file (CSV, JSON Lines, Parquet) into a run directory",
