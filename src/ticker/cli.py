@@ -63,7 +63,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         scale=args.scale, seed=args.seed, speed=args.speed, run_dir=args.run_dir,
         resume=args.resume, record=not args.no_log, fsync=args.fsync,
         snapshot_every=args.snapshot_every, batch_size=args.batch_size, workers=args.workers,
-        tick_hz=args.tick_hz, partial=args.partial)
+        tick_hz=args.tick_hz, partial=args.partial, disorder=args.disorder)
     from ticker.engine import execute, prepare, tune_allocator
 
     url = args.mqtt or os.environ.get("TICKER_MQTT_URL") or ""
@@ -433,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "the money and the shape are kept (default: the scenario's, see 'ticker "
                    "scenarios'; 1 is the full festival)")
     p.add_argument("--seed", type=number_arg(SEED), help="random seed (default: the scenario's)")
+    p.add_argument("--disorder", metavar="NAME|FILE|none",
+                   help="replay an arrival-ordered stream: out of order, duplicated and late "
+                   "orders (a bundled profile such as 'realistic', or a TOML file; default: the "
+                   "scenario's [disorder], if any); milestones then come live, final and as "
+                   "corrections")
     p.add_argument("--speed", type=number_arg(SPEED, words={"max": None, "realtime": 1.0}),
                    default=None, metavar="max|realtime|FACTOR",
                    help="pace by event time: max (default), realtime, or a factor such as 3600")

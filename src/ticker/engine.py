@@ -31,12 +31,14 @@ import numpy as np
 
 from ticker import __version__
 from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
+from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.clock import US_PER_S, format_time
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id
 from ticker.scenario import Scenario, make_plan, resolve
+from ticker.scenario.disorder import DisorderProfile, arrive, load_profile
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
 from ticker.scenario.generate import chunks as plan_chunks
 
@@ -63,6 +65,7 @@ class ReplayOptions:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # rounded up to whole log records
     batch_size: int = DEFAULT_BATCH_EVENTS
     workers: int = 1
+    disorder: str | None = None  # a profile name or file, "none"; None: the scenario's [disorder]
     tick_hz: float = 10.0
     partial: bool = False  # replay what a damaged log holds, and call it partial
     notes: list[str] = field(default_factory=list)
@@ -126,7 +129,7 @@ def _prepare_recorded(run_dir: RunDir, options: ReplayOptions) -> Run:
         raise ReplayError(f"{exc}; the log is the run's truth: nothing after it can be replayed "
                           "(add --partial to replay the records before it)") from None
     names = run_dir.brand_names(scenario)
-    aggregator = Aggregator(scenario, names, meta["run"])
+    aggregator = aggregator_for(scenario, names, meta["run"], meta.get("disorder"))
     total = log.next_seq
     expected = meta.get("events") if meta.get("state") == "finished" else None
     missing = None
@@ -159,16 +162,21 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
     if options.scale is None:
         options.scale = scenario.default_scale
     plan = make_plan(scenario, seed, options.scale)
-    run = run_id(scenario.name, seed, options.scale)
+    profile = _disorder(scenario, options)
+    run = run_id(scenario.name, seed, options.scale) + (f"-{profile.name}" if profile else "")
     names = plan.catalogue.names
     notes: list[str] = []
+    total = plan.total_events + (profile.duplicates_before(plan.total_events) if profile else 0)
+    disorder = profile.to_json() if profile else None
     if not options.record:
-        aggregator = Aggregator(scenario, names, run)
+        aggregator = aggregator_for(scenario, names, run, disorder)
         return Run(scenario, seed, options.scale, run, names, aggregator,
-                   _generated(plan, 0, options), plan.total_events, None, None, options)
+                   _generated(plan, 0, options, profile), total, None, None, options)
     run_dir = RunDir(options.run_dir or Path("runs") / run)
     meta = {"run": run, "scenario": scenario.name, "seed": seed, "scale": options.scale,
-            "events": plan.total_events, "ticker": __version__, "state": "running"}
+            "events": total, "ticker": __version__, "state": "running"}
+    if disorder:
+        meta["disorder"] = disorder
     if options.resume and run_dir.half_made():
         notes.append(f"nothing was recorded in {run_dir.path} (its creation was cut short): "
                      "starting the run")
@@ -177,24 +185,25 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
     notes += run_dir.claim()
     run_dir.create(meta, scenario.text)
     log = _open_log(run_dir, options)
-    aggregator = Aggregator(scenario, names, run)
-    return Run(scenario, seed, options.scale, run, names, aggregator, _generated(plan, 0, options),
-               plan.total_events, log, run_dir, options, notes)
+    aggregator = aggregator_for(scenario, names, run, disorder)
+    return Run(scenario, seed, options.scale, run, names, aggregator,
+               _generated(plan, 0, options, profile), total, log, run_dir, options, notes)
 
 
 def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, meta: dict,
                     options: ReplayOptions) -> Run:
     old = run_dir.meta()
-    for key in ("scenario", "seed", "scale"):
-        if old.get(key) != meta[key]:
+    for key in ("scenario", "seed", "scale", "disorder"):
+        if old.get(key) != meta.get(key):
             raise ReplayError(f"{run_dir.path}: cannot resume: it recorded {key} {old.get(key)!r}, "
-                              f"this replay asks for {meta[key]!r}")
+                              f"this replay asks for {meta.get(key)!r}")
     log = _open_log(run_dir, options)
     notes = []
     if log.recovery is not None:
         notes.append(f"recovered the event log: {log.recovery}")
     names = plan.catalogue.names
-    aggregator, notes_snap = _restore(scenario, names, run, run_dir, log.next_seq)
+    aggregator, notes_snap = _restore(scenario, names, run, run_dir, log.next_seq,
+                                      meta.get("disorder"))
     notes += notes_snap
     tail = log.next_seq - aggregator.state.next_seq
     # Re-fold what the log holds beyond the snapshot, then carry on generating.
@@ -202,13 +211,14 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
         aggregator.apply(batch)
     notes.append(f"resuming {run} at seq {log.next_seq:,} ({tail:,} events re-folded from the log)")
     run_dir.write_meta(meta)
+    profile = _disorder(scenario, options)
     return Run(scenario, meta["seed"], meta["scale"], run, names, aggregator,
-               _generated(plan, log.next_seq, options), plan.total_events, log, run_dir, options,
-               notes)
+               _generated(plan, log.next_seq, options, profile), meta["events"], log, run_dir,
+               options, notes)
 
 
 def _restore(scenario: Scenario, names: tuple[str, ...], run: str, run_dir: RunDir,
-             log_end: int) -> tuple[Aggregator, list[str]]:
+             log_end: int, disorder: dict | None = None) -> tuple[Aggregator, list[str]]:
     """The newest readable snapshot at or before the log's end, or a fresh aggregator."""
     notes = []
     for seq in reversed(run_dir.snapshot_seqs()):
@@ -217,11 +227,11 @@ def _restore(scenario: Scenario, names: tuple[str, ...], run: str, run_dir: RunD
             continue
         try:
             state = run_dir.load_snapshot(seq, run)
+            return aggregator_for(scenario, names, run, disorder, state), notes
         except SnapshotError as exc:
             notes.append(f"ignoring {exc}")
             continue
-        return Aggregator(scenario, names, run, state), notes
-    return Aggregator(scenario, names, run), notes
+    return aggregator_for(scenario, names, run, disorder), notes
 
 
 def _open_log(run_dir: RunDir, options: ReplayOptions) -> LogWriter:
@@ -314,8 +324,27 @@ class LogWriter:
             self.log.close()
 
 
-def _generated(plan: Plan, start_seq: int, options: ReplayOptions) -> Iterator[OrderBatch]:
-    """The plan's stream from ``start_seq`` on, cut into the options' batches."""
+def _disorder(scenario: Scenario, options: ReplayOptions) -> DisorderProfile | None:
+    """``--disorder NAME|FILE`` (``none``: ordered), else the scenario's ``[disorder]``."""
+    if options.disorder is None:
+        return scenario.disorder
+    if options.disorder in ("none", "off"):
+        return None
+    return load_profile(options.disorder)
+
+
+def _generated(plan: Plan, start_seq: int, options: ReplayOptions,
+               profile: DisorderProfile | None = None) -> Iterator[OrderBatch]:
+    """The plan's stream from ``start_seq`` on, cut into the options' batches; with a disorder
+    profile, the arrival-ordered stream (made from the start and skipped up to ``start_seq``:
+    arrival order is a global property of the stream, not of a chunk)."""
+    if profile is not None:
+        def arrived() -> Iterator[OrderBatch]:
+            for batch in arrive(plan_chunks(plan, workers=options.workers), profile, plan.seed):
+                if batch.end_seq > start_seq:
+                    yield batch.slice(max(0, start_seq - batch.first_seq), len(batch))
+
+        return rebatch(arrived(), options.batch_size)
     if start_seq >= plan.total_events:
         return iter(())
     c = int(np.searchsorted(plan.chunk_seq, start_seq, side="right")) - 1
@@ -452,6 +481,8 @@ def _tick(run: Run, sinks: list) -> None:
     rate = int(st.second_orders[second - 1]) if second > 0 else int(st.second_orders[0])
     view = {"event_time_us": st.last_time_us, "seq": st.next_seq - 1, "gmv_minor": st.gmv_minor,
             "orders": st.orders, "orders_per_s": rate, "leaderboard": agg.leaderboard()}
+    if isinstance(agg, EventTimeAggregator):
+        view["watermark_us"] = agg.watermark_us
     for sink in sinks:
         sink.tick(view)
 
@@ -483,6 +514,7 @@ def summary_of(agg: Aggregator, run: str, seed: int, scale: float, *, wall_s: fl
         "peak_at": format_time(peak_at, scenario.zone, precision="seconds"),
         "brands_over": {str(t): c for t, c in agg.brands_over().items()},
         "milestones": [m.to_json(scenario.zone) for m in agg.state.milestones],
+        **({"event_time": agg.report()} if isinstance(agg, EventTimeAggregator) else {}),
         "events_per_s": events_per_s,
         "wall_s": wall_s,
     }

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
+from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import OrderBatch, rebatch
@@ -36,7 +37,7 @@ def _open(run_dir: RunDir) -> tuple[dict, Aggregator, EventLog]:
         names = run_dir.brand_names(scenario)
     except RunDirError as exc:
         raise HistoryError(str(exc)) from None
-    return meta, Aggregator(scenario, names, meta["run"]), log
+    return meta, aggregator_for(scenario, names, meta["run"], meta.get("disorder")), log
 
 
 def _cut_at(batches: Iterator[OrderBatch], seqs: list[int]) -> Iterator[OrderBatch]:
@@ -229,6 +230,10 @@ def state_at(run_dir: RunDir, at_us: int) -> StateAt:
     """The state as of ``at_us`` (every event strictly before it), from the newest earlier
     snapshot plus the log; O(events since that snapshot)."""
     meta, agg, log = _open(run_dir)
+    # An arrival-ordered run: the state when its watermark reached ``at_us``, i.e. before the
+    # first order at or after at_us + lateness arrived (every final milestone before at_us is
+    # announced; totals hold what had arrived by then).
+    until = at_us + (agg.config.lateness_us if isinstance(agg, EventTimeAggregator) else 0)
     start = 0
     for seq in reversed(run_dir.snapshot_seqs()):
         if seq > log.next_seq:
@@ -237,13 +242,15 @@ def state_at(run_dir: RunDir, at_us: int) -> StateAt:
             state = run_dir.load_snapshot(seq, meta["run"])
         except SnapshotError:
             continue
-        if state.next_seq and state.last_time_us < at_us and state.open_second >= 0:
-            agg = Aggregator(agg.scenario, agg.brand_names, meta["run"], state)
+        if state.next_seq and state.last_time_us < until and state.open_second >= 0:
+            agg = aggregator_for(agg.scenario, agg.brand_names, meta["run"], meta.get("disorder"),
+                                 state)
             start = seq
             break
     folded = 0
     for batch in rebatch(log.read(start), _BATCH):
-        stop = int(np.searchsorted(batch.event_time, at_us, side="left"))
+        reached = batch.event_time >= until  # sorted in an ordered run: a binary search would do
+        stop = int(np.argmax(reached)) if reached.any() else len(batch)
         if stop:
             agg.apply(batch.slice(0, stop))
             folded += stop

@@ -107,6 +107,14 @@ class Report:
     milestones: tuple[Milestone, ...]
     path: Path | None = None  # the run directory, when the report was read from one
     notes: tuple[str, ...] = field(default=())
+    #: an arrival-ordered run: its live milestones and corrections (``milestones`` are final)
+    live: tuple[Milestone, ...] = field(default=())
+    corrections: tuple[Milestone, ...] = field(default=())
+
+    def live_vs_final(self) -> list[tuple[Milestone, Milestone | None]]:
+        """Each final milestone with its live twin (None if the live fold never crossed it)."""
+        live = {m.id.removesuffix(":live"): m for m in self.live}
+        return [(m, live.get(m.id)) for m in self.milestones]
 
     @property
     def ok(self) -> bool:
@@ -116,9 +124,19 @@ class Report:
     def to_json(self) -> dict:
         """The ``--json`` shape; keys are stable, new ones may be added."""
         zone = self.scenario.zone
-        return {"run": self.run, "scenario": self.scenario.name, "seed": self.seed,
-                "scale": self.scale, "facts": [f.to_json() for f in self.facts], "ok": self.ok,
-                "milestones": [m.to_json(zone) for m in self.milestones]}
+        out = {"run": self.run, "scenario": self.scenario.name, "seed": self.seed,
+               "scale": self.scale, "facts": [f.to_json() for f in self.facts], "ok": self.ok,
+               "milestones": [m.to_json(zone) for m in self.milestones]}
+        if self.live or self.corrections:
+            out["event_time"] = self.summary.get("event_time")
+            out["live_vs_final"] = [
+                {"id": f.id, "final": f.to_json(zone)["event_time"],
+                 "live": live.to_json(zone)["event_time"] if live else None,
+                 "live_minus_final_s": (live.event_time_us - f.event_time_us) / 1e6 if live else None,
+                 "same_order": live.seq == f.seq if live else None}
+                for f, live in self.live_vs_final()]
+            out["corrections"] = [m.to_json(zone) for m in self.corrections]
+        return out
 
 
 # --- reading a run ------------------------------------------------------------------------------
@@ -166,13 +184,17 @@ def build_report(scenario: Scenario, summary: dict, *, path: Path | None = None,
     (all events for ``None``); it is only called for a ``brands_over`` threshold that the
     aggregator does not race on, and without it such a fact is reported as not measured.
     """
-    milestones = sorted((Milestone.from_json(m) for m in summary.get("milestones", [])),
-                        key=lambda m: (m.event_time_us, m.seq))
+    every = sorted((Milestone.from_json(m) for m in summary.get("milestones", [])),
+                   key=lambda m: (m.event_time_us, m.seq))
+    # an arrival-ordered run is checked on its final milestones (first in event-time order)
+    milestones = [m for m in every if m.timing in (None, "final")]
     ctx = _Context(scenario, summary, float(summary["scale"]), milestones, fold_brands)
     facts = tuple(_check(ctx, t) for t in scenario.targets)
     return Report(run=summary["run"], scenario=scenario, seed=int(summary["seed"]),
                   scale=float(summary["scale"]), summary=summary, facts=facts,
-                  milestones=tuple(milestones), path=path, notes=tuple(ctx.notes))
+                  milestones=tuple(milestones), path=path, notes=tuple(ctx.notes),
+                  live=tuple(m for m in every if m.timing == "live"),
+                  corrections=tuple(m for m in every if m.timing == "correction"))
 
 
 def _fold_brands(path: Path, scenario: Scenario, before_us: int | None) -> np.ndarray:
@@ -446,6 +468,42 @@ def render(report: Report, out: TextIO, *, width: int | None = None) -> None:
     if omitted:
         console.print(f"… and {omitted} more brand milestones (shown: each race's first 3, every "
                       "100th and last; --json lists them all)", markup=False, soft_wrap=True)
+    if report.live or report.corrections:
+        _render_event_time(console, report, shown)
+
+
+def _render_event_time(console, report: Report, shown: list[Milestone]) -> None:
+    """An arrival-ordered run: the stream's disorder, and live against final for each shown
+    milestone (the facts above are checked on the final ones)."""
+    from rich.text import Text
+
+    zone, et = report.scenario.zone, report.summary.get("event_time") or {}
+    console.print(Text("\nEvent time (the facts above use the final milestones):", style="bold"))
+    console.print(
+        f"watermark lag {et.get('lateness_s', 0):g} s; {et.get('duplicates_dropped', 0):,} "
+        f"duplicate deliveries dropped (window {et.get('dedup_s', 0):g} s); "
+        f"{et.get('late_orders', 0):,} late orders (mean {et.get('late_mean_s', 0):.1f} s, max "
+        f"{et.get('late_max_s', 0):.1f} s behind the watermark), all counted; "
+        f"{len(report.corrections)} corrections; reorder buffer at most "
+        f"{et.get('reorder_buffer_max', 0):,} orders.", markup=False, soft_wrap=True)
+    pairs = dict((f.id, live) for f, live in report.live_vs_final())
+    moved = 0
+    for m in shown:
+        live = pairs.get(m.id)
+        if live is None or live.seq == m.seq:
+            continue
+        moved += 1
+        line = Text(format_clock(m.event_time_us, zone), style="cyan")
+        line.append(f"  final · live {format_clock(live.event_time_us, zone)} "
+                    f"({(live.event_time_us - m.event_time_us) / 1e6:+.3f} s)  {m.headline}")
+        console.print(line, soft_wrap=True)
+    same = sum(1 for f, live in report.live_vs_final() if live is not None and live.seq == f.seq)
+    console.print(f"{same} of {len(report.milestones)} final milestones were crossed by the same "
+                  f"order live; {moved} of those shown above differ.", markup=False, soft_wrap=True)
+    for m in report.corrections:
+        line = Text(format_clock(m.event_time_us, zone), style="yellow")
+        line.append(f"  {m.headline}")
+        console.print(line, soft_wrap=True)
 
 
 def print_report(report: Report, *, as_json: bool = False) -> None:

@@ -43,7 +43,7 @@ import numpy as np
 
 from ticker.aggregate.aggregator import Aggregator, BatchRejected
 from ticker.aggregate.milestones import Milestone
-from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, write_npz
+from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, SnapshotError, write_npz
 from ticker.clock import US_PER_S, format_time
 from ticker.events import COLUMNS, OrderBatch
 from ticker.scenario.spec import Scenario
@@ -64,6 +64,21 @@ class EventTimeConfig:
     @classmethod
     def from_profile(cls, profile) -> EventTimeConfig:
         return cls(profile.lateness_us, profile.dedup_us)
+
+
+def aggregator_for(scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
+                   disorder: dict | None, state=None) -> Aggregator | EventTimeAggregator:
+    """The aggregator a run needs: today's for an ordered run; for a run whose ``run.json``
+    records a disorder profile, the event-time one with the profile's lateness and dedup window.
+    A snapshot of the other kind is refused."""
+    if not disorder:
+        if isinstance(state, EventTimeState):
+            raise SnapshotError("snapshot of an arrival-ordered run, but this run is ordered")
+        return Aggregator(scenario, brand_names, run, state)
+    if state is not None and not isinstance(state, EventTimeState):
+        raise SnapshotError("snapshot of an ordered run, but this run is arrival-ordered")
+    config = EventTimeConfig(round(disorder["lateness_s"] * US_PER_S), round(disorder["dedup_s"] * US_PER_S))
+    return EventTimeAggregator(scenario, brand_names, run, config, state)
 
 
 def sort_key(m: Milestone) -> tuple:

@@ -105,7 +105,8 @@ class MqttSink:
     def tick(self, view: dict) -> None:
         self.publisher.tick(topics.tick_json(
             self.info, event_time_us=view["event_time_us"], seq=view["seq"],
-            gmv_minor=view["gmv_minor"], orders=view["orders"], orders_per_s=view["orders_per_s"]))
+            gmv_minor=view["gmv_minor"], orders=view["orders"], orders_per_s=view["orders_per_s"],
+            watermark_us=view.get("watermark_us")))
         self.publisher.leaderboard(topics.leaderboard_json(
             self.info, event_time_us=view["event_time_us"], brands=view["leaderboard"]))
 

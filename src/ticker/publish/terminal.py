@@ -96,7 +96,8 @@ class TerminalTicker:
         self.console.print(f"{when}  {m.headline}", markup=False)
 
     def update(self, *, event_time_us: int, seq: int, gmv_minor: int, orders: int,
-               orders_per_s: int, leaderboard: list[tuple[str, int]]) -> None:
+               orders_per_s: int, leaderboard: list[tuple[str, int]],
+               watermark_us: int | None = None) -> None:
         self._view = {"time": event_time_us, "seq": seq, "gmv": gmv_minor, "orders": orders,
                       "rate": orders_per_s, "board": leaderboard}
         if self._live is not None:

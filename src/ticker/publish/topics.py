@@ -201,15 +201,17 @@ def status_payload(info: RunInfo, state: str, **extra: Any) -> bytes:
 
 
 def tick_json(info: RunInfo, *, event_time_us: int, seq: int, gmv_minor: int, orders: int,
-              orders_per_s: float) -> dict[str, Any]:
+              orders_per_s: float, watermark_us: int | None = None) -> dict[str, Any]:
     """The running tick: event time, GMV (minor units and display text), orders and orders/s.
 
     Event times are ISO-8601 to the microsecond with the festival's offset, as in milestones.
 
     Costs two string formats (time and money), a few microseconds: the publisher accepts this
     dict as it is and serialises only the ticks it actually sends (at most ``tick_hz`` a second).
+    An arrival-ordered run's tick also carries its ``watermark`` (``event_time`` is then the
+    largest event time seen).
     """
-    return {
+    out = {
         "run": info.run,
         "event_time": format_time(event_time_us, info.zone, precision="microseconds"),
         "seq": int(seq),
@@ -218,6 +220,9 @@ def tick_json(info: RunInfo, *, event_time_us: int, seq: int, gmv_minor: int, or
         "orders": int(orders),
         "orders_per_s": orders_per_s if isinstance(orders_per_s, int) else float(orders_per_s),
     }
+    if watermark_us is not None:
+        out["watermark"] = format_time(watermark_us, info.zone, precision="microseconds")
+    return out
 
 
 def tick_payload(info: RunInfo, **fields: Any) -> bytes:
