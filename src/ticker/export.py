@@ -36,6 +36,7 @@ export never leaves a plausible-looking truncated file.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -73,7 +74,10 @@ Format = Literal["csv", "jsonl", "parquet"]
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
 ORDER_COLUMNS = ("seq", "event_time", "order_id", "brand", "platform", "region", "amount_minor", "kind")
 #: The milestone contract's keys, in order (``Milestone.to_json``: ``event_time`` replaces ``_us``).
-MILESTONE_COLUMNS = tuple("event_time" if f.name == "event_time_us" else f.name for f in fields(Milestone))
+#: an arrival-ordered run's milestones also carry these (``timing``; ``corrects`` on corrections)
+EVENT_TIME_COLUMNS = ("timing", "corrects")
+MILESTONE_COLUMNS = tuple("event_time" if f.name == "event_time_us" else f.name for f in fields(Milestone)
+                          if f.name not in EVENT_TIME_COLUMNS)
 KIND_NAMES = tuple(kind.name.lower() for kind in sorted(OrderKind))  # ("placed", "refunded")
 TEXT_CHUNK_EVENTS = 1 << 14
 ROW_GROUP_EVENTS = 1 << 20
@@ -465,7 +469,8 @@ def read_milestones(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 data = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise ExportError(f"{where}: not JSON: {exc}") from None
-            if not isinstance(data, dict) or set(data) != expected:
+            if not isinstance(data, dict) or set(data) - {"timing", "corrects"} != expected or (
+                    "corrects" in data and "timing" not in data):
                 keys = sorted(data) if isinstance(data, dict) else type(data).__name__
                 raise ExportError(f"{where}: expected a milestone object with keys "
                                   f"{', '.join(MILESTONE_COLUMNS)}; found {keys}")
@@ -486,6 +491,11 @@ def export_milestones(milestones: str | os.PathLike, out: str | os.PathLike | IO
     """Write the milestones of a ``milestones.jsonl`` file to ``out``; returns how many."""
     _check_format(fmt)
     rows = read_milestones(milestones)
+    first = next(rows, None)
+    rows = iter(()) if first is None else itertools.chain([first], rows)
+    # an arrival-ordered run's file: every milestone has a timing, so its first says
+    columns_out = MILESTONE_COLUMNS + (EVENT_TIME_COLUMNS if first and "timing" in first else ())
+    rows = ({**row, "corrects": row.get("corrects"), "timing": row.get("timing")} for row in rows)
     written = 0
     if fmt == "parquet":
         pa = _pyarrow()
@@ -494,26 +504,29 @@ def export_milestones(milestones: str | os.PathLike, out: str | os.PathLike | IO
             ("threshold_minor", pa.int64()), ("value_minor", pa.int64()), ("seq", pa.int64()),
             ("event_time", pa.timestamp("us", tz=utc_offset_text(zone))), ("rank", pa.int64()),
             ("headline", pa.string()),
+            *[(name, pa.string()) for name in columns_out[len(MILESTONE_COLUMNS):]],
         ])
-        assert tuple(schema.names) == MILESTONE_COLUMNS
+        assert tuple(schema.names) == columns_out
         with _destination(out) as f, pa.parquet.ParquetWriter(f, schema, compression="zstd") as writer:
             for group in _groups(rows, row_group_rows):
-                columns = {name: [row[name] for row in group] for name in MILESTONE_COLUMNS}
+                columns = {name: [row[name] for row in group] for name in columns_out}
                 columns["event_time"] = [row["event_time_us"] for row in group]
                 writer.write_table(pa.Table.from_pydict(columns, schema=schema))
                 written += len(group)
         return written
     with _destination(out) as f:
         if fmt == "csv":
-            f.write(",".join(MILESTONE_COLUMNS).encode() + b"\n")
+            f.write(",".join(columns_out).encode() + b"\n")
             for row in rows:
                 cells = (b"" if row[name] is None else _csv_field(row[name]) if isinstance(row[name], str)
-                         else str(row[name]).encode() for name in MILESTONE_COLUMNS)
+                         else str(row[name]).encode() for name in columns_out)
                 f.write(b",".join(cells) + b"\n")
                 written += 1
         else:
             for row in rows:
-                f.write(orjson.dumps({name: row[name] for name in MILESTONE_COLUMNS}) + b"\n")
+                f.write(orjson.dumps({name: row[name] for name in columns_out
+                                      if row[name] is not None or name not in EVENT_TIME_COLUMNS})
+                        + b"\n")
                 written += 1
     return written
 

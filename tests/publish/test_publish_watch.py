@@ -145,3 +145,18 @@ def test_the_embedded_broker_prints_each_milestone_once(unique_run: str, listen)
             thread.join(30)
         assert result == [0]
         assert out.getvalue().splitlines()[2] == milestone_line(info, late)
+
+
+def test_an_arrival_ordered_runs_lines_say_live_final_or_correction() -> None:
+    from ticker.publish.watch import format_message
+
+    payload = orjson.dumps({"headline": "Apple is the first brand to pass RMB 10 billion",
+                            "value": "RMB 10.0 billion", "timing": "live",
+                            "event_time": "2021-11-11T18:23:03.049198+08:00"})
+    line, tick = format_message("ticker/r/milestones/brand_gmv/Apple/1000000000000/live", payload)
+    assert line == ("2021-11-11 18:23:03.049+08:00 · [live] Apple is the first brand to pass "
+                    "RMB 10 billion · RMB 10.0 billion") and not tick
+    gmv = orjson.dumps({"event_time": "2021-11-11T18:23:03.049198+08:00", "gmv": "RMB 1.0 billion",
+                        "orders": 5, "orders_per_s": 2, "watermark": "2021-11-11T18:22:58.049198+08:00"})
+    line, tick = format_message("ticker/r/gmv", gmv)
+    assert line.endswith("· watermark 2021-11-11 18:22:58.049+08:00") and tick

@@ -105,3 +105,31 @@ def test_with_no_url_a_broker_already_on_the_default_port_is_used(mosquitto, lis
     assert summary["mqtt"]["url"] == mosquitto.url
     status = listen(mosquitto.port, [f"ticker/{summary['run']}/status"]).wait_count(1)[0]
     assert status.json()["state"] == "finished"
+
+
+def test_an_arrival_ordered_replay_publishes_live_final_and_corrections(mosquitto, listen,
+                                                                         tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    assert main(["replay", "smoke", "--disorder", "realistic", "--mqtt", mosquitto.url, "--quiet",
+                 "--run-dir", str(tmp_path / "run"), "--summary", str(summary_path)]) == 0
+    summary = orjson.loads(summary_path.read_bytes())
+    run = summary["run"]
+    late = listen(mosquitto.port, [f"ticker/{run}/#"])
+    wanted = len(summary["milestones"]) + 3
+    got = late.wait_for(lambda ms: len({m.topic for m in ms}) >= wanted, what=f"{wanted} topics")
+    by_topic = {m.topic: m for m in got}
+    timings = set()
+    for milestone in summary["milestones"]:
+        kind, subject, threshold = milestone["kind"], milestone["subject"], milestone["threshold_minor"]
+        below = "" if milestone["timing"] == "final" else f"/{milestone['timing']}"
+        message = by_topic[f"ticker/{run}/milestones/{kind}/{subject}/{threshold}{below}"]
+        payload = message.json()
+        assert message.retain and message.qos == 1
+        assert {k: payload[k] for k in milestone} == milestone
+        timings.add(payload["timing"])
+        if payload["timing"] == "correction":
+            assert by_topic[f"ticker/{run}/milestones/{kind}/{subject}/{threshold}"].json()["id"] \
+                == payload["corrects"]
+    assert timings == {"live", "final", "correction"}
+    tick = by_topic[f"ticker/{run}/gmv"].json()
+    assert tick["watermark"] == summary["event_time"]["watermark"]

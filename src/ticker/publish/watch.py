@@ -8,7 +8,8 @@ gets the whole story so far, then the new ones as they happen.
 Output, one line per message:
 
 * a milestone: ``2021-11-11 00:01:36.000+08:00 · Apple is the first brand to pass RMB 1 billion ·
-  RMB 1.0 billion`` (event time · headline · value);
+  RMB 1.0 billion`` (event time · headline · value; an arrival-ordered run's say ``[live]``,
+  ``[final]`` or ``[correction]`` before the headline);
 * the GMV tick: one line rewritten in place when ``out`` is a terminal (rich), else a line each;
 * status and leaderboard: a short line; anything else: the topic and its size;
 * ``as_json``: one JSON object per message, ``{"topic", "payload", "qos", "retain"}``, with
@@ -121,11 +122,14 @@ def format_message(topic: str, payload: bytes) -> tuple[str, bool]:
         return f"{topic} · {payload.decode(errors='replace')}", False
     when = _when(data.get("event_time"))
     if rest.startswith("milestones/"):
-        return f"{when} · {data.get('headline', '')} · {data.get('value', '')}", False
+        # an arrival-ordered run says which: [live] at once, [final] when the watermark passes
+        timing = f"[{data['timing']}] " if isinstance(data.get("timing"), str) else ""
+        return f"{when} · {timing}{data.get('headline', '')} · {data.get('value', '')}", False
     if rest == "gmv":
         rate = data.get("orders_per_s", 0)
+        watermark = f" · watermark {_when(data['watermark'])}" if "watermark" in data else ""
         return (f"{when} · GMV {data.get('gmv', '')} · {data.get('orders', 0):,} orders · "
-                f"{rate:,.0f} orders/s"), True
+                f"{rate:,.0f} orders/s{watermark}"), True
     if rest == "status":
         return (f"{data.get('run', _run)} · {data.get('state', '?')} · {data.get('scenario', '')} "
                 f"seed {data.get('seed', '')} scale {data.get('scale', '')}"), False
