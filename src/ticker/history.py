@@ -82,7 +82,7 @@ def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
             problems.append(f"{run_dir.path}: not repaired: the log itself is damaged, and "
                             "everything else is derived from it")
         return problems
-    agg = Aggregator(scenario, names, meta["run"])
+    agg = aggregator_for(scenario, names, meta["run"], meta.get("disorder"))
     log = EventLog(run_dir.log, readonly=True)
     end = log.next_seq
     if meta.get("events") not in (None, end) and meta.get("state") == "finished":
