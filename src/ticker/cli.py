@@ -632,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ticker.engine import Interrupted
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -639,6 +641,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return COMMANDS[args.command](args)
+    except Interrupted as exc:  # SIGINT/SIGTERM: flushed, checkpointed, said so
+        print(f"ticker: {exc}", file=sys.stderr)
+        return exc.code
     except TickerError as exc:  # the user's to fix: one line each, no traceback
         for line in exc.lines():
             print(f"ticker: {line}", file=sys.stderr)

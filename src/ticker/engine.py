@@ -20,12 +20,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import queue
+import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -35,7 +39,7 @@ from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.clock import US_PER_S, format_time
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
-from ticker.events import OrderBatch, rebatch
+from ticker.events import EVENT_BYTES, OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id
 from ticker.scenario import Scenario, make_plan, resolve
 from ticker.scenario.disorder import DisorderProfile, arrive, load_profile
@@ -403,8 +407,54 @@ class Pacer:
             lo = max(hi, lo + 1)
 
 
+class Interrupted(TickerError):
+    """SIGINT or SIGTERM stopped a replay cleanly; ``code`` is the exit code (128 + signal)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.code = 128 + signum
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM ask the pipeline to stop between two pieces (never inside a fold,
+    whose state must stay whole to be checkpointed); a second signal stops it at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._old[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # asked twice: the user means now
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, old in self._old.items():
+            signal.signal(signum, old)  # type: ignore[arg-type]
+
+
 def execute(run: Run, sinks: list) -> dict:
-    """Drive the run to its end; returns the summary (DESIGN.md's contract)."""
+    """Drive the run to its end; returns the summary (DESIGN.md's contract).
+
+    SIGINT and SIGTERM stop it between two pieces: the log is flushed, the state checkpointed,
+    run.json says ``interrupted``, the publisher says ``offline`` itself, and :class:`Interrupted`
+    is raised (exit code 130 or 143). A full disk (or any write failure) is one line naming the
+    path and the space needed; the run stays resumable and no temporary file is left."""
+    with _StopSignals() as stop:
+        try:
+            return _execute(run, sinks, stop)
+        except OSError as exc:
+            _abandon(run)
+            raise ReplayError(_write_failure(run, exc)) from None
+
+
+def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
     agg = run.aggregator
     options = run.options
     pacer = Pacer(run.scenario, options.speed)
@@ -432,6 +482,8 @@ def execute(run: Run, sinks: list) -> dict:
                 if now - last_tick >= interval:
                     last_tick = now
                     _tick(run, sinks)
+                if stop.signum is not None:
+                    _interrupt(run, sinks, stop.signum)
     except BatchRejected as exc:
         raise ReplayError(str(exc)) from None
     for m in agg.finish():
@@ -452,6 +504,54 @@ def execute(run: Run, sinks: list) -> dict:
         meta["state"] = "finished"
         run.run_dir.write_meta(meta)
     return summary
+
+
+def _interrupt(run: Run, sinks: list, signum: int) -> NoReturn:
+    """Leave the run as a crash would not: flushed, checkpointed, marked, said offline."""
+    seq = run.aggregator.state.next_seq
+    _tick(run, sinks)
+    if run.run_dir is not None:
+        _checkpoint(run)  # syncs the log first
+        meta = run.run_dir.meta()
+        meta["state"] = "interrupted"
+        run.run_dir.write_meta(meta)
+    if run.log is not None:
+        run.log.close()
+    for sink in sinks:
+        if hasattr(sink, "interrupted"):
+            sink.interrupted()
+    name = signal.Signals(signum).name
+    again = (f"; resume with 'ticker replay {run.scenario.name} --run-dir {run.run_dir.path} "
+             "--resume'" if run.run_dir is not None and run.log is not None else "")
+    raise Interrupted(f"interrupted by {name} at seq {seq:,} of {run.total_events:,}: "
+                      f"{'log flushed, state checkpointed' if run.log else 'nothing recorded'}"
+                      f"{again}", signum)
+
+
+def _abandon(run: Run) -> None:
+    """After a failed write: release the log (its lock) without writing more."""
+    if run.log is not None:
+        with contextlib.suppress(OSError, ValueError):
+            run.log.close()
+
+
+def _write_failure(run: Run, exc: OSError) -> str:
+    """One line for a write that failed: where, why, and for a full disk the space needed."""
+    where = exc.filename or (run.run_dir.path if run.run_dir is not None else "the output")
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}: cannot write ({exc.strerror or exc})"
+    left = max(0, run.total_events - run.aggregator.state.next_seq)
+    need = left * (EVENT_BYTES + 1) + 8 * (1 << 20)  # the log's rest, and room for snapshots
+    root = run.run_dir.path if run.run_dir is not None else Path(".")
+    free = shutil.disk_usage(root).free
+    resume = (f"; free some space and resume with 'ticker replay {run.scenario.name} --run-dir "
+              f"{run.run_dir.path} --resume'" if run.run_dir is not None else "")
+    return (f"{where}: no space left on the device ({_mib(free)} free, about {_mib(need)} more "
+            f"needed to finish this run; nothing written so far is lost{resume})")
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
 
 
 def _cut_every(batch: OrderBatch, every: int) -> Iterator[OrderBatch]:

@@ -181,12 +181,16 @@ def _compare_derived(run_dir: RunDir, agg: Aggregator, repair: bool = False) -> 
     if summary is None:
         problems.append(f"{run_dir.summary_path}: missing (the run did not finish)")
         return problems
-    peak, _ = agg.peak()
-    expected = {"orders": agg.state.orders, "refunds": agg.state.refunds,
-                "events": agg.state.next_seq, "gmv_minor": agg.state.gmv_minor,
-                "peak_orders_per_s": peak,
-                "brands_over": {str(t): c for t, c in agg.brands_over().items()},
-                "milestones": derived}
+    from ticker.engine import summary_of
+
+    meta = run_dir.meta()
+    expected = summary_of(agg, meta["run"], meta["seed"], meta["scale"], wall_s=None,
+                          events_per_s=None)
+    for volatile in ("wall_s", "events_per_s"):  # the wall clock's, not the log's
+        if not isinstance(summary.get(volatile), int | float | None):
+            problems.append(f"{run_dir.summary_path}: {volatile}: expected a number, found "
+                            f"{_short(summary.get(volatile))}")
+        del expected[volatile]
     wrong = [key for key, value in expected.items() if summary.get(key) != value]
     for key in wrong:
         problems.append(f"{run_dir.summary_path}: {key} is {_short(summary.get(key))}, the "
