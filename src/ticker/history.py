@@ -105,7 +105,13 @@ def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
     # checkpoint interval ending there) or after the run's end (finish() closed the last
     # second): it is right if it matches the fold either before or after finish().
     at_end = None
-    if end in snapshots and end > 0:
+    if meta.get("state") == "finished" and end > 0 and end not in snapshots:
+        problems.append(f"{run_dir.snapshot_path(end)}: missing (a finished run keeps its final "
+                        "state there)")
+        if repair:
+            snapshots.append(end)
+            at_end = ["missing"]
+    if end in snapshots and end > 0 and at_end is None:
         at_end = _check_snapshot(run_dir, end, agg.state, meta["run"], repair=False)
     agg.finish()
     if at_end:  # (repaired only as the finished run's: a crashed run's is rewritten by resume)
@@ -157,8 +163,12 @@ def _compare_derived(run_dir: RunDir, agg: Aggregator, repair: bool = False) -> 
     problems = []
     zone = agg.zone
     derived = [m.to_json(zone) for m in agg.state.milestones]
+    finished = run_dir.meta().get("state") == "finished"
     try:
         saved = run_dir.read_milestones() if run_dir.milestones_path.is_file() else None
+        if saved is None and finished:
+            problems.append(f"{run_dir.milestones_path}: missing (a finished run lists its "
+                            "milestones there)")
     except RunDirError as exc:
         problems.append(str(exc))
         saved = []
@@ -180,6 +190,8 @@ def _compare_derived(run_dir: RunDir, agg: Aggregator, repair: bool = False) -> 
         return problems
     if summary is None:
         problems.append(f"{run_dir.summary_path}: missing (the run did not finish)")
+        if repair and run_dir.meta().get("state") == "finished":
+            problems += _rebuild_summary(run_dir, agg, {})
         return problems
     from ticker.engine import summary_of
 

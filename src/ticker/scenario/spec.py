@@ -165,6 +165,9 @@ def load_scenario(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read the scenario file ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"{path}: offset {exc.start}: expected UTF-8 text, found byte "
+                             f"0x{exc.object[exc.start]:02x}"]) from None
     return parse_scenario(text, str(path))
 
 
