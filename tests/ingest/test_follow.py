@@ -34,8 +34,9 @@ def start_follow(url: str, run_dir: Path, *extra: str) -> subprocess.Popen:
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def replay(url: str, run_dir: Path, *extra: str, scale: str = "0.2") -> subprocess.Popen:
-    return subprocess.Popen([*TICKER, "replay", "smoke", "--scale", scale, "--mqtt", url,
+def replay(url: str, run_dir: Path, *extra: str, scale: str = "0.2",
+           scenario: str = "smoke") -> subprocess.Popen:
+    return subprocess.Popen([*TICKER, "replay", scenario, "--scale", scale, "--mqtt", url,
                              "--publish-orders", "--quiet", "--run-dir", str(run_dir),
                              "--summary", str(run_dir.parent / "replay.json"), *extra],
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -129,6 +130,33 @@ def test_a_broker_restart_mid_stream_loses_nothing(broker, tmp_path):
     broker.start()
     finish(source)
     finish(follower)
+    assert_same_run(tmp_path / "fr", tmp_path / "src")
+
+
+@pytest.mark.slow
+def test_double11_2021_followed_through_a_sigkill_and_a_broker_restart(broker, tmp_path):
+    """The issue's case: the 2021 festival (scale 0.0001, 256,000 events, 290,000 brands),
+    paced, the follower killed once and the broker restarted once mid-stream; no --scenario (the
+    follower learns it from the replay's status)."""
+    follower = start_follow(broker.url, tmp_path / "fr")
+    wait_ready(follower)
+    source = replay(broker.url, tmp_path / "src", "--speed", "40000", scale="0.0001",
+                    scenario="double11-2021")
+    log = tmp_path / "fr" / "log"
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > 1_000_000 for p in log.glob("*.seg")):
+        assert time.monotonic() < deadline and follower.poll() is None
+        time.sleep(0.05)  # polling the follower's log, bounded
+    assert source.poll() is None, "the replay ended before the kill"
+    follower.send_signal(signal.SIGKILL)
+    follower.communicate(timeout=30)
+    follower = start_follow(broker.url, tmp_path / "fr")
+    wait_ready(follower)
+    assert source.poll() is None, "the replay ended before the broker restart"
+    broker.stop()
+    broker.start()
+    finish(source, timeout=900)
+    finish(follower, timeout=900)
     assert_same_run(tmp_path / "fr", tmp_path / "src")
 
 
