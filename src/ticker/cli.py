@@ -291,9 +291,9 @@ def _cmd_follow(args: argparse.Namespace) -> int:
     summary, follower = follow(opts)
     for note in follower.notes:
         say(note)
-    code = _report_ingest(summary, follower.run_dir.path, args, rejected=summary["ingest"]["rejected"])
-    undelivered = summary.get("mqtt", {}).get("undelivered")
-    return 3 if undelivered else min(code, 0)
+    _report_ingest(summary, follower.run_dir.path, args, rejected=summary["ingest"]["rejected"])
+    # dead letters are the stream's, not a failure of follow: counted, not an exit code
+    return 3 if summary.get("mqtt", {}).get("undelivered") else 0
 
 
 def _report_ingest(summary: dict, path: Path, args: argparse.Namespace, *, rejected: int) -> int:
@@ -309,8 +309,9 @@ def _report_ingest(summary: dict, path: Path, args: argparse.Namespace, *, rejec
         print(f"{path}: {ingest['accepted']:,} orders accepted, {rejected:,} rejected"
               + (f" ({ingest['duplicates']:,} duplicates)" if ingest.get("duplicates") else "")
               + (f", reasons in {ingest['dead_letters']}" if rejected else ""))
+        refunds = f"{summary['refunds']:,} refund{'' if summary['refunds'] == 1 else 's'}"
         print(f"  GMV {format_money(summary['gmv_minor'], currency)} from {summary['orders']:,} orders "
-              f"and {summary['refunds']:,} refunds; {len(summary['milestones']):,} milestones; "
+              f"and {refunds}; {len(summary['milestones']):,} milestones; "
               f"peak {summary['peak_orders_per_s']:,} orders/s at {summary['peak_at']}")
     return 1 if rejected > ingest.get("duplicates", 0) else 0
 
