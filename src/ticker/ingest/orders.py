@@ -47,6 +47,7 @@ from ticker.scenario import Scenario
 
 FIELDS = ("order_id", "brand", "amount", "amount_minor", "currency", "event_time", "platform",
           "region", "kind")
+_PLACED, _REFUNDED = int(OrderKind.PLACED), int(OrderKind.REFUNDED)  # plain ints: cheap compares
 #: how many recent (order id, kind) pairs duplicate detection remembers
 DEDUP_WINDOW = 1 << 20
 
@@ -190,7 +191,7 @@ class OrderParser:
         """Append the order to ``into``, or raise :class:`RowError` (nothing appended)."""
         sc = self.scenario
         get = self._get
-        if not isinstance(row, Mapping):
+        if not isinstance(row, dict) and not isinstance(row, Mapping):  # dict: the fast check
             raise RowError(f"expected a JSON object with the order's fields, found {type(row).__name__}")
         for field in ("order_id", "brand", "event_time"):
             if get(row, field) is None:
@@ -206,9 +207,9 @@ class OrderParser:
                            f"amount: missing (column {self.source['amount']!r} or "
                            f"{self.source['amount_minor']!r})")
         amount = parse_major(major, sc.currency) if major is not None else parse_minor(minor)
-        if kind == OrderKind.PLACED and amount <= 0:
+        if kind == _PLACED and amount <= 0:
             raise RowError(f"amount: a placed order needs a positive amount, found {amount} minor units")
-        if kind == OrderKind.REFUNDED:
+        if kind == _REFUNDED:
             if amount == 0:
                 raise RowError("amount: a refund of nothing (0)")
             amount = -abs(amount)

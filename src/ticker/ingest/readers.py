@@ -10,8 +10,8 @@ file larger than memory imports.
 
 from __future__ import annotations
 
-import codecs
 import csv
+import io
 import os
 import shutil
 import sys
@@ -73,8 +73,16 @@ def read_chunks(stream: IO[bytes], fmt: str, where: str) -> Iterator[Chunk]:
 
 
 def _csv_chunks(stream: IO[bytes], where: str) -> Iterator[Chunk]:
-    text = codecs.getreader("utf-8-sig")(stream, errors="replace")  # a BOM is not a column
-    reader = csv.reader(text)
+    """CSV rows in chunks (``where`` names the file in errors)."""
+    # a BOM is not a column; newline="" lets csv see quoted line breaks
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    try:
+        yield from _csv_rows(csv.reader(text), where)
+    finally:
+        text.detach()  # the stream is the caller's (stdin included): do not close it
+
+
+def _csv_rows(reader, where: str) -> Iterator[Chunk]:
     try:
         header = next(reader)
     except StopIteration:
