@@ -507,6 +507,45 @@ def test_each_kind_of_damage_is_one_exact_line(tmp_path, damage):
     assert str(caught.value.problem) == str(verify_log(tmp_path)[0])
 
 
+def _lines(directory: Path) -> list[tuple[str, int | None, int | None]]:
+    return [(re.sub("^0{17}", "", str(p).replace(f"{directory}/", "")), p.first_seq, p.end_seq)
+            for p in verify_log(directory)]
+
+
+def test_corruption_lines_say_where_the_next_whole_record_is(tmp_path):
+    locations = _three_segments(tmp_path / "a")
+    flip_byte(locations[1].segment, locations[1].offset + 200)  # payload: the record is skipped
+    flip_byte(locations[4].segment, locations[4].offset + 2)  # magic: resynchronise on the next
+    os.truncate(locations[8].segment, locations[8].offset + 50)  # and a torn tail
+    assert _lines(tmp_path / "a") == [
+        ("000.seg: offset 1624: corrupt: checksum mismatch (seq 40..79)", 40, 80),
+        ("120.seg: offset 1624: corrupt: bad magic b'TK\\x0cG', expected b'TKLG'; bytes 1624..3247 "
+         "unreadable, next whole record at offset 3248 (seq 160)", 160, None),
+        ("240.seg: offset 3248: torn: 50 bytes, 40 events lost: short record (50 of 1624 bytes); "
+         "cut when the log is next opened for writing (seq 320..359)", 320, 360),
+    ]
+    locations = _three_segments(tmp_path / "b")
+    flip_byte(locations[5].segment, locations[5].offset + 200)  # the last record of a segment
+    assert _lines(tmp_path / "b") == [
+        ("120.seg: offset 3248: corrupt: checksum mismatch; the 1624 bytes from here to the end of "
+         "the segment hold no whole record (seq 200..239)", 200, 240)]
+
+
+def test_a_single_missing_seq_and_a_missing_seq_are_named(tmp_path):
+    locations = write_log(tmp_path / "log", make_batches([1, 1, 1]))
+    _drop_record(locations, 1)
+    assert [str(p) for p in verify_log(tmp_path / "log")] == [
+        f"{locations[0].segment}: offset 104: gap: record holds seq 2, expected seq 1 next: seq 1 "
+        "missing (seq 2)"]
+    with EventLog(tmp_path / "empty") as log, pytest.raises(IndexError) as empty:
+        log.locate(3)
+    assert str(empty.value) == "seq 3 is not in the log (it is empty)"
+    with EventLog(tmp_path / "five") as log, pytest.raises(IndexError) as beyond:
+        log.append(make_batch(0, 5))
+        log.locate(7)
+    assert str(beyond.value) == "seq 7 is not in the log (it holds seq 0..4)"
+
+
 @pytest.mark.parametrize(("keep", "line"), [
     (50, "torn tail {verb}: 50 bytes at offset 3248, 40 events (seq 320..359) lost: short record "
          "(50 of 1624 bytes)"),
