@@ -115,6 +115,8 @@ def test_aggregator_agrees_with_reference_fold(case):
 def test_a_catalogue_grown_on_the_way_gives_the_same_state(case):
     stream, cuts = case
     grown, whole = fold(stream, cuts, grow=True), fold(stream, cuts)
+    for name in ("brand_gmv", "brand_orders", "brand_level"):  # grown, not converted
+        assert getattr(grown.state, name).dtype == getattr(whole.state, name).dtype, name
     assert whole.brand_names[:len(grown.brand_names)] == grown.brand_names
     assert grown.state.brand_gmv.tolist() == whole.state.brand_gmv.tolist()[:len(grown.brand_names)]
     assert grown.state.milestones == whole.state.milestones

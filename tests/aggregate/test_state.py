@@ -83,10 +83,10 @@ def test_a_snapshot_is_a_plain_npz_with_its_stamp() -> None:
         assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
 
 
-def _rewrite_meta(data: bytes, **change) -> bytes:
+def _rewrite_meta(data: bytes, whole=None, **change) -> bytes:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    meta = orjson.loads(arrays["meta"].tobytes())
+    meta = orjson.loads(arrays["meta"].tobytes()) if whole is None else whole
     for key, value in change.items():
         if value is None:
             del meta["scalars"][key]
@@ -105,6 +105,7 @@ def test_a_bad_snapshot_is_refused_in_one_line() -> None:
         (data[: len(data) // 2], "unit", "snap: unreadable snapshot (File is not a zip file)"),
         (data, "other", "snap: snapshot of run 'unit', expected 'other'"),
         (_rewrite_meta(data, schema=99), "unit", "snap: snapshot schema 99, expected 1"),
+        (_rewrite_meta(data, whole=[1, 2]), "unit", "snap: unreadable snapshot (its meta is not a table)"),
         (_rewrite_meta(data, gmv_level=None), "unit", "snap: snapshot fields do not match this "
          "ticker (AggregateState.__init__() missing 1 required positional argument: 'gmv_level')"),
     ]
