@@ -1,0 +1,90 @@
+"""``--cluster local:2`` against one process, side by side in one run (log off).
+
+For each ``--scales`` (default 0.1 and 1) of double11-2020: the single-process replay
+(``engine.execute``, no log, no sinks) and the cluster replay on a *warm* local cluster of
+``--workers`` processes (started once, and warmed by a small run first: first-touch memory on
+these VMs is slow), interleaved ``--repeats`` times. Reports medians, the speed-up, and the
+cluster run's phases (check, pass 1, merge on the driver, pass 2).
+
+Then the per-part overhead at ``--overhead-scale``: the same run with 2, 8 and 32 parts.
+
+Usage: python benchmarks/bench_cluster.py [--scales 0.1,1] [--repeats 1] [--workers 2]
+                                         [--overhead-scale 0.1] [--json PATH]
+Takes about (single + cluster) × repeats per scale: ~15 minutes at scale 1 on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import orjson
+
+from ticker.cluster.driver import connect, run_scan
+from ticker.engine import ReplayOptions, execute, prepare, tune_allocator
+from ticker.scenario import resolve
+
+SCENARIO = "double11-2020"
+
+
+def single(scale: float) -> tuple[float, object]:
+    run = prepare(SCENARIO, ReplayOptions(scale=scale, record=False))
+    t0 = time.perf_counter()
+    execute(run, [])
+    return time.perf_counter() - t0, run
+
+
+def on_cluster(client, scale: float, parts: int | None = None):
+    scenario = resolve(SCENARIO)
+    run = f"{SCENARIO}-seed{scenario.seed}-x{scale:g}"
+    t0 = time.perf_counter()
+    result = run_scan(client, scenario, scenario.seed, scale, run, parts)
+    return time.perf_counter() - t0, result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scales", default="0.1,1")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--overhead-scale", type=float, default=0.1)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    tune_allocator()
+    out: dict = {"load_before": os.getloadavg(), "scales": {}, "overhead": {}}
+    with connect(f"local:{args.workers}") as client:
+        on_cluster(client, 0.01)  # warm: processes up, plans built, memory touched
+        for scale in (float(s) for s in args.scales.split(",")):
+            ones, many, phases = [], [], []
+            for _ in range(args.repeats):
+                t, run = single(scale)
+                ones.append(t)
+                t, result = on_cluster(client, scale)
+                many.append(t)
+                phases.append(result.timings | {"parts": result.parts, "probes": result.probes,
+                                                "probe_events": result.probe_events})
+                same = run.aggregator.state.differences(result.aggregator.state) == [] and \
+                    run.aggregator.state.milestones == result.aggregator.state.milestones
+                assert same, "the cluster result differs from the single-process one"
+            row = {"events": run.total_events, "single_s": statistics.median(ones),
+                   "cluster_s": statistics.median(many), "phases": phases,
+                   "speedup": statistics.median(ones) / statistics.median(many)}
+            out["scales"][str(scale)] = row
+            print(f"scale {scale:g}: {row['events']:,} events; one process {row['single_s']:.1f} s, "
+                  f"local:{args.workers} {row['cluster_s']:.1f} s → {row['speedup']:.2f}×; "
+                  f"phases {phases[-1]}", flush=True)
+        for parts in (2, 8, 32):
+            t, result = on_cluster(client, args.overhead_scale, parts)
+            out["overhead"][parts] = result.timings | {"wall_s": t}
+            print(f"scale {args.overhead_scale:g}, {parts} parts: {t:.2f} s {result.timings}", flush=True)
+    out["load_after"] = os.getloadavg()
+    print(f"load average before {out['load_before']}, after {out['load_after']}")
+    if args.json:
+        with open(args.json, "wb") as fh:
+            fh.write(orjson.dumps(out, option=orjson.OPT_INDENT_2))
+
+
+if __name__ == "__main__":
+    main()
