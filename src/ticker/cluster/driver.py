@@ -68,8 +68,8 @@ def parse_cluster(spec: str) -> tuple[str, int | str]:
 
 @contextlib.contextmanager
 def connect(spec: str) -> Iterator:
-    """A Dask client for ``spec``: a fresh local cluster on 127.0.0.1 (no dashboard), or a
-    running scheduler; closed on exit."""
+    """A Dask client for ``spec``: a fresh local cluster on 127.0.0.1 (everything, the HTTP
+    server included, on loopback), or a running scheduler; closed on exit."""
     distributed = _dask()
     kind, where = parse_cluster(spec)
     cluster = None
@@ -77,7 +77,9 @@ def connect(spec: str) -> Iterator:
         if kind == "local":
             cluster = distributed.LocalCluster(
                 n_workers=where, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.ERROR)
+                # the scheduler's HTTP server (metrics; the dashboard if bokeh is installed) on a
+                # free loopback port: None would still try :8787, and warn when it is taken
+                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
             client = distributed.Client(cluster)
         else:
             client = distributed.Client(where, timeout=10)
