@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,14 +41,22 @@ from ticker.scenario import resolve
 SCENARIO = "double11-2020"
 
 
+def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    use = resource.getrusage(who)
+    return use.ru_utime + use.ru_stime
+
+
 def single(scale: float) -> tuple[float, dict]:
-    """``ticker replay`` in its own session: (the replay's own wall time, its summary)."""
+    """``ticker replay`` in its own session: (the replay's own wall time, its summary); its CPU
+    seconds in ``summary["cpu_s"]``."""
+    cpu0 = cpu_s(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "summary.json"
         subprocess.run([sys.executable, "-m", "ticker", "replay", SCENARIO, "--scale", str(scale),
                         "--no-log", "--mqtt", "none", "--quiet", "--summary", str(path)],
                        check=True, start_new_session=True)
         summary = orjson.loads(path.read_bytes())
+    summary["cpu_s"] = cpu_s(resource.RUSAGE_CHILDREN) - cpu0
     return summary["wall_s"], summary
 
 
@@ -62,9 +71,14 @@ def same(summary: dict, result) -> bool:
 def on_cluster(client, scale: float, parts: int | None = None):
     scenario = resolve(SCENARIO)
     run = f"{SCENARIO}-seed{scenario.seed}-x{scale:g}"
+    workers0, driver0 = client.run(cpu_s), cpu_s()
     t0 = time.perf_counter()
     result = run_scan(client, scenario, scenario.seed, scale, run, parts)
-    return time.perf_counter() - t0, result
+    wall = time.perf_counter() - t0
+    workers1 = client.run(cpu_s)
+    result.timings["driver_cpu_s"] = cpu_s() - driver0
+    result.timings["worker_cpu_s"] = sorted(workers1[w] - workers0[w] for w in workers1)
+    return wall, result
 
 
 def main() -> None:
@@ -90,12 +104,21 @@ def main() -> None:
                 phases.append(result.timings | {"parts": result.parts, "probes": result.probes,
                                                 "probe_events": result.probe_events})
                 assert same(summary, result), "the cluster result differs from one process's"
-            row = {"events": summary["events"], "single_s": statistics.median(ones),
+            cpu = phases[-1]
+            row = {"events": summary["events"], "single_cpu_s": summary["cpu_s"],
+                   # CPU seconds do not depend on how the machine is shared: the work the cluster
+                   # does over the work one process does, and the speed-up on idle cores if the
+                   # driver's serial part is its wall time outside the workers
+                   "work_ratio": (sum(cpu["worker_cpu_s"]) + cpu["driver_cpu_s"]) / summary["cpu_s"],
+                   "idle_speedup": summary["cpu_s"] / (max(cpu["worker_cpu_s"]) + cpu["check"]
+                                                       + cpu["merge"]), "single_s": statistics.median(ones),
                    "cluster_s": statistics.median(many), "phases": phases,
                    "speedup": statistics.median(ones) / statistics.median(many)}
             out["scales"][str(scale)] = row
             print(f"scale {scale:g}: {row['events']:,} events; one process {row['single_s']:.1f} s, "
-                  f"local:{args.workers} {row['cluster_s']:.1f} s → {row['speedup']:.2f}×; "
+                  f"local:{args.workers} {row['cluster_s']:.1f} s → {row['speedup']:.2f}×; CPU: one "
+                  f"process {row['single_cpu_s']:.1f} s, cluster work ratio {row['work_ratio']:.2f}, "
+                  f"idle-core speed-up {row['idle_speedup']:.2f}×; "
                   f"phases {phases[-1]}", flush=True)
         for parts in (2, 8, 32):
             t, result = on_cluster(client, args.overhead_scale, parts)
