@@ -378,17 +378,39 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
     thresholds those values have passed; every other counter is set so it cannot fire. Ranks of
     brand milestones are meaningless here (:func:`assemble` ranks them)."""
     found: list[Milestone] = []
+    state = None
     for probe in probes:
-        agg = _seeded(aggregator, probe)
+        agg = _seeded(aggregator, probe, state)
+        state = agg.state
         for piece in probe.pieces:
             found += agg.apply(piece_batch(plan, piece))
+        # Back to empty for the next probe: only what a fold of these pieces touched (the
+        # festival's per-second arrays are tens of MB, a probe's seconds a few hundred).
+        first = plan.second_us[plan.chunk_sec[probe.pieces[0].chunk]]
+        last = plan.second_us[plan.chunk_sec[probe.pieces[-1].chunk + 1] - 1]
+        seconds = slice((first - aggregator.start_us) // US_PER_S,
+                        (last - aggregator.start_us) // US_PER_S + 1)
+        state.second_orders[seconds] = 0
+        state.second_gmv[seconds] = 0
     return [m for m in found if m.kind != "rate_record"]
 
 
-def _seeded(template: Aggregator, probe: Probe) -> Aggregator:
+def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = None) -> Aggregator:
+    """An aggregator whose state is empty but for the probe's watched counters. ``reuse``: a
+    state of an earlier probe whose per-second arrays are already back to zero."""
     st = template.state
-    seeded = AggregateState.empty(len(st.brand_gmv), st.mix_gmv.shape[0], st.mix_gmv.shape[1],
-                                  len(st.second_orders), len(st.race_count), len(st.rule_value))
+    if reuse is None:
+        seeded = AggregateState.empty(len(st.brand_gmv), st.mix_gmv.shape[0], st.mix_gmv.shape[1],
+                                      len(st.second_orders), len(st.race_count), len(st.rule_value))
+    else:
+        seeded = reuse
+        for array in (seeded.brand_gmv, seeded.brand_orders, seeded.mix_gmv, seeded.mix_orders,
+                      seeded.race_count, seeded.rule_value):
+            array.fill(0)
+        seeded.last_time_us = np.iinfo(np.int64).min
+        seeded.gmv_minor = seeded.orders = seeded.refunds = seeded.gmv_level = 0
+        seeded.open_second = seeded.open_second_last_seq = -1
+        seeded.milestones = []
     seeded.next_seq = probe.pieces[0].lo
     thresholds = template.thresholds
     seeded.brand_level[:] = len(thresholds)  # unwatched brands have no threshold left
