@@ -217,3 +217,64 @@ async def test_malformed_payloads_are_counted_and_the_page_keeps_working(
     finally:
         publisher.disconnect()
         publisher.loop_stop()
+
+
+def _status(run: str, started: str, state: str = "running") -> bytes:
+    return orjson.dumps({"run": run, "state": state, "scenario": "smoke", "seed": 1, "scale": 1,
+                         "currency": "CNY", "zone": "+08:00", "title": f"Festival {run}",
+                         "windows": [], "started": started})
+
+
+def _board(brands: list[tuple[str, int]]) -> bytes:
+    return orjson.dumps({"event_time": "2021-11-11T00:00:01.000+08:00", "brands": [
+        {"rank": i, "brand": b, "gmv_minor": g, "gmv": f"RMB {g / 100:,.2f}"}
+        for i, (b, g) in enumerate(brands, start=1)]})
+
+
+async def test_overtakes_move_the_same_rows_and_the_picker_switches_runs(
+        mosquitto, chromium, screen, unique_run) -> None:
+    old, new = f"{unique_run}-a", f"{unique_run}-b"
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+
+    def publish(topic: str, payload: bytes) -> None:
+        publisher.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
+
+    try:
+        publish(f"ticker/{old}/status", _status(old, "2026-11-30T01:00:00+00:00"))
+        publish(f"ticker/{old}/leaderboard", _board([("Apple", 900), ("L'Oréal", 800)]))
+        server = screen(mosquitto.url)  # no --run: follows the newest
+        async with screen_tools.browser_page(f"{server.url}") as page:
+            # the shared broker may hold other tests' runs: pick ours by address, then follow
+            await page.page.goto(f"{server.url}?run={old}")
+            rows = "#board > li"
+            await page.until("(n) => document.querySelectorAll('#board > li').length === n", 2)
+            apple = page.page.locator(rows, has_text="Apple")
+            loreal = page.page.locator(rows, has_text="L'Oréal")
+            assert await apple.get_attribute("data-rank") == "1"
+            marker = await apple.evaluate("li => { li.dataset.probe = 'same row'; return 1; }")
+            publish(f"ticker/{old}/leaderboard", _board([("L'Oréal", 1000), ("Apple", 950)]))
+            await expect(loreal).to_have_attribute("data-rank", "1")
+            # the row moved (a transform, animated), it was not redrawn: same element, new place
+            assert marker == 1 and await apple.get_attribute("data-probe") == "same row"
+            assert await apple.get_attribute("data-rank") == "2"
+            assert await apple.evaluate("li => li.style.getPropertyValue('--i')") == "1"
+            assert "up" in (await loreal.get_attribute("class")).split()
+            # the picker lists the run; choosing "newest" follows whatever started last
+            await page.until("(r) => [...document.querySelectorAll('#run-picker option')]"
+                             ".some(o => o.value === r)", old)
+            publish(f"ticker/{new}/status", _status(new, "2999-01-01T00:00:00+00:00"))
+            await page.page.select_option("#run-picker", "")
+            await expect(page.page.locator("#title")).to_have_text(f"Festival {new}")
+            assert "run=" not in page.page.url
+            await page.page.select_option("#run-picker", old)
+            await expect(page.page.locator("#title")).to_have_text(f"Festival {old}")
+            assert page.page.url.endswith(f"?run={old}")
+            assert page.errors == []
+    finally:
+        for run in (old, new):  # leave the shared broker as it was: delete the retained topics
+            for rest in ("status", "leaderboard"):
+                publisher.publish(f"ticker/{run}/{rest}", b"", qos=1, retain=True).wait_for_publish(10)
+        publisher.disconnect()
+        publisher.loop_stop()
