@@ -170,11 +170,12 @@ async def test_a_brand_named_like_an_html_tag_shows_as_those_characters(
 
 
 async def test_malformed_payloads_are_counted_and_the_page_keeps_working(
-        mosquitto, chromium, screen, unique_run) -> None:
+        mosquitto_factory, chromium, screen, unique_run) -> None:
     run = unique_run
-    server = screen(mosquitto.url, run=run)
+    broker = mosquitto_factory()  # a private broker: the count is of this test's payloads only
+    server = screen(broker.url, run=run)
     publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()
     good_tick = {"run": run, "event_time": "2021-11-11T00:00:01.000000+08:00", "seq": 1,
                  "gmv_minor": 12_345_678, "gmv": "RMB 123,456.78", "orders": 3, "orders_per_s": 3}
