@@ -442,7 +442,8 @@ class _StopSignals:
 def execute(run: Run, sinks: list) -> dict:
     """Drive the run to its end; returns the summary (DESIGN.md's contract).
 
-    SIGINT and SIGTERM stop it between two pieces: the log is flushed, the state checkpointed,
+    SIGINT and SIGTERM stop it at the next log record boundary (at most 65,535 events on,
+    unpaced): the log is flushed, the state checkpointed,
     run.json says ``interrupted``, the publisher says ``offline`` itself, and :class:`Interrupted`
     is raised (exit code 130 or 143). A full disk (or any write failure) is one line naming the
     path and the space needed; the run stays resumable and no temporary file is left."""
@@ -468,7 +469,9 @@ def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
     try:
         for batch in run.batches:
             for paced in pacer.pieces(batch):
-                for piece in _cut_every(paced, every):
+                # once asked to stop: cut at log records, so that it stops on a record boundary
+                # (an interrupted-and-resumed run then has a straight run's log bytes)
+                for piece in _cut_every(paced, LOG_RECORD_EVENTS if stop.signum else every):
                     if run.log is not None:
                         run.log.append(piece)
                     found = agg.apply(piece)
@@ -478,12 +481,14 @@ def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
                             sink.milestone(m)
                     if run.run_dir is not None and agg.state.next_seq % every == 0:
                         _checkpoint(run)  # at exact multiples: the same snapshots for any batching
+                    if stop.signum is not None and agg.state.next_seq % LOG_RECORD_EVENTS == 0:
+                        _interrupt(run, sinks, stop.signum)
+                if stop.signum is not None:
+                    pacer.sleep = _no_wait  # the rest of the record at once
                 now = time.perf_counter()
                 if now - last_tick >= interval:
                     last_tick = now
                     _tick(run, sinks)
-                if stop.signum is not None:
-                    _interrupt(run, sinks, stop.signum)
     except BatchRejected as exc:
         raise ReplayError(str(exc)) from None
     for m in agg.finish():
@@ -504,6 +509,10 @@ def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
         meta["state"] = "finished"
         run.run_dir.write_meta(meta)
     return summary
+
+
+def _no_wait(seconds: float) -> None:
+    pass
 
 
 def _interrupt(run: Run, sinks: list, signum: int) -> NoReturn:

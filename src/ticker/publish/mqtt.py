@@ -250,6 +250,7 @@ class Publisher:
         self._finished = False
         self._connected = False
         self._closing = False
+        self._final_state = "finished"  # what close() says last ("offline" when interrupted)
         self._deadline = math.inf
         self._report: DeliveryReport | None = None
 
@@ -376,8 +377,9 @@ class Publisher:
             raise PublishError(self._first_error or f"the publisher for {self.url} stopped")
         return self
 
-    def close(self, timeout: float = 10.0) -> DeliveryReport:
-        """Flush (at most ``timeout`` s), publish "finished", disconnect; report what was lost.
+    def close(self, timeout: float = 10.0, *, state: str = "finished") -> DeliveryReport:
+        """Flush (at most ``timeout`` s), publish "finished" (or ``state``: "offline" when
+        interrupted), disconnect; report what was lost.
 
         Returns within about ``timeout + 2 × FINAL_GRACE_S`` seconds, also when the broker is
         gone for good. Idempotent: a second call returns the same report.
@@ -386,6 +388,7 @@ class Publisher:
             if self._report is not None:
                 return self._report
             self._closing = True
+            self._final_state = state
             self._deadline = time.monotonic() + max(0.0, timeout)
         self._kick("_close_kick")
         thread = self._thread
@@ -752,7 +755,7 @@ class Publisher:
         """Last words on a live connection: the latest tick and leaderboard, then "finished"."""
         left = max(0.0, self._deadline - time.monotonic()) + FINAL_GRACE_S
         with self._lock:
-            payload = topics.status_payload(self.info, "finished", **self._status_extra)
+            payload = topics.status_payload(self.info, self._final_state, **self._status_extra)
         try:
             async with asyncio.timeout(left):
                 await self._send_latest(client)

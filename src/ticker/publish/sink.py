@@ -125,7 +125,7 @@ class MqttSink:
         """SIGINT/SIGTERM: say "offline" ourselves (retained) and deliver what is queued, rather
         than leave it to the will, which a clean disconnect cancels."""
         self.publisher.status("offline", reason="interrupted")
-        self.publisher.close(min(self.close_timeout, 3.0))
+        self.publisher.close(min(self.close_timeout, 3.0), state="offline")
 
     def shutdown(self) -> None:
         """Close the publisher (at once if :meth:`finish` has not) and stop an embedded broker."""
