@@ -205,9 +205,10 @@ class RunDir:
                 raise RunDirError(f"{self.meta_path}: {key}: expected {expected}, found "
                                   f"{orjson.dumps(meta[key]).decode()[:40]}")
         generated = "source" not in meta  # (an ingested run names itself after its source)
-        if generated and meta["run"] != (named := run_id(meta["scenario"], meta["seed"], meta["scale"])):
-            raise RunDirError(f"{self.meta_path}: run: expected {named!r} (its scenario, seed and "
-                              f"scale), found {meta['run']!r}")
+        named = run_id(meta["scenario"], meta["seed"], meta["scale"])
+        if generated and not meta["run"].startswith(named):  # (a disorder profile adds a suffix)
+            raise RunDirError(f"{self.meta_path}: run: expected {named!r}… (its scenario, seed "
+                              f"and scale), found {meta['run']!r}")
         return meta
 
     def snapshot_path(self, seq: int) -> Path:
