@@ -82,7 +82,7 @@ RECORDED: dict[str, dict[str, str]] = {
     'smoke': {
         'log/00000000000000000000.seg': 'b26f2f3f6a13a304',
         'milestones.jsonl': 'e73a2de48dca1d50',
-        'run.json': 'f4c8164e7758bee3',
+        'run.json': 'dc6f948ceb6718d2',
         'scenario.toml': '3d1245aca5c6dda5',
         'snapshots/snap-00000000000000063183.npz': '740f20a53cc045c4',
         'summary.json': 'fb0e661845be2467',
@@ -92,7 +92,7 @@ RECORDED: dict[str, dict[str, str]] = {
     'double11-2021': {
         'log/00000000000000000000.seg': '9440c18b47ccb61b',
         'milestones.jsonl': '6b6ff5cd5f93c992',
-        'run.json': 'bf1c038dab21b095',
+        'run.json': '61a34210cf022af5',
         'scenario.toml': '6062a6deb0316bab',
         'snapshots/snap-00000000000000051266.npz': 'bf6a5f0524d81ca8',
         'summary.json': '6df0cdcaf2b87c46',
@@ -102,7 +102,7 @@ RECORDED: dict[str, dict[str, str]] = {
     'double11-2020': {
         'log/00000000000000000000.seg': '5b0afa04847155e1',
         'milestones.jsonl': 'f0e1b150a291f120',
-        'run.json': 'abc997040344ea3f',
+        'run.json': '5447bf97e4c81f01',
         'scenario.toml': '479b09a86ff6f60f',
         'snapshots/snap-00000000000000047328.npz': 'a4590e938340f749',
         'summary.json': '9b9e291faa2ef6ea',
@@ -112,7 +112,7 @@ RECORDED: dict[str, dict[str, str]] = {
     'singles-day-2016': {
         'log/00000000000000000000.seg': 'e79675be2d2480f2',
         'milestones.jsonl': '5879ed4ee5950288',
-        'run.json': 'c4cce411f698404d',
+        'run.json': '787ec3c149ddc192',
         'scenario.toml': '371ca1b74179fb7e',
         'snapshots/snap-00000000000000065536.npz': '5666e3917df70ecd',
         'snapshots/snap-00000000000000067014.npz': '91a3f3abaee7598a',
@@ -123,7 +123,7 @@ RECORDED: dict[str, dict[str, str]] = {
     'aliexpress-2021': {
         'log/00000000000000000000.seg': '454d218b7b6959a7',
         'milestones.jsonl': 'fb6731c10bd2584c',
-        'run.json': 'c7cbcdc13a85c683',
+        'run.json': '543db22a47897ced',
         'scenario.toml': 'b863d17fb316bdad',
         'snapshots/snap-00000000000000065536.npz': '134112534a522e0a',
         'snapshots/snap-00000000000000123600.npz': '837e6d38e1e54963',
@@ -134,7 +134,7 @@ RECORDED: dict[str, dict[str, str]] = {
     'lazada-1111-2020': {
         'log/00000000000000000000.seg': '9efc2955e12c37a5',
         'milestones.jsonl': '8a98dfd8823542c0',
-        'run.json': '6e7e34ccfcd72552',
+        'run.json': '1d67c10f9131be03',
         'scenario.toml': 'd6541320928a297d',
         'snapshots/snap-00000000000000065536.npz': '6ab3fd31e1670011',
         'snapshots/snap-00000000000000103000.npz': 'cf8dc689e07a2961',

@@ -40,7 +40,7 @@ from ticker.clock import US_PER_S, format_time
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import EVENT_BYTES, OrderBatch, rebatch
-from ticker.rundir import RunDir, RunDirError, run_id
+from ticker.rundir import RunDir, RunDirError, run_id, scenario_digest
 from ticker.scenario import Scenario, make_plan, resolve
 from ticker.scenario.disorder import DisorderProfile, arrive, load_profile
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
@@ -201,6 +201,10 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
         if old.get(key) != meta.get(key):
             raise ReplayError(f"{run_dir.path}: cannot resume: it recorded {key} {old.get(key)!r}, "
                               f"this replay asks for {meta.get(key)!r}")
+    if old.get("scenario_sha256", digest := scenario_digest(scenario.text)) != digest:
+        raise ReplayError(f"{run_dir.path}: cannot resume: the scenario file differs from the one "
+                          "the run was recorded with (run.json's scenario_sha256)")
+    meta["scenario_sha256"] = digest
     log = _open_log(run_dir, options)
     notes = []
     if log.recovery is not None:

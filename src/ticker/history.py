@@ -21,7 +21,7 @@ from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import OrderBatch, rebatch
-from ticker.rundir import RunDir, RunDirError
+from ticker.rundir import RunDir, RunDirError, scenario_digest
 from ticker.scenario import ScenarioError, load_scenario
 
 _BATCH = 1 << 20
@@ -76,6 +76,9 @@ def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
         names = run_dir.brand_names(scenario)
     except (ScenarioError, RunDirError) as exc:
         return [*problems, *exc.lines()]
+    if meta.get("scenario_sha256", scenario_digest(scenario.text)) != scenario_digest(scenario.text):
+        return [*problems, f"{run_dir.scenario_path}: expected the scenario the run was made with "
+                f"(sha256 {meta['scenario_sha256'][:16]}… in run.json), found other bytes"]
     if problems:  # the log is the truth: with it damaged, only the derived files' form is checked
         problems += _readable_derived(run_dir, meta["run"])
         if repair:

@@ -19,6 +19,7 @@ or a resume cannot leave a duplicate line.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -154,6 +155,7 @@ class RunDir:
         made atomically: built beside its place under a temporary name, then renamed, so a crash
         leaves either no directory or a whole one (a previous run's is rewritten in place: it
         is a run directory throughout)."""
+        meta = {**meta, "scenario_sha256": scenario_digest(scenario_text)}
         if self.exists():
             self.snapshots.mkdir(exist_ok=True)
             write_atomic(self.scenario_path, scenario_text.encode())
@@ -270,6 +272,11 @@ class RunDir:
             raise RunDirError(f"{self.summary_path}: expected a JSON object, found "
                               f"{type(summary).__name__}")
         return summary
+
+
+def scenario_digest(text: str) -> str:
+    """What run.json keeps of the scenario file as run, so that a changed copy is noticed."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
