@@ -15,8 +15,13 @@ measured would be the share, not the parallelism. So every computing process get
 session, as on a machine without autogroups: the single-process run is a ``ticker replay`` child
 started with ``start_new_session``, and each worker calls ``os.setsid()`` before the first task.
 
+``--in-process 0.01,0.1`` instead: the scan's phases in one process, in CPU seconds
+(``time.process_time``), against the single-process fold of the same scale: what the work costs,
+whatever the machine's load.
+
 Usage: python benchmarks/bench_cluster.py [--scales 0.1,1] [--repeats 1] [--workers 2]
                                          [--overhead-scale 0.1] [--json PATH]
+       python benchmarks/bench_cluster.py --in-process 0.01,0.1
 Takes about (single + cluster) × repeats per scale: ~15 minutes at scale 1 on this machine.
 """
 
@@ -81,6 +86,40 @@ def on_cluster(client, scale: float, parts: int | None = None):
     return wall, result
 
 
+def in_process(scale: float, parts: int = 8) -> None:
+    from ticker.aggregate import Aggregator
+    from ticker.cluster import scan
+    from ticker.engine import ReplayOptions, execute, prepare
+    from ticker.scenario import make_plan
+
+    run = prepare(SCENARIO, ReplayOptions(scale=scale, record=False))
+    c = time.process_time()
+    execute(run, [])
+    one = time.process_time() - c
+    scenario = resolve(SCENARIO)
+    plan = make_plan(scenario, None, scale)
+    template = Aggregator(scenario, plan.catalogue.names, run.run)
+    counters = scan.Counters.build(plan, template)
+    c = time.process_time()
+    scans = [scan.scan_part(plan, template, counters, p) for p in scan.split(plan, parts)]
+    pass1 = time.process_time() - c
+    c = time.process_time()
+    probes = scan.plan_crossings(scans, template, counters)
+    merge = time.process_time() - c
+    c = time.process_time()
+    crossings = scan.find_crossings(plan, template, probes)
+    pass2 = time.process_time() - c
+    c = time.process_time()
+    merged = scan.assemble(template, [s.summary() for s in scans], crossings)
+    merge += time.process_time() - c
+    assert run.aggregator.state.differences(merged.state) == []
+    estimate = one / ((pass1 + pass2) / 2 + merge)
+    print(f"scale {scale:g}: {plan.total_events:,} events, {parts} parts; CPU s: one process "
+          f"{one:.2f}; pass 1 {pass1:.2f} ({pass1 / one:.2f}×); pass 2 {pass2:.2f} "
+          f"({pass2 / one:.2f}×, {len(probes)} of {plan.chunks} chunks); merge + assembly "
+          f"{merge:.2f}; two-core estimate {estimate:.2f}×", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", default="0.1,1")
@@ -88,8 +127,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--overhead-scale", type=float, default=0.1)
     ap.add_argument("--json")
+    ap.add_argument("--in-process", metavar="SCALES")
     args = ap.parse_args()
     tune_allocator()
+    if args.in_process:
+        for scale in args.in_process.split(","):
+            in_process(float(scale))
+        print(f"load average {os.getloadavg()}")
+        return
     out: dict = {"load_before": os.getloadavg(), "scales": {}, "overhead": {}}
     with connect(f"local:{args.workers}") as client:
         client.run(os.setsid)  # each worker its own session: see the docstring
