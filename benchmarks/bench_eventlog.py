@@ -35,7 +35,7 @@ from _common import one_core
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import rebatch
 from ticker.scenario import generate, resolve
-from ticker.scenario.brands import build_catalogue
+from ticker.scenario.brands import catalogue
 
 TARGET_READ_EVENTS_PER_S = 50e6
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_export:
             from ticker.export import export_orders
 
-            names = dict(brands=build_catalogue(scenario).names, platforms=[p for p, _ in scenario.platforms],
+            names = dict(brands=catalogue(scenario).names, platforms=[p for p, _ in scenario.platforms],
                          regions=[r for r, _ in scenario.regions], zone=scenario.zone)
             rows = min(args.export_events, events)
             for fmt in ("csv", "jsonl", "parquet"):

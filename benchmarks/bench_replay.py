@@ -116,13 +116,14 @@ class Stamps:
         self.folded: dict[str, int] = {}
 
     def start(self, run): pass
-    def note(self, text): pass
-    def batch(self, batch): pass
-    def tick(self, view): pass
+    def tick(self, tick): pass
     def finish(self, summary): pass
+    def close(self): pass
 
-    def milestone(self, m):
-        self.folded[m.id] = time.time_ns()
+    def milestones(self, found):
+        now = time.time_ns()
+        for m in found:
+            self.folded[m.id] = now
 
 
 def until(batches, end_us: int):
@@ -178,9 +179,9 @@ def paced(broker: Mosquitto, scale: float, seconds: float, orders: bool) -> tupl
     stamps = Stamps()
     mqtt = connect(run, broker.url, orders=orders)
     started = time.monotonic()
-    summary = execute(run, [mqtt, stamps])
+    summary = execute(run, [stamps, mqtt])  # stamped before the publisher gets them
     wall = time.monotonic() - started
-    mqtt.shutdown()
+    mqtt.close()
     deadline = time.monotonic() + 5  # let the last messages land before the subscriber stops
     while time.monotonic() < deadline and not orders and len(sub.arrivals) < len(stamps.folded):
         time.sleep(0.01)
@@ -196,17 +197,17 @@ def latency(broker: Mosquitto, seconds: float) -> None:
     missing = len(stamps.folded) - len(lat)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
     print(f"\n2. milestone latency, fold -> subscriber: double11-2020 main day, scale 0.1, realtime, "
-          f"{seconds:g} s of sale time ({summary['events']:,} events in {wall:.1f} s)")
+          f"{seconds:g} s of sale time ({summary.events:,} events in {wall:.1f} s)")
     print(f"milestones {len(lat)} (missing {missing}); ms: p50 {q[49]:.2f}  p90 {q[89]:.2f}  "
           f"p99 {q[98]:.2f}  max {lat[-1]:.2f}")
 
 
 def publish_orders(broker: Mosquitto, seconds: float) -> None:
     summary, _, sub, wall = paced(broker, 1.0, seconds, orders=True)
-    report = summary["mqtt"]["report"]
+    report = summary.mqtt.report
     print(f"\n3. --publish-orders at scale 1, realtime, the first {seconds:g} s of Nov 11 2020 "
           f"(peak 583,000 orders/s)")
-    print(f"events generated {summary['events']:,} in {wall:.1f} s; received by a subscriber "
+    print(f"events generated {summary.events:,} in {wall:.1f} s; received by a subscriber "
           f"{sub.order_events:,} ({sub.order_events / wall:,.0f}/s, "
           f"{sub.order_bytes / wall / 1e6:.1f} MB/s)")
     print(report)

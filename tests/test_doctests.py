@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["ticker.errors", "ticker.money", "ticker.clock", "ticker.publish.url"]
+MODULES = ["ticker", "ticker.api", "ticker.sink", "ticker.views", "ticker.aggregate.aggregator",
+           "ticker.errors", "ticker.money", "ticker.clock", "ticker.publish.url"]
 
 
 @pytest.mark.parametrize("name", MODULES)

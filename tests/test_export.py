@@ -45,14 +45,14 @@ KINDS = ["placed", "refunded"]
 def run(tmp_path_factory):
     """A small recorded festival: its log directory, brand names and zone."""
     from ticker.scenario import generate, resolve
-    from ticker.scenario.brands import build_catalogue
+    from ticker.scenario.brands import catalogue
 
     scenario = resolve("double11-2021")
     directory = tmp_path_factory.mktemp("run") / "log"
     with EventLog(directory, fsync="never") as log:
         for batch in generate(scenario, seed=None, scale=0.00003, batch_size=30_000):
             log.append(batch)
-    names = dict(brands=build_catalogue(scenario).names, platforms=[p for p, _ in scenario.platforms],
+    names = dict(brands=catalogue(scenario).names, platforms=[p for p, _ in scenario.platforms],
                  regions=[r for r, _ in scenario.regions], zone=scenario.zone)
     return directory, names
 

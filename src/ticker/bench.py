@@ -75,7 +75,7 @@ def run_bench(events: int = 10_000_000, *, repeats: int = 3, python_events: int 
     names = plan.catalogue.names
     runs, raw_runs = [], []
     for _ in range(repeats):
-        agg = Aggregator(scenario, names, "bench")
+        agg = Aggregator(scenario, "bench")
         start = time.perf_counter()
         for batch in batches:
             agg.apply(batch)

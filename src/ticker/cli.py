@@ -105,16 +105,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if screen is not None:
             screen.stop_thread()
         if mqtt is not None:
-            mqtt.shutdown()
+            mqtt.close()  # if the run never started; closing twice is harmless
     if args.summary:
-        _write_summary(args.summary, summary, run.run_dir.path if run.run_dir else None)
-    undelivered = summary.get("mqtt", {}).get("undelivered")
-    code = 4 if summary.get("partial") else 3 if undelivered else 0
+        _write_summary(args.summary, summary.to_json(), run.run_dir.path if run.run_dir else None)
+    undelivered = summary.mqtt is not None and summary.mqtt.undelivered
+    code = 4 if summary.partial else 3 if undelivered else 0
     if args.report:  # printed even with --quiet: it was asked for
         from ticker.report import build_report, load_report, print_report
 
         report = (load_report(run.run_dir.path) if run.run_dir is not None
-                  else build_report(run.scenario, summary))
+                  else build_report(run.scenario, summary.to_json()))
         print_report(report)
         code = code if report.ok else 1
     return code

@@ -26,7 +26,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -36,7 +36,7 @@ import numpy as np
 from ticker import __version__
 from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
-from ticker.clock import US_PER_S, format_time
+from ticker.clock import US_PER_S
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import EVENT_BYTES, OrderBatch, rebatch
@@ -45,6 +45,8 @@ from ticker.scenario import Scenario, make_plan, resolve
 from ticker.scenario.disorder import DisorderProfile, arrive, load_profile
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
 from ticker.scenario.generate import chunks as plan_chunks
+from ticker.sink import OrderSink, RunStart, Sink
+from ticker.views import Summary, Tick
 
 #: Events per event-log record. Records start at multiples of it whatever the batch size, so
 #: the same (scenario, seed, scale) writes the same log bytes however the stream was batched.
@@ -94,6 +96,11 @@ class Run:
     #: set when a replay from a damaged log was asked to go on (``--partial``): what it lacks
     partial: dict | None = None
 
+    def start_info(self) -> RunStart:
+        """What the sinks learn at the start (a resumed run: the milestones already reached)."""
+        return RunStart(self.run, self.scenario, self.seed, self.scale, self.total_events,
+                        tuple(self.aggregator.state.milestones))
+
 
 def tune_allocator() -> None:
     """Keep numpy's big per-batch temporaries on the heap (glibc only).
@@ -112,13 +119,15 @@ def tune_allocator() -> None:
         libc.mallopt(m_trim_threshold, 256 << 20)
 
 
-def prepare(source: str, options: ReplayOptions) -> Run:
+def prepare(source: str | Path | Scenario, options: ReplayOptions) -> Run:
     """Open a scenario (generate, record) or a recorded run directory (re-read its log)."""
-    path = Path(source)
     try:
+        if isinstance(source, Scenario):
+            return _prepare_generated(source, options)
+        path = Path(source)
         if path.is_dir() and (path / "run.json").is_file():
             return _prepare_recorded(RunDir(path), options)
-        return _prepare_generated(resolve(source), options)
+        return _prepare_generated(resolve(str(source)), options)
     except RunDirError as exc:
         raise ReplayError(str(exc)) from None
 
@@ -443,23 +452,27 @@ class _StopSignals:
             signal.signal(signum, old)  # type: ignore[arg-type]
 
 
-def execute(run: Run, sinks: list) -> dict:
-    """Drive the run to its end; returns the summary (DESIGN.md's contract).
+def execute(run: Run, sinks: Sequence[Sink]) -> Summary:
+    """Drive the run to its end; returns its summary. Every sink is closed, even on error.
 
     SIGINT and SIGTERM stop it at the next log record boundary (at most 65,535 events on,
     unpaced): the log is flushed, the state checkpointed,
     run.json says ``interrupted``, the publisher says ``offline`` itself, and :class:`Interrupted`
     is raised (exit code 130 or 143). A full disk (or any write failure) is one line naming the
     path and the space needed; the run stays resumable and no temporary file is left."""
-    with _StopSignals() as stop:
-        try:
-            return _execute(run, sinks, stop)
-        except OSError as exc:
-            _abandon(run)
-            raise ReplayError(_write_failure(run, exc)) from None
+    try:
+        with _StopSignals() as stop:
+            try:
+                return _drive(run, sinks, stop)
+            except OSError as exc:
+                _abandon(run)
+                raise ReplayError(_write_failure(run, exc)) from None
+    finally:
+        for sink in reversed(sinks):
+            sink.close()
 
 
-def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
+def _drive(run: Run, sinks: Sequence[Sink], stop: _StopSignals) -> Summary:
     agg = run.aggregator
     options = run.options
     pacer = Pacer(run.scenario, options.speed)
@@ -468,8 +481,10 @@ def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
     last_tick = 0.0
     wall0 = time.perf_counter()
     events0 = agg.state.next_seq
+    order_sinks = [s for s in sinks if isinstance(s, OrderSink)]
+    start = run.start_info()
     for sink in sinks:
-        sink.start(run)
+        sink.start(start)
     try:
         for batch in run.batches:
             for paced in pacer.pieces(batch):
@@ -479,10 +494,11 @@ def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
                     if run.log is not None:
                         run.log.append(piece)
                     found = agg.apply(piece)
-                    for sink in sinks:
-                        sink.batch(piece)
-                        for m in found:
-                            sink.milestone(m)
+                    for order_sink in order_sinks:
+                        order_sink.orders(piece)
+                    if found:
+                        for sink in sinks:
+                            sink.milestones(found)
                     if run.run_dir is not None and agg.state.next_seq % every == 0:
                         _checkpoint(run)  # at exact multiples: the same snapshots for any batching
                     if stop.signum is not None and agg.state.next_seq % LOG_RECORD_EVENTS == 0:
@@ -495,9 +511,10 @@ def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
                     _tick(run, sinks)
     except BatchRejected as exc:
         raise ReplayError(str(exc)) from None
-    for m in agg.finish():
+    found = agg.finish()
+    if found:
         for sink in sinks:
-            sink.milestone(m)
+            sink.milestones(found)
     _tick(run, sinks)
     wall = time.perf_counter() - wall0
     summary = make_summary(run, wall, agg.state.next_seq - events0)
@@ -508,7 +525,7 @@ def _execute(run: Run, sinks: list, stop: _StopSignals) -> dict:
     for sink in sinks:  # a sink may add to the summary (the publisher: what was not delivered)
         sink.finish(summary)
     if run.run_dir is not None:
-        run.run_dir.write_summary(summary)
+        run.run_dir.write_summary(summary.to_json())
         meta = run.run_dir.meta()
         meta["state"] = "finished"
         run.run_dir.write_meta(meta)
@@ -519,7 +536,7 @@ def _no_wait(seconds: float) -> None:
     pass
 
 
-def _interrupt(run: Run, sinks: list, signum: int) -> NoReturn:
+def _interrupt(run: Run, sinks: Sequence[Sink], signum: int) -> NoReturn:
     """Leave the run as a crash would not: flushed, checkpointed, marked, said offline."""
     seq = run.aggregator.state.next_seq
     _tick(run, sinks)
@@ -585,49 +602,35 @@ def _checkpoint(run: Run) -> None:
     run.run_dir.write_milestones(state.milestones, run.scenario.zone)
 
 
-def _tick(run: Run, sinks: list) -> None:
+def _tick(run: Run, sinks: Sequence[Sink]) -> None:
     agg = run.aggregator
     st = agg.state
     if st.next_seq == 0:
         return
     second = (st.last_time_us - agg.start_us) // US_PER_S
     rate = int(st.second_orders[second - 1]) if second > 0 else int(st.second_orders[0])
-    view = {"event_time_us": st.last_time_us, "seq": st.next_seq - 1, "gmv_minor": st.gmv_minor,
-            "orders": st.orders, "orders_per_s": rate, "leaderboard": agg.leaderboard()}
-    if isinstance(agg, EventTimeAggregator):
-        view["watermark_us"] = agg.watermark_us
+    tick = Tick(event_time_us=st.last_time_us, seq=st.next_seq - 1, gmv_minor=st.gmv_minor,
+                orders=st.orders, orders_per_s=rate, leaderboard=tuple(agg.leaderboard()),
+                watermark_us=agg.watermark_us if isinstance(agg, EventTimeAggregator) else None)
     for sink in sinks:
-        sink.tick(view)
+        sink.tick(tick)
 
 
-def make_summary(run: Run, wall_s: float, events: int) -> dict:
-    summary = summary_of(run.aggregator, run.run, run.seed, run.scale, wall_s=round(wall_s, 3),
-                         events_per_s=round(events / wall_s, 1) if wall_s > 0 else None)
-    if run.partial is not None:  # first, so nobody reading the summary misses it
-        return {"partial": run.partial, **summary}
-    return summary
+def make_summary(run: Run, wall_s: float, events: int) -> Summary:
+    return summary_of(run.aggregator, run.run, run.seed, run.scale, wall_s=round(wall_s, 3),
+                      events_per_s=round(events / wall_s, 1) if wall_s > 0 else None,
+                      partial=run.partial)
 
 
-def summary_of(agg: Aggregator, run: str, seed: int, scale: float, *, wall_s: float | None,
-               events_per_s: float | None) -> dict:
-    """The summary contract (DESIGN.md) of a fold: a replay's, or ``verify --repair``'s."""
-    peak, peak_at = agg.peak()
+def summary_of(agg: Aggregator | EventTimeAggregator, run: str, seed: int, scale: float, *,
+               wall_s: float | None, events_per_s: float | None,
+               partial: dict | None = None) -> Summary:
+    """The summary of a fold: a replay's, or ``verify --repair``'s."""
     scenario = agg.scenario
-    return {
-        "run": run,
-        "scenario": scenario.name,
-        "seed": seed,
-        "scale": scale,
-        "currency": scenario.currency.code,
-        "orders": agg.state.orders,
-        "refunds": agg.state.refunds,
-        "events": agg.state.next_seq,
-        "gmv_minor": agg.state.gmv_minor,
-        "peak_orders_per_s": peak,
-        "peak_at": format_time(peak_at, scenario.zone, precision="seconds"),
-        "brands_over": {str(t): c for t, c in agg.brands_over().items()},
-        "milestones": [m.to_json(scenario.zone) for m in agg.state.milestones],
-        **({"event_time": agg.report()} if isinstance(agg, EventTimeAggregator) else {}),
-        "events_per_s": events_per_s,
-        "wall_s": wall_s,
-    }
+    return Summary(
+        run=run, scenario=scenario.name, seed=seed, scale=scale, currency=scenario.currency,
+        zone=scenario.zone, orders=agg.state.orders, refunds=agg.state.refunds,
+        events=agg.state.next_seq, gmv_minor=agg.state.gmv_minor, peak=agg.peak(),
+        brands_over=agg.brands_over(), milestones=tuple(agg.state.milestones),
+        events_per_s=events_per_s, wall_s=wall_s, partial=partial,
+        event_time=agg.report() if isinstance(agg, EventTimeAggregator) else None)

@@ -223,8 +223,8 @@ def _rebuild_summary(run_dir: RunDir, agg: Aggregator, old: dict) -> list[str]:
     meta = run_dir.meta()
     if meta.get("state") != "finished":
         return [f"{run_dir.summary_path}: not rebuilt: the run did not finish (resume it)"]
-    summary = summary_of(agg, meta["run"], meta["seed"], meta["scale"],
-                         wall_s=old.get("wall_s"), events_per_s=old.get("events_per_s"))
+    summary = summary_of(agg, meta["run"], meta["seed"], meta["scale"], wall_s=old.get("wall_s"),
+                         events_per_s=old.get("events_per_s")).to_json()
     for key in ("mqtt", "ingest"):
         if key in old:
             summary[key] = old[key]

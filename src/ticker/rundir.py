@@ -92,9 +92,9 @@ class RunDir:
         """The names the log's brand ids index: the catalogue file of an ingested run (brands are
         added as they arrive), else the scenario's generated catalogue."""
         if not self.catalogue_path.is_file():
-            from ticker.scenario.brands import build_catalogue
+            from ticker.scenario.brands import catalogue
 
-            return build_catalogue(scenario).names
+            return catalogue(scenario).names
         data = self.catalogue_path.read_bytes()
         if not data.endswith(b"\n"):  # a line torn by a crash: no logged event uses it yet
             data = data[: data.rfind(b"\n") + 1]

@@ -61,7 +61,7 @@ def streams(draw):
 def fold(stream: OrderBatch, cuts: list[int], *, grow: bool = False) -> Aggregator:
     """The aggregator after ``stream`` cut at ``cuts``; with ``grow``, its catalogue starts with
     Apple alone and grows (``add_brands``) just before a batch names a brand it does not know."""
-    agg = Aggregator(UNIT, NAMES[:1] if grow else NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES[:1] if grow else NAMES)
     edges = [0, *cuts, len(stream)]
     for lo, hi in itertools.pairwise(edges):
         batch = stream.slice(lo, hi)
@@ -141,28 +141,28 @@ def test_a_refund_dip_does_not_cross_twice_and_the_first_reaching_order_is_named
     # Apple: +90, +20 (crosses 1.00 at seq 1), -50 (back to 60), +60 (back to 120: no new milestone)
     batch = make_batch(0, [W1 + 10, W1 + 20, W1 + 30, W1 + 40], [0, 0, 0, 0], [90, 20, -50, 60],
                        [0, 0, 1, 0])
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     found = [m for m in agg.apply(batch) if m.kind == "brand_gmv"]
     assert [(m.subject, m.threshold_minor, m.seq, m.value_minor) for m in found] == [("Apple", 100, 1, 110)]
 
 
 def test_brands_crossing_in_one_batch_are_ranked_by_seq():
     batch = make_batch(0, [W1 + i for i in range(4)], [1, 0, 2, 0], [100, 50, 150, 50], [0] * 4)
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     races = [(m.subject, m.rank, m.seq) for m in agg.apply(batch)
              if m.kind == "brand_gmv" and m.threshold_minor == 100]
     assert races == [("L'Oréal", 1, 0), ("brand-3", 2, 2), ("Apple", 3, 3)]
 
 
 def test_one_big_order_crosses_several_thresholds_at_the_same_seq():
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     found = agg.apply(make_batch(0, [W1 + 5], [0], [450], [0]))
     assert [m.threshold_minor for m in found if m.kind == "brand_gmv"] == [100, 200, 400]
     assert {m.seq for m in found} == {0}
 
 
 def test_time_to_value_names_the_crossing_order_and_window_expiry_closes_it():
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     batch = make_batch(0, [W1 + 100, W1 + 1_500_000, W1 + 2_000_000], [0, 0, 0], [100, 50, 900], [0, 0, 0])
     found = [m for m in agg.apply(batch) if m.kind == "time_to_value" and m.subject == "brand:Apple"]
     assert [(m.seq, m.value_minor) for m in found] == [(1, 150)]
@@ -170,7 +170,7 @@ def test_time_to_value_names_the_crossing_order_and_window_expiry_closes_it():
 
 
 def test_rate_records_are_announced_once_their_second_is_complete():
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     one = make_batch(0, [W1, W1 + 1, W1 + 2], [3, 3, 3], [1, 1, 1], [0, 0, 0])
     assert [m for m in agg.apply(one) if m.kind == "rate_record"] == []
     two = make_batch(3, [W1 + 1_000_000], [3], [1], [0])
@@ -193,7 +193,7 @@ def test_rate_records_are_announced_once_their_second_is_complete():
     ],
 )
 def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     agg.apply(make_batch(0, [W1], [1], [10], [0]))
     before = agg.state.copy()
     columns = make_batch(1, [W1 + 1, W1 + 2], [0, 0], [10, 10], [0, 0]).columns()
@@ -206,7 +206,7 @@ def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
 
 
 def test_snapshot_round_trips():
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     agg.apply(make_batch(0, [W1 + i * 400_000 for i in range(8)], [0, 1, 2, 0, 1, 2, 0, 1],
                          [70, 80, 90, 70, 80, 90, 70, -20], [0] * 7 + [1]))
     restored = type(agg.state).from_snapshot(agg.state.to_snapshot("unit"), "snap", "unit")

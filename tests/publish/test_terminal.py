@@ -8,13 +8,16 @@ from ticker.aggregate.milestones import brand_milestone
 from ticker.clock import parse_offset, parse_time
 from ticker.money import CNY
 from ticker.publish.terminal import TerminalTicker
+from ticker.sink import Sink
+from ticker.views import BrandGMV, Peak, Summary, Tick
 
 ZONE = parse_offset("+08:00")
 T0 = parse_time("2021-11-11T00:00:00+08:00")
-VIEW = {"event_time_us": T0 + 5_000_000, "seq": 500, "gmv_minor": 123_456_789_00,
-        "orders": 501, "orders_per_s": 100, "leaderboard": [("Apple", 9_000_000_00), ("L'Oréal", 5_00)]}
-SUMMARY = {"run": "r", "gmv_minor": 123_456_789_00, "orders": 501, "peak_orders_per_s": 100,
-           "peak_at": "2021-11-11T00:00:00+08:00", "milestones": [], "events": 1000, "wall_s": 0.5}
+VIEW = Tick(event_time_us=T0 + 5_000_000, seq=500, gmv_minor=123_456_789_00, orders=501,
+            orders_per_s=100, leaderboard=(BrandGMV("Apple", 9_000_000_00), BrandGMV("L'Oréal", 5_00)))
+SUMMARY = Summary(run="r", scenario="unit", seed=1, scale=0.001, currency=CNY, zone=ZONE, orders=501,
+                  refunds=0, events=1000, gmv_minor=123_456_789_00, peak=Peak(100, T0), brands_over={},
+                  milestones=(), events_per_s=2000.0, wall_s=0.5)
 
 
 def ticker(out: io.StringIO, **kwargs) -> TerminalTicker:
@@ -26,10 +29,12 @@ def drive(**kwargs) -> str:
     """One milestone, one tick, the end: what the ticker printed."""
     out = io.StringIO()
     t = ticker(out, **kwargs)
+    assert isinstance(t, Sink)
     t.start(None)
-    t.milestone(brand_milestone("r", "Apple", 100_000_000_00, 100_000_000_00, 7, T0 + 1, 1, CNY))
+    t.milestones([brand_milestone("r", "Apple", 100_000_000_00, 100_000_000_00, 7, T0 + 1, 1, CNY)])
     t.tick(VIEW)
     t.finish(SUMMARY)
+    t.close()
     return out.getvalue()
 
 

@@ -18,6 +18,7 @@ must agree with.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,9 @@ from ticker.clock import US_PER_S
 from ticker.errors import TickerError
 from ticker.events import OrderBatch
 from ticker.money import format_money
+from ticker.scenario.brands import catalogue
 from ticker.scenario.model import Scenario
+from ticker.views import BrandGMV, Peak, Snapshot
 
 _NEVER = np.iinfo(np.int64).max
 _KIND_ORDER = {"gmv": 0, "brand_gmv": 1, "time_to_value": 2, "rate_record": 3}
@@ -64,13 +67,35 @@ def milestone_sort_key(m: Milestone) -> tuple:
 
 
 class Aggregator:
-    """Folds the order stream of one run into an :class:`AggregateState` and its milestones."""
+    """Folds the order stream of one run into running totals and milestones.
 
-    def __init__(self, scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
-                 state: AggregateState | None = None):
+    ``run`` names the run in every milestone id (default: the scenario's name); ``state``
+    continues from a snapshot. Feed it batches in ``seq`` order with :meth:`apply`, call
+    :meth:`finish` after the last one (the last second's rate record is only known then), and
+    read it through the typed views (:attr:`gmv`, :attr:`orders`, :meth:`leaderboard`,
+    :meth:`peak`, :meth:`brands_over`, :attr:`milestones`, :meth:`snapshot`). The raw arrays
+    are in :attr:`state` (an :class:`AggregateState`) for the pipeline's snapshots.
+
+    >>> import ticker
+    >>> scenario = ticker.resolve("smoke")
+    >>> agg = ticker.Aggregator(scenario, run="demo")
+    >>> for batch in ticker.generate(scenario, seed=1, scale=0.01):
+    ...     _ = agg.apply(batch)
+    >>> _ = agg.finish()
+    >>> top = agg.leaderboard(3)
+    >>> top[0].brand, top[0].gmv_minor >= top[1].gmv_minor >= top[2].gmv_minor
+    ('Aurora', True)
+    >>> agg.milestones[0].id
+    'demo:brand_gmv:Aurora:10000000'
+    """
+
+    def __init__(self, scenario: Scenario, run: str | None = None,
+                 state: AggregateState | None = None, *, brand_names: Sequence[str] | None = None):
         self.scenario = scenario
-        self.brand_names = tuple(brand_names)
-        self.run = run
+        # brand ids index the scenario's catalogue; a caller folding a stream of its own may
+        # name its brands instead
+        self.brand_names = tuple(brand_names) if brand_names is not None else catalogue(scenario).names
+        self.run = scenario.name if run is None else run
         self.currency = scenario.currency
         self.zone = scenario.zone
         self.start_us = scenario.start_us
@@ -459,9 +484,24 @@ class Aggregator:
 
     # --- views -----------------------------------------------------------------------------------
 
-    def leaderboard(self, size: int | None = None) -> list[tuple[str, int]]:
-        """The top brands by GMV, largest first, ties in catalogue order; O(brands) with a small
-        partial sort."""
+    @property
+    def gmv(self) -> int:
+        """Festival GMV so far, minor units (refunds deducted)."""
+        return self.state.gmv_minor
+
+    @property
+    def orders(self) -> int:
+        """Orders placed so far (refunds are not orders)."""
+        return self.state.orders
+
+    @property
+    def milestones(self) -> tuple[Milestone, ...]:
+        """Every milestone so far, in canonical order."""
+        return tuple(self.state.milestones)
+
+    def leaderboard(self, size: int | None = None) -> list[BrandGMV]:
+        """The top ``size`` brands by GMV (default: the scenario's leaderboard size), largest
+        first, ties in catalogue order; O(brands) with a small partial sort."""
         size = size or self.scenario.milestones.leaderboard_size
         gmv = self.state.brand_gmv
         size = min(size, len(gmv))
@@ -472,12 +512,20 @@ class Aggregator:
         above = np.flatnonzero(gmv > cut)
         top = np.concatenate([above, np.flatnonzero(gmv == cut)[: size - len(above)]])
         top = top[np.lexsort((top, -gmv[top]))]
-        return [(self.brand_names[b], int(gmv[b])) for b in top]
+        return [BrandGMV(self.brand_names[b], int(gmv[b])) for b in top]
 
-    def peak(self) -> tuple[int, int]:
-        """(orders in the busiest event-time second, that second's start in µs)."""
+    def peak(self) -> Peak:
+        """The busiest event-time second so far: its order count and its start (UTC µs)."""
         second = int(np.argmax(self.state.second_orders))
-        return int(self.state.second_orders[second]), self.start_us + second * US_PER_S
+        return Peak(int(self.state.second_orders[second]), self.start_us + second * US_PER_S)
+
+    def snapshot(self) -> Snapshot:
+        """Everything the views show, at once, as one immutable value."""
+        st = self.state
+        return Snapshot(run=self.run, events=st.next_seq, event_time_us=st.last_time_us,
+                        gmv_minor=st.gmv_minor, orders=st.orders, refunds=st.refunds,
+                        peak=self.peak(), leaderboard=tuple(self.leaderboard()),
+                        brands_over=self.brands_over(), milestones=self.milestones)
 
     def brands_over(self) -> dict[int, int]:
         """Brands that have passed each brand threshold (a pass is never taken back)."""

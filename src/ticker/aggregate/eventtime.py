@@ -74,7 +74,7 @@ def aggregator_for(scenario: Scenario, brand_names: tuple[str, ...] | list[str],
     if not disorder:
         if isinstance(state, EventTimeState):
             raise SnapshotError("snapshot of an arrival-ordered run, but this run is ordered")
-        return Aggregator(scenario, brand_names, run, state)
+        return Aggregator(scenario, run, state, brand_names=brand_names)
     if state is not None and not isinstance(state, EventTimeState):
         raise SnapshotError("snapshot of an ordered run, but this run is arrival-ordered")
     config = EventTimeConfig(round(disorder["lateness_s"] * US_PER_S), round(disorder["dedup_s"] * US_PER_S))

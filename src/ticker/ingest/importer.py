@@ -10,11 +10,12 @@ result, and an export of a run imports back into the very same log bytes. Reject
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ticker.aggregate import Aggregator
+from ticker.aggregate.milestones import Milestone
 from ticker.engine import LogWriter, ReplayOptions, Run, execute
 from ticker.eventlog import EventLog
 from ticker.events import OrderBatch
@@ -26,6 +27,8 @@ from ticker.ingest.orders import Catalogue, OrderParser, Rows
 from ticker.ingest.readers import Chunk, InputError, detect_format, open_input, read_chunks
 from ticker.rundir import RunDir
 from ticker.scenario import Scenario, resolve
+from ticker.sink import RunStart
+from ticker.views import Summary, Tick
 
 
 @dataclass
@@ -58,18 +61,18 @@ class _Counts:
     def __init__(self, feed: _Feed, run_dir: RunDir, source: dict):
         self.feed, self.run_dir, self.source = feed, run_dir, source
 
-    def start(self, run) -> None: ...
-    def batch(self, batch) -> None: ...
-    def milestone(self, m) -> None: ...
-    def tick(self, view) -> None: ...
+    def start(self, run: RunStart) -> None: ...
+    def milestones(self, found: Sequence[Milestone]) -> None: ...
+    def tick(self, tick: Tick) -> None: ...
+    def close(self) -> None: ...
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: Summary) -> None:
         feed = self.feed
         feed.dead.close()
-        summary["ingest"] = {**self.source, "accepted": feed.accepted, "rejected": feed.dead.count,
-                             "duplicates": feed.parser.duplicates,
-                             "dead_letters": str(self.run_dir.dead_letters_path)}
-        ingest_rundir.finish_meta(self.run_dir, summary["events"],
+        summary.sections["ingest"] = {
+            **self.source, "accepted": feed.accepted, "rejected": feed.dead.count,
+            "duplicates": feed.parser.duplicates, "dead_letters": str(self.run_dir.dead_letters_path)}
+        ingest_rundir.finish_meta(self.run_dir, summary.events,
                                   {"accepted": feed.accepted, "rejected": feed.dead.count})
 
 
@@ -157,7 +160,7 @@ def import_orders(opts: ImportOptions) -> ImportResult:
         source = {"import": where, "format": fmt}
         names, notes = ingest_rundir.create(run_dir, run, scenario, bundled=bundled, source=source,
                                             scale=opts.scale)
-        aggregator = Aggregator(scenario, names, run)
+        aggregator = Aggregator(scenario, run, brand_names=names)
         parser = OrderParser(scenario, Catalogue(names), opts.mapping)
         feed = _Feed(chunks, parser, run_dir, aggregator, where)
         feed.checked_header = fmt == "jsonl"  # each JSON object has its own fields
@@ -171,4 +174,4 @@ def import_orders(opts: ImportOptions) -> ImportResult:
         finally:
             if not feed.dead.fh.closed:
                 feed.dead.close()
-    return ImportResult(run_dir, summary, feed.accepted, feed.dead.count, parser.duplicates, notes)
+    return ImportResult(run_dir, summary.to_json(), feed.accepted, feed.dead.count, parser.duplicates, notes)

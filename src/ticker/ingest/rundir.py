@@ -15,7 +15,7 @@ import orjson
 from ticker import __version__
 from ticker.rundir import RunDir, write_atomic
 from ticker.scenario import Scenario
-from ticker.scenario.brands import build_catalogue
+from ticker.scenario.brands import catalogue
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -30,7 +30,7 @@ def create(run_dir: RunDir, run: str, scenario: Scenario, *, bundled: bool, sour
     """A fresh run directory (replacing a previous run in it, as ``replay`` does): the brand
     names it starts with, and notes for the user."""
     notes = run_dir.claim()
-    names = build_catalogue(scenario).names if bundled else ()
+    names = catalogue(scenario).names if bundled else ()
     meta = {"run": run, "scenario": scenario.name, "seed": 0, "scale": scale, "events": None,
             "ticker": __version__, "state": "running", "source": source}
     run_dir.create(meta, scenario.text)

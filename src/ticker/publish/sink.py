@@ -7,6 +7,7 @@ milestone and then records in the summary what, if anything, was not delivered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,6 +20,8 @@ from ticker.publish.broker import EmbeddedBroker
 from ticker.publish.mqtt import Publisher
 from ticker.publish.topics import RunInfo
 from ticker.publish.url import PublishError
+from ticker.sink import RunStart
+from ticker.views import Delivery, Summary, Tick
 
 ORDER_PARTITIONS = 8
 
@@ -72,25 +75,23 @@ class MqttSink:
         self.where = where  # where the run is published, for the terminal
         self.info = publisher.info
         self.close_timeout = close_timeout
-        self.orders = orders
+        self.publish_orders = orders
 
-    def start(self, run) -> None:
+    def start(self, run: RunStart) -> None:
         self.publisher.status("running", events=run.total_events)
         # A resumed run re-derived these from its log; re-publishing a retained topic is
         # idempotent, and it repairs any the crash kept from the broker.
-        for m in run.aggregator.state.milestones:
+        for m in run.milestones:
             self.publisher.milestone(m)
 
-    def note(self, text: str) -> None:
-        pass
+    def milestones(self, found: Sequence[Milestone]) -> None:
+        for m in found:
+            self.publisher.milestone(m)
 
-    def milestone(self, m: Milestone) -> None:
-        self.publisher.milestone(m)
-
-    def batch(self, batch: OrderBatch) -> None:
+    def orders(self, batch: OrderBatch) -> None:
         """With ``--publish-orders``: the batch as one frame per brand partition (brand mod N),
         so an aggregator in another process can subscribe to a share of the brands."""
-        if not self.orders or not len(batch):
+        if not self.publish_orders or not len(batch):
             return
         key = (batch.brand % ORDER_PARTITIONS).astype(np.uint8)
         order = np.argsort(key, kind="stable")  # a radix sort on uint8; keeps seq order inside
@@ -102,24 +103,21 @@ class MqttSink:
                 self.publisher.orders(partition, part.to_frame())
             start += count
 
-    def tick(self, view: dict) -> None:
+    def tick(self, tick: Tick) -> None:
         self.publisher.tick(topics.tick_json(
-            self.info, event_time_us=view["event_time_us"], seq=view["seq"],
-            gmv_minor=view["gmv_minor"], orders=view["orders"], orders_per_s=view["orders_per_s"],
-            watermark_us=view.get("watermark_us")))
+            self.info, event_time_us=tick.event_time_us, seq=tick.seq,
+            gmv_minor=tick.gmv_minor, orders=tick.orders, orders_per_s=tick.orders_per_s,
+            watermark_us=tick.watermark_us))
         self.publisher.leaderboard(topics.leaderboard_json(
-            self.info, event_time_us=view["event_time_us"], brands=view["leaderboard"]))
+            self.info, event_time_us=tick.event_time_us, brands=list(tick.leaderboard)))
 
-    def finish(self, summary: dict) -> None:
-        self.publisher.status("finished", gmv_minor=summary["gmv_minor"], orders=summary["orders"],
-                              milestones=len(summary["milestones"]))
+    def finish(self, summary: Summary) -> None:
+        self.publisher.status("finished", gmv_minor=summary.gmv_minor, orders=summary.orders,
+                              milestones=len(summary.milestones))
         report = self.publisher.close(self.close_timeout)
-        summary["mqtt"] = {
-            "url": str(self.publisher.url),
-            "milestones_delivered": report.milestones_delivered,
-            "undelivered": list(report.undelivered),
-            "report": str(report),
-        }
+        summary.mqtt = Delivery(url=str(self.publisher.url),
+                                milestones_delivered=report.milestones_delivered,
+                                undelivered=tuple(report.undelivered), report=str(report))
 
     def interrupted(self) -> None:
         """SIGINT/SIGTERM: say "offline" ourselves (retained) and deliver what is queued, rather
@@ -127,7 +125,7 @@ class MqttSink:
         self.publisher.status("offline", reason="interrupted")
         self.publisher.close(min(self.close_timeout, 3.0), state="offline")
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
         """Close the publisher (at once if :meth:`finish` has not) and stop an embedded broker."""
         self.publisher.close(timeout=0)
         if self.broker is not None:

@@ -8,6 +8,7 @@ closing summary, so logs and scripts read it; ``--quiet`` prints nothing but err
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from datetime import timezone
 from typing import TextIO
 
@@ -18,12 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ticker.aggregate.milestones import Milestone
-from ticker.clock import format_clock, format_time, parse_time
+from ticker.clock import format_clock, format_time
 from ticker.money import Currency, format_money
+from ticker.sink import RunStart
+from ticker.views import Summary, Tick
 
 
 class TerminalTicker:
-    """Shows one run's progress; call :meth:`update` as often as you like (it throttles)."""
+    """Shows one run's progress: a :class:`ticker.Sink` (rich throttles the redraws)."""
 
     def __init__(self, *, title: str, currency: Currency, zone: timezone, total_events: int,
                  scale: float, quiet: bool = False, out: TextIO | None = None,
@@ -53,9 +56,9 @@ class TerminalTicker:
             self._live.__exit__(None, None, None)
             self._live = None
 
-    # --- the engine's sink interface ---------------------------------------------------------
+    # --- the Sink protocol (ticker.sink) ------------------------------------------------------
 
-    def start(self, run) -> None:
+    def start(self, run: RunStart) -> None:
         self.__enter__()
 
     def note(self, text: str) -> None:
@@ -63,45 +66,40 @@ class TerminalTicker:
         if not self.quiet:
             self.console.print(text, markup=False)
 
-    def batch(self, batch) -> None:
-        pass
+    def tick(self, tick: Tick) -> None:
+        self._view = {"time": tick.event_time_us, "seq": tick.seq, "gmv": tick.gmv_minor,
+                      "orders": tick.orders, "rate": tick.orders_per_s, "board": tick.leaderboard}
+        if self._live is not None:
+            self._live.update(self._render())
 
-    def tick(self, view: dict) -> None:
-        self.update(**view)
-
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: Summary) -> None:
         self.__exit__()
         if self.quiet:
             return
-        peak_time = format_clock(parse_time(summary["peak_at"]), self.zone)
-        full = (f" (≈ {summary['peak_orders_per_s'] / self.scale:,.0f} at full scale)"
-                if self.scale != 1 else "")
+        peak_time = format_clock(summary.peak.at_us, self.zone)
+        rate = summary.peak.orders_per_s
+        full = f" (≈ {rate / self.scale:,.0f} at full scale)" if self.scale != 1 else ""
         self.console.print(
-            f"{summary['run']}: GMV {format_money(summary['gmv_minor'], self.currency)} from "
-            f"{summary['orders']:,} orders; peak {summary['peak_orders_per_s']:,} orders/s at "
-            f"{peak_time}{full}; {len(summary['milestones'])} milestones; "
-            f"{summary['events']:,} events in {summary['wall_s']:.1f} s", markup=False)
-        if summary.get("partial"):
-            p = summary["partial"]
+            f"{summary.run}: GMV {format_money(summary.gmv_minor, self.currency)} from "
+            f"{summary.orders:,} orders; peak {rate:,} orders/s at "
+            f"{peak_time}{full}; {len(summary.milestones)} milestones; "
+            f"{summary.events:,} events in {summary.wall_s or 0:.1f} s", markup=False)
+        if summary.partial:
+            p = summary.partial
             self.console.print(f"PARTIAL: this replay lacks the events from seq "
                                f"{p['missing_from_seq']:,} on ({p['why']})", markup=False)
-        if summary.get("mqtt"):
-            self.console.print(summary["mqtt"]["report"], markup=False)
+        if summary.mqtt is not None:
+            self.console.print(summary.mqtt.report, markup=False)
 
-    def milestone(self, m: Milestone) -> None:
-        self.recent.appendleft(m)
-        if self.quiet:
-            return
-        when = format_time(m.event_time_us, self.zone)[:23].replace("T", " ")
-        self.console.print(f"{when}  {m.headline}", markup=False)
+    def milestones(self, found: Sequence[Milestone]) -> None:
+        for m in found:
+            self.recent.appendleft(m)
+            if not self.quiet:
+                when = format_time(m.event_time_us, self.zone)[:23].replace("T", " ")
+                self.console.print(f"{when}  {m.headline}", markup=False)
 
-    def update(self, *, event_time_us: int, seq: int, gmv_minor: int, orders: int,
-               orders_per_s: int, leaderboard: list[tuple[str, int]],
-               watermark_us: int | None = None) -> None:
-        self._view = {"time": event_time_us, "seq": seq, "gmv": gmv_minor, "orders": orders,
-                      "rate": orders_per_s, "board": leaderboard}
-        if self._live is not None:
-            self._live.update(self._render())
+    def close(self) -> None:
+        self.__exit__()
 
     def _render(self) -> Group:
         v = self._view

@@ -31,6 +31,14 @@ class BrandCatalogue:
         return self.names.index(name)
 
 
+def catalogue(scenario: Scenario) -> BrandCatalogue:
+    """The scenario's catalogue, built once and kept with the scenario (it is immutable)."""
+    found = scenario.derived.get("catalogue")
+    if found is None:
+        found = scenario.derived["catalogue"] = build_catalogue(scenario)
+    return found
+
+
 def build_catalogue(scenario: Scenario) -> BrandCatalogue:
     """Every brand's name and festival GMV target; average orders for the named brands only."""
     names: list[str] = []

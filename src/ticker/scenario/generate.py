@@ -36,7 +36,8 @@ from statistics import NormalDist
 import numpy as np
 
 from ticker.events import COLUMNS, OrderBatch, OrderKind, rebatch
-from ticker.scenario.brands import BrandCatalogue, build_catalogue, order_law
+from ticker.scenario.brands import BrandCatalogue, order_law
+from ticker.scenario.brands import catalogue as catalogue_of
 from ticker.scenario.curves import window_rates
 from ticker.scenario.model import Scenario, ScenarioError
 from ticker.validate import SCALE
@@ -121,7 +122,7 @@ def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -
                              f"{int(base_counts.sum())} orders; expected at least {MIN_ORDERS:,} "
                              f"(scale {MIN_ORDERS / float(rate.sum()):.2g} or more)"])
 
-    catalogue = build_catalogue(scenario)
+    catalogue = catalogue_of(scenario)
     n_bursts = len(scenario.bursts)
     burst_counts = np.zeros((n_bursts, len(second_us)), dtype=np.int64)
     burst_brand = np.zeros(n_bursts, dtype=np.int32)

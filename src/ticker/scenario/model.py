@@ -147,6 +147,9 @@ class Scenario:
     #: the scale ``ticker replay`` uses when none is given: the smallest at which the
     #: scenario's targets hold (small thresholds blur when each order is worth 1/scale more)
     default_scale: float = 0.001
+    #: values built from the scenario once and kept (the brand catalogue, ``scenario/brands.py``);
+    #: not a constructor argument, not compared, and fresh in a ``dataclasses.replace`` copy
+    derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
     #: ``[disorder]``: replay the festival as an arrival-ordered stream (``scenario/disorder.py``)
     disorder: DisorderProfile | None = None
 
