@@ -25,7 +25,7 @@ def single(name: str, scale: float):
 
 def scanned(name: str, scale: float, layout, fraction: float = scan.INDEX_FRACTION) -> Aggregator:
     plan, reference = single(name, scale)
-    template = Aggregator(plan.scenario, plan.catalogue.names, reference.run)
+    template = Aggregator(plan.scenario, reference.run)
     counters = scan.Counters.build(plan, template, fraction)
     scans = [scan.scan_part(plan, template, counters, pieces) for pieces in layout]
     summaries = [s.summary() for s in scans]  # what the driver sees: no per-piece sums
@@ -107,7 +107,7 @@ def test_pass_two_regenerates_only_pieces_that_can_cross() -> None:
     """The indexed search: at a scale with many chunks per crossing, pass 2 touches few pieces."""
     name, scale = "double11-2021", 0.002
     plan, reference = single(name, scale)
-    template = Aggregator(plan.scenario, plan.catalogue.names, reference.run)
+    template = Aggregator(plan.scenario, reference.run)
     counters = scan.Counters.build(plan, template)
     scans = [scan.scan_part(plan, template, counters, p) for p in scan.split(plan, 4)]
     probes = scan.plan_crossings(scans, template, counters)

@@ -23,7 +23,7 @@ def local_sweep():
 def test_each_seed_is_the_replay_of_that_seed(local_sweep) -> None:
     for seed, summary in zip(range(3, 6), local_sweep.summaries, strict=True):
         run = prepare("smoke", ReplayOptions(scale=0.5, seed=seed, record=False))
-        alone = execute(run, [])
+        alone = execute(run, []).to_json()
         assert summary["seed"] == seed and summary["milestones"] == alone["milestones"]
     assert len({s["gmv_minor"] for s in local_sweep.summaries}) > 1, "seeds should differ"
 

@@ -110,7 +110,7 @@ def _worker_setup(scenario: Scenario, seed: int, scale: float, run: str
 
         tune_allocator()
         plan = make_plan(scenario, seed, scale)
-        template = Aggregator(scenario, plan.catalogue.names, run)
+        template = Aggregator(scenario, run)
         _plans.clear()  # one run at a time per worker: plans of a full festival are ~100 MB
         _plans[key] = (plan, template, scan.Counters.build(plan, template))
     plan, template, counters = _plans[key]
@@ -195,7 +195,7 @@ def run_scan(client, scenario: Scenario, seed: int, scale: float, run: str,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     plan = make_plan(scenario, seed, scale)
-    template = Aggregator(scenario, plan.catalogue.names, run)
+    template = Aggregator(scenario, run)
     counters = scan.Counters.build(plan, template)
     job = Job(scenario, seed, scale, run, scan.plan_fingerprint(plan))
     workers = check_workers(client, job)

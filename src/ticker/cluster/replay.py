@@ -9,10 +9,12 @@ final tick when the result is in; the summary is the single-process run's, field
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ticker.cluster.driver import ClusterError, ClusterResult, connect, run_scan
 from ticker.engine import ReplayOptions, Run, make_summary
+from ticker.sink import Sink
+from ticker.views import Summary
 
 
 def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
@@ -28,15 +30,25 @@ def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
         raise ClusterError("--cluster does not record an event log yet: add --no-log")
 
 
-def execute(run: Run, sinks: list, spec: str, parts: int | None = None, *, client=None,
-            note: Callable[[str], None] | None = None) -> tuple[dict, ClusterResult]:
+def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None, *, client=None,
+            note: Callable[[str], None] | None = None) -> tuple[Summary, ClusterResult]:
     """Compute ``run`` on the cluster ``spec`` (or ``client``); returns (summary, result).
     ``note`` is told how the cluster did before the milestones are shown."""
+    try:
+        return _drive(run, sinks, spec, parts, client, note)
+    finally:  # every sink is closed, as the single-process pipeline closes them
+        for sink in reversed(sinks):
+            sink.close()
+
+
+def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client,
+           note: Callable[[str], None] | None) -> tuple[Summary, ClusterResult]:
     from ticker.engine import _tick  # the engine's one way to show the state to the sinks
 
     wall0 = time.perf_counter()
+    start = run.start_info()
     for sink in sinks:
-        sink.start(run)
+        sink.start(start)
     if client is None:
         with connect(spec) as own:
             result = run_scan(own, run.scenario, run.seed, run.scale, run.run, parts)
@@ -45,9 +57,9 @@ def execute(run: Run, sinks: list, spec: str, parts: int | None = None, *, clien
     run.aggregator = result.aggregator
     if note is not None:
         note(describe(result))
-    for m in result.aggregator.state.milestones:
+    if result.aggregator.state.milestones:
         for sink in sinks:
-            sink.milestone(m)
+            sink.milestones(list(result.aggregator.state.milestones))
     _tick(run, sinks)
     wall = time.perf_counter() - wall0
     summary = make_summary(run, wall, result.aggregator.state.next_seq)

@@ -427,7 +427,7 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
         seeded.rule_value[r] = value
         seeded.rule_done[r] = False
     seeded.rate_record = _NEVER // 4  # no rate records: they are decided on the merged series
-    return Aggregator(template.scenario, template.brand_names, template.run, seeded)
+    return Aggregator(template.scenario, template.run, seeded, brand_names=template.brand_names)
 
 
 # --- assembly -------------------------------------------------------------------------------------
@@ -480,7 +480,7 @@ def assemble(template: Aggregator, scans: list[PartScan], crossings: list[Milest
             st.rule_value[r] = sum(int(s.counter_net[1 + r]) for s in scans)
             st.rule_done[r] = bool(scans) and st.last_time_us >= rule.start_us and \
                 st.last_time_us >= rule.deadline_us
-    agg = Aggregator(template.scenario, template.brand_names, template.run, st)
+    agg = Aggregator(template.scenario, template.run, st, brand_names=template.brand_names)
     # Rate records: the aggregator's rule over every second with events, in order.
     seconds, last_seqs = [], []
     for s in scans:

@@ -58,7 +58,7 @@ def replay_seed(scenario: Scenario, seed: int, scale: float) -> dict:
         tune_allocator()
         _tuned = True
     run = _prepare_generated(scenario, ReplayOptions(scale=scale, seed=seed, record=False))
-    return execute(run, [])
+    return execute(run, []).to_json()
 
 
 @dataclass

@@ -64,6 +64,8 @@ from ticker.ingest.orders import Catalogue, DuplicateOrder, OrderParser, RecentO
 from ticker.publish.url import PublishError, parse_url
 from ticker.rundir import RunDir, RunDirError, write_atomic
 from ticker.scenario import Scenario, resolve
+from ticker.sink import OrderSink, RunStart
+from ticker.views import Tick
 
 DEFAULT_TOPICS = ("ticker/+/orders/+",)
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
@@ -306,7 +308,7 @@ class Follower:
         self.scenario = scenario
         self._save_state()
         self.log = EventLog(self.run_dir.log, fsync=self.opts.fsync)
-        self.aggregator = Aggregator(scenario, names, self.run)
+        self.aggregator = Aggregator(scenario, self.run, brand_names=names)
         self._ready(names, self.run_dir.meta())
 
     def _ready(self, names, meta: dict) -> None:
@@ -327,8 +329,9 @@ class Follower:
             self.mqtt_sink = _FollowSink(connect(self.runner, str(self.opts.url), tick_hz=self.opts.tick_hz,
                                                  ca_file=self.opts.ca_file), self)
             self.sinks.append(self.mqtt_sink)
+        start = self.runner.start_info()
         for sink in self.sinks:
-            sink.start(self.runner)
+            sink.start(start)
         for where, reason, raw in self.dead_early:
             self._dead(where, reason, raw)
         self.dead_early.clear()
@@ -546,9 +549,10 @@ class Follower:
         for piece in _cut_every(batch, every):
             found = self.aggregator.apply(piece)
             for sink in self.sinks:
-                sink.batch(piece)
-                for m in found:
-                    sink.milestone(m)
+                if isinstance(sink, OrderSink):
+                    sink.orders(piece)
+                if found:
+                    sink.milestones(found)
             if self.aggregator.state.next_seq % every == 0:
                 self.log.sync()
                 _checkpoint(self.runner)
@@ -594,14 +598,15 @@ class Follower:
             self._commit(self._renumber(rest), [])
             self.notes.append(f"{skipped:,} seqs of {self.state.source} never arrived")
         finished = self.finished_at is not None and self.state.mode == "frames"
-        for m in self.aggregator.finish():
+        found = self.aggregator.finish()
+        if found:
             for sink in self.sinks:
-                sink.milestone(m)
+                sink.milestones(found)
         _tick(self.runner, self.sinks)
         self.log.sync()
         _checkpoint(self.runner)
         summary = make_summary(self.runner, 0.0, self.aggregator.state.next_seq - self.events0)
-        summary["ingest"] = {
+        summary.sections["ingest"] = {
             "follow": str(self.url), "topics": list(self.opts.topics), "mode": self.state.mode,
             "source": self.state.source, "accepted": self.aggregator.state.next_seq,
             "rejected": self.dead.count, "dead_letters": str(self.run_dir.dead_letters_path),
@@ -612,12 +617,12 @@ class Follower:
         self.log.close()
         for sink in self.sinks:
             sink.finish(summary)
-        self.run_dir.write_summary(summary)
+        self.run_dir.write_summary(summary.to_json())
         meta = self.run_dir.meta()
         meta["state"] = "finished" if finished else "stopped"
         meta["events"] = self.aggregator.state.next_seq
         self.run_dir.write_meta(meta)
-        return summary
+        return summary.to_json()
 
 
 class _FollowSink:
@@ -629,23 +634,23 @@ class _FollowSink:
     def __getattr__(self, name):
         return getattr(self.sink, name)
 
-    def start(self, run) -> None:
+    def start(self, run: RunStart) -> None:
         self.sink.publisher.status("running", events=None, follows=self.follower.state.source)
-        for m in run.aggregator.state.milestones:
+        for m in run.milestones:
             self.sink.publisher.milestone(m)
 
-    def tick(self, view: dict) -> None:
+    def tick(self, tick: Tick) -> None:
         from ticker.publish import topics
 
         f = self.follower
-        payload = topics.tick_json(self.sink.info, event_time_us=view["event_time_us"], seq=view["seq"],
-                                   gmv_minor=view["gmv_minor"], orders=view["orders"],
-                                   orders_per_s=view["orders_per_s"])
+        payload = topics.tick_json(self.sink.info, event_time_us=tick.event_time_us, seq=tick.seq,
+                                   gmv_minor=tick.gmv_minor, orders=tick.orders,
+                                   orders_per_s=tick.orders_per_s)
         payload["dead_letters"] = f.dead.count if f.dead else 0
         payload["duplicates"] = f.parser.duplicates + (f.reasm.duplicates if f.reasm else 0)
         self.sink.publisher.tick(payload)
         self.sink.publisher.leaderboard(topics.leaderboard_json(
-            self.sink.info, event_time_us=view["event_time_us"], brands=view["leaderboard"]))
+            self.sink.info, event_time_us=tick.event_time_us, brands=list(tick.leaderboard)))
 
 
 def _frame_source(topic: str) -> str:
@@ -676,6 +681,6 @@ def follow(opts: FollowOptions) -> tuple[dict, Follower]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if follower.mqtt_sink is not None:
-            follower.mqtt_sink.shutdown()
+            follower.mqtt_sink.close()
     return summary, follower
 
