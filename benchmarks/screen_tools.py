@@ -108,13 +108,14 @@ class PublishTimes:
         self.at: dict[str, float] = {}
 
     def start(self, run) -> None: pass
-    def note(self, text) -> None: pass
-    def batch(self, batch) -> None: pass
-    def tick(self, view) -> None: pass
+    def tick(self, tick) -> None: pass
     def finish(self, summary) -> None: pass
+    def close(self) -> None: pass
 
-    def milestone(self, m) -> None:
-        self.at.setdefault(m.id, time.time())
+    def milestones(self, found) -> None:
+        now = time.time()
+        for m in found:
+            self.at.setdefault(m.id, now)
 
 
 class ReplayThread:
@@ -135,11 +136,11 @@ class ReplayThread:
 
     def _main(self) -> None:
         try:
-            self.summary = execute(self.run, self.sinks)
+            self.summary = execute(self.run, self.sinks).to_json()
         except BaseException as exc:
             self.error = exc
         finally:
-            self.mqtt.shutdown()
+            self.mqtt.close()
 
     def start(self) -> ReplayThread:
         self._thread.start()
@@ -201,12 +202,12 @@ class Stopper:
         self.stopping.set()
 
     def start(self, run) -> None: pass
-    def note(self, text) -> None: pass
-    def tick(self, view) -> None: pass
-    def milestone(self, m) -> None: pass
+    def tick(self, tick) -> None: pass
+    def milestones(self, found) -> None: pass
     def finish(self, summary) -> None: pass
+    def close(self) -> None: pass
 
-    def batch(self, batch) -> None:
+    def orders(self, batch) -> None:  # an OrderSink: called with every folded batch
         if self.stopping.is_set():
             raise ReplayStopped
 
@@ -224,13 +225,12 @@ class PauseAt:
         self._release.set()
 
     def start(self, run) -> None: pass
-    def note(self, text) -> None: pass
-    def batch(self, batch) -> None: pass
-    def milestone(self, m) -> None: pass
+    def milestones(self, found) -> None: pass
     def finish(self, summary) -> None: pass
+    def close(self) -> None: pass
 
-    def tick(self, view) -> None:
-        if view["event_time_us"] >= self.at_us and not self.reached.is_set():
+    def tick(self, tick) -> None:
+        if tick.event_time_us >= self.at_us and not self.reached.is_set():
             self.reached.set()
             self._release.wait()
 

@@ -123,7 +123,7 @@ def test_a_catalogue_grown_on_the_way_gives_the_same_state(case):
 
 
 def test_adding_no_brands_changes_nothing():
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     before = agg.state.copy()
     agg.add_brands([])
     assert agg.brand_names == tuple(NAMES) and agg.state.equals(before)

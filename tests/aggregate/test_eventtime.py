@@ -108,7 +108,7 @@ def test_within_the_lateness_final_equals_the_sorted_stream(case):
     of the same events in event-time order, for any cutting into batches."""
     stream, arrived, cuts = case
     agg = fold(arrived, cuts)
-    ordered = Aggregator(UNIT, NAMES, "unit")
+    ordered = Aggregator(UNIT, "unit", brand_names=NAMES)
     ordered.apply(stream)
     ordered.finish()
     s, o = agg.state, ordered.state

@@ -18,7 +18,7 @@ from .unit_scenario import NAMES, UNIT
 
 
 def folded() -> AggregateState:
-    agg = Aggregator(UNIT, NAMES, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     agg.apply(make_batch(0, [W1 + i * 400_000 for i in range(8)], [0, 1, 2, 0, 1, 2, 0, 1],
                          [70, 80, 90, 70, 80, 90, 70, -20], [0] * 7 + [1], [0, 1] * 4, [1, 0] * 4))
     assert agg.state.milestones

@@ -43,7 +43,7 @@ class Running:
             self.error = exc
         finally:
             if self.follower.mqtt_sink is not None:
-                self.follower.mqtt_sink.shutdown()
+                self.follower.mqtt_sink.close()
 
     def wait_for(self, condition, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -47,6 +47,7 @@ from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, SnapshotError
 from ticker.clock import US_PER_S, format_time
 from ticker.events import COLUMNS, OrderBatch
 from ticker.scenario.spec import Scenario
+from ticker.views import BrandGMV, Peak
 
 _MIN = np.iinfo(np.int64).min
 _TIMING_ORDER = {"live": 0, "final": 1, "correction": 2}
@@ -209,8 +210,8 @@ class EventTimeAggregator:
     def __init__(self, scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
                  config: EventTimeConfig | None = None, state: EventTimeState | None = None):
         self.config = config or EventTimeConfig()
-        self.live = Aggregator(scenario, brand_names, run, state.live if state else None)
-        self.final = Aggregator(scenario, brand_names, run, state.final if state else None)
+        self.live = Aggregator(scenario, run, state.live if state else None, brand_names=brand_names)
+        self.final = Aggregator(scenario, run, state.final if state else None, brand_names=brand_names)
         if state is None:
             state = EventTimeState(self.live.state, self.final.state,
                                    second_orders=np.zeros(self.live.seconds, np.int64),
@@ -517,13 +518,13 @@ class EventTimeAggregator:
 
     # --- views ------------------------------------------------------------------------------------
 
-    def leaderboard(self, size: int | None = None) -> list[tuple[str, int]]:
+    def leaderboard(self, size: int | None = None) -> list[BrandGMV]:
         return self.live.leaderboard(size)
 
-    def peak(self) -> tuple[int, int]:
-        """(orders in the busiest event-time second, late orders included; its start in µs)."""
+    def peak(self) -> Peak:
+        """The busiest event-time second, late orders included: its order count and start (µs)."""
         second = int(np.argmax(self.state.second_orders))
-        return int(self.state.second_orders[second]), self.start_us + second * US_PER_S
+        return Peak(int(self.state.second_orders[second]), self.start_us + second * US_PER_S)
 
     def brands_over(self) -> dict[int, int]:
         """Brands past each threshold by the final milestones."""
