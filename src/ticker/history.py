@@ -200,7 +200,7 @@ def _compare_derived(run_dir: RunDir, agg: Aggregator, repair: bool = False) -> 
 
     meta = run_dir.meta()
     expected = summary_of(agg, meta["run"], meta["seed"], meta["scale"], wall_s=None,
-                          events_per_s=None)
+                          events_per_s=None).to_json()
     for volatile in ("wall_s", "events_per_s"):  # the wall clock's, not the log's
         if not isinstance(summary.get(volatile), int | float | None):
             problems.append(f"{run_dir.summary_path}: {volatile}: expected a number, found "
