@@ -65,6 +65,7 @@ import bisect
 import contextlib
 import mmap
 import os
+import queue
 import struct
 import threading
 import time
@@ -939,3 +940,91 @@ def sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- the pipeline's writer thread ----------------------------------------------------------------
+
+#: Events per event-log record. Records start at multiples of it whatever the batch size, so
+#: the same (scenario, seed, scale) writes the same log bytes however the stream was batched.
+LOG_RECORD_EVENTS = 1 << 16
+_QUEUED_RECORDS = 16  # records waiting for the log writer thread: 16 × 2.5 MB
+
+
+class LogWriter:
+    """Appends to the event log in records of :data:`LOG_RECORD_EVENTS` aligned on seq, on a
+    writer thread, so the copy into the page cache overlaps generating and folding (the second
+    core). At most :data:`_QUEUED_RECORDS` records wait; a write error is raised on the next call.
+
+    Holds back at most one partial record; :meth:`flush` writes it and waits for the thread.
+    """
+
+    def __init__(self, log: EventLog):
+        self.log = log
+        self.pending: list[OrderBatch] = []
+        self.held = 0
+        self._queue: queue.Queue[OrderBatch | None] = queue.Queue(maxsize=_QUEUED_RECORDS)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="ticker-log-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def recovery(self):
+        return self.log.recovery
+
+    @property
+    def next_seq(self) -> int:
+        return self.log.next_seq
+
+    def read(self, from_seq: int = 0) -> Iterator[OrderBatch]:
+        return self.log.read(from_seq)
+
+    def _write(self) -> None:
+        while (record := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    self.log.append(record)
+            except BaseException as exc:  # handed to the pipeline's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def append(self, batch: OrderBatch) -> None:
+        self._check()
+        start = 0
+        while start < len(batch):
+            seq = batch.first_seq + start
+            room = LOG_RECORD_EVENTS - seq % LOG_RECORD_EVENTS
+            take = min(room, len(batch) - start)
+            self.pending.append(batch.slice(start, start + take))
+            self.held += take
+            start += take
+            if take == room:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self.held:
+            self._queue.put(OrderBatch.concat(self.pending))  # batches are never mutated
+            self.pending, self.held = [], 0
+
+    def flush(self) -> None:
+        """Write everything handed over so far, the partial record included; wait for it."""
+        self._hand_over()
+        self._queue.join()
+        self._check()
+
+    def sync(self) -> None:
+        self.flush()
+        self.log.sync()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._queue.put(None)
+            self._thread.join()
+            self.log.close()

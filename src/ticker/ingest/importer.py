@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ticker.aggregate import Aggregator
 from ticker.aggregate.milestones import Milestone
-from ticker.engine import LogWriter, ReplayOptions, Run, execute
-from ticker.eventlog import EventLog
+from ticker.engine import ReplayOptions, Run, execute
+from ticker.eventlog import EventLog, LogWriter
 from ticker.events import OrderBatch
 from ticker.ingest import rundir as ingest_rundir
 from ticker.ingest.deadletters import DeadLetters
