@@ -58,3 +58,13 @@ def test_the_scenario_list_in_the_readme_is_what_ticker_prints():
     printed = subprocess.run([sys.executable, "-m", "ticker", "scenarios"], capture_output=True,
                              text=True, check=True).stdout
     assert printed == shown
+
+
+def test_the_use_it_from_python_examples_run(capsys):
+    section = README.split("## Use it from Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 3  # fold it yourself, replay as a function, your own sink
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out
+    assert "smoke-seed7-x0.1" in out and "first past RMB" in out
