@@ -36,7 +36,7 @@ from ticker.errors import TickerError
 from ticker.events import OrderBatch
 from ticker.money import format_money
 from ticker.scenario.brands import catalogue
-from ticker.scenario.model import Scenario
+from ticker.scenario.model import Scenario, TimeToValue
 from ticker.views import BrandGMV, Peak, Snapshot
 
 _NEVER = np.iinfo(np.int64).max
@@ -61,7 +61,7 @@ class _Rule:
     label: str
 
 
-def milestone_sort_key(m: Milestone) -> tuple:
+def milestone_sort_key(m: Milestone) -> tuple[int, int, str, int]:
     """The canonical order of milestones: by the crossing order, then kind, subject, threshold."""
     return (m.seq, _KIND_ORDER.get(m.kind, 9), m.subject, m.threshold_minor)
 
@@ -145,7 +145,7 @@ class Aggregator:
             self._scratch = np.zeros(n + 1, dtype=np.int64)
         return self._scratch[: n + 1]
 
-    def _compile(self, rule) -> _Rule:
+    def _compile(self, rule: TimeToValue) -> _Rule:
         kind, _, name = rule.subject.partition(":")
         names = {"brand": self.brand_names,
                  "platform": [p for p, _ in self.scenario.platforms],
@@ -223,8 +223,8 @@ class Aggregator:
         if self.state.mix_gmv.size <= 256:
             code = np.multiply(batch.platform, np.uint8(regions))
             code += batch.region
-            return code
-        return batch.platform.astype(np.intp) * regions + batch.region
+            return code  # type: ignore[no-any-return]  # numpy's stubs: ufunc results are Any
+        return batch.platform.astype(np.intp) * regions + batch.region  # type: ignore[no-any-return]
 
     def _second_runs(self, times: np.ndarray, first: int, last: int
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +255,7 @@ class Aggregator:
     def finish(self) -> list[Milestone]:
         """Close the stream: the last second is complete, so it may be a rate record."""
         st = self.state
-        found = []
+        found: list[Milestone] = []
         if st.open_second >= 0:
             found = self._records([st.open_second], [st.open_second_last_seq])
             st.open_second = -1
@@ -335,7 +335,7 @@ class Aggregator:
                        ) -> list[Milestone]:
         st = self.state
         running = before + batch_running
-        found = []
+        found: list[Milestone] = []
         while True:
             threshold = (st.gmv_level + 1) * self.gmv_every
             reached = running >= threshold
@@ -394,7 +394,7 @@ class Aggregator:
         st.brand_level[segment_brand] = level_after
         self._next_threshold[segment_brand] = self._threshold_or_never[level_after]
         crossings.sort()  # race order follows seq (one order has one brand)
-        found = []
+        found: list[Milestone] = []
         for row, level, b, value in crossings:
             st.race_count[level] += 1
             rank = int(st.race_count[level])
@@ -408,7 +408,7 @@ class Aggregator:
         times = batch.event_time
         lo = int(np.searchsorted(times, rule.start_us))
         hi = int(np.searchsorted(times, rule.deadline_us))
-        found = []
+        found: list[Milestone] = []
         if hi > lo:
             amounts = batch.amount_minor[lo:hi]
             rows = np.arange(lo, hi)
@@ -451,7 +451,7 @@ class Aggregator:
         st = self.state
         since = first if st.open_second < 0 else st.open_second
         completed = st.second_orders[since:last]
-        found = []
+        found: list[Milestone] = []
         if len(completed):
             peaks = np.maximum.accumulate(completed)
             while True:
@@ -472,7 +472,7 @@ class Aggregator:
 
     def _records(self, seconds: list[int], last_seqs: list[int]) -> list[Milestone]:
         st = self.state
-        found = []
+        found: list[Milestone] = []
         for second, seq in zip(seconds, last_seqs, strict=True):
             count = int(st.second_orders[second])
             if count <= st.rate_record * (1 + self.min_gain):

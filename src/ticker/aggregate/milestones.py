@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import timezone
+from typing import Any
 
 import orjson
 
@@ -46,14 +47,14 @@ class Milestone:
     timing: str | None = None
     corrects: str | None = None
 
-    def to_json(self, zone: timezone) -> dict:
+    def to_json(self, zone: timezone) -> dict[str, Any]:
         """The payload of the MQTT and milestones.jsonl contract (``DESIGN.md``)."""
         out = self.to_json_us()
         del out["event_time_us"]
         out["event_time"] = format_time(self.event_time_us, zone, precision="microseconds")
         return out
 
-    def to_json_us(self) -> dict:
+    def to_json_us(self) -> dict[str, Any]:
         """Every field as stored in snapshots (event time as integer microseconds)."""
         out = asdict(self)
         for optional in ("timing", "corrects"):
@@ -65,7 +66,7 @@ class Milestone:
         return orjson.dumps(self.to_json(zone))
 
     @classmethod
-    def from_json(cls, data: dict) -> Milestone:
+    def from_json(cls, data: dict[str, Any]) -> Milestone:
         from ticker.clock import parse_time
 
         fields = {k: v for k, v in data.items() if k != "event_time"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from datetime import timezone
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -41,7 +41,7 @@ class TerminalTicker:
         self.live_mode = (not quiet) and (self.console.is_terminal if live is None else live)
         self.recent: deque[Milestone] = deque(maxlen=6)
         self._live: Live | None = None
-        self._view: dict = {}
+        self._view: dict[str, Any] = {}
 
     def __enter__(self) -> TerminalTicker:
         if self.live_mode:
