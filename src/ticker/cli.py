@@ -272,7 +272,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     result = import_orders(ImportOptions(
         path=args.file, fmt=args.format, mapping=parse_mapping(args.map), scenario=args.scenario,
-        currency=args.currency, run_dir=args.run_dir, scale=args.scale, fsync=args.fsync))
+        currency=args.currency, run_dir=args.run_dir, scale=args.scale, fsync=args.fsync,
+        disorder=args.disorder))
     return _report_ingest(result.summary, result.run_dir.path, args, rejected=result.rejected)
 
 
@@ -287,7 +288,7 @@ def _cmd_follow(args: argparse.Namespace) -> int:
         url=args.mqtt or os.environ.get("TICKER_MQTT_URL") or DEFAULT_URL,
         topics=tuple(args.topic) or DEFAULT_TOPICS, scenario=args.scenario, run_dir=args.run_dir,
         currency=args.currency, tick_hz=args.tick_hz, idle_s=args.idle_exit, ca_file=args.ca_file,
-        fsync=args.fsync, on_progress=say)
+        fsync=args.fsync, on_progress=say, disorder=args.disorder)
     summary, follower = follow(opts)
     for note in follower.notes:
         say(note)
@@ -583,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--scenario", metavar="NAME|FILE",
                    help="the festival's currency, windows, platforms, regions and milestone rules "
                    "(a bundled name or a .toml); its catalogue gives the known brands' ids")
+    i.add_argument("--disorder", metavar="NAME|FILE|none",
+                   help="an arrival-ordered stream: fold it by event time with this disorder profile's "
+                   "lateness and duplicate window (as replay --disorder; 'none': the ordered fold, "
+                   "which needs orders in event-time order); default: the scenario's [disorder]")
     i.add_argument("--currency", default="CNY", choices=("CNY", "USD"),
                    help="the currency without --scenario (default CNY)")
     i.add_argument("--run-dir", type=output_dir_arg, help="where to record the run (default "
@@ -612,6 +617,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--topic", action="append", default=[], metavar="FILTER",
                    help="topic filter to follow, repeatable (default ticker/+/orders/+)")
     f.add_argument("--scenario", metavar="NAME|FILE", help="the festival's rules (as import)")
+    f.add_argument("--disorder", metavar="NAME|FILE|none",
+                   help="an arrival-ordered stream: fold it by event time with this disorder profile's "
+                   "lateness and duplicate window (as replay --disorder; 'none': the ordered fold, "
+                   "which needs orders in event-time order); default: the scenario's [disorder]")
     f.add_argument("--currency", default="CNY", choices=("CNY", "USD"),
                    help="the currency without --scenario (default CNY)")
     f.add_argument("--run-dir", type=output_dir_arg, default=Path("runs/follow"),

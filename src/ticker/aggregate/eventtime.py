@@ -226,6 +226,12 @@ class EventTimeAggregator:
     def watermark_us(self) -> int:
         return self.state.watermark_us(self.config.lateness_us)
 
+    def add_brands(self, names: list[str] | tuple[str, ...]) -> None:
+        """Grow both inner folds' catalogues (brands first seen by ``import`` / ``follow``)."""
+        self.live.add_brands(names)
+        self.final.add_brands(names)
+        self.brand_names = self.live.brand_names
+
     # --- the fold -------------------------------------------------------------------------------
 
     def apply(self, batch: OrderBatch) -> list[Milestone]:

@@ -17,7 +17,9 @@ refused here) are skipped when the source says it has finished and nothing more 
 stop; each skip is recorded in ``follow.json`` before any later event is logged, so a resume
 maps seqs the same way.
 
-**JSON orders** are checked one by one; duplicates (same order id and kind) within the last
+**JSON orders** are checked one by one. With ``--disorder`` the run is folded by event time
+(``EventTimeAggregator``: any arrival order, duplicates dropped by the fold); without it, orders
+must come in event-time order, and duplicates (same order id and kind) within the last
 :data:`~ticker.ingest.orders.DEDUP_WINDOW` accepted orders are counted once.
 
 **Nothing lost, nothing counted twice.** The MQTT session is persistent (clean session off, QoS
@@ -52,6 +54,7 @@ import numpy as np
 import orjson
 
 from ticker.aggregate import Aggregator
+from ticker.aggregate.eventtime import aggregator_for
 from ticker.engine import ReplayOptions, Run, _checkpoint, _cut_every, _restore, _tick, make_summary
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog
@@ -89,6 +92,7 @@ class FollowOptions:
     idle_s: float = 5.0  # after the source's "finished", how long to wait for missing seqs
     ca_file: str | None = None
     publish: bool = True
+    disorder: str | None = None  # NAME|FILE|none: the event-time fold (as replay --disorder)
     on_progress: Callable[[str], None] | None = None
 
 
@@ -198,6 +202,7 @@ class Follower:
         self.last_tick = 0.0
         self.ticked = -1  # the seq the last tick showed
         self.client = None
+        self.ordered = True  # the ordered fold (no --disorder): events must come in time order
 
     # --- MQTT (paho, its own network thread) -----------------------------------------------
 
@@ -282,7 +287,8 @@ class Follower:
         if self.log.recovery is not None:
             self.notes.append(f"recovered the event log: {self.log.recovery}")
         self.aggregator, notes = _restore(self.scenario, names, meta["run"], self.run_dir,
-                                          self.log.next_seq)
+                                          self.log.next_seq, meta.get("disorder"))
+        self.ordered = not meta.get("disorder")
         self.notes += notes
         tail = self.log.next_seq - self.aggregator.state.next_seq
         for batch in self.log.read(self.aggregator.state.next_seq):
@@ -302,18 +308,21 @@ class Follower:
 
     def _create(self, scenario: Scenario, bundled: bool) -> None:
         source = {"follow": str(self.url), "topics": list(self.opts.topics)}
+        disorder = ingest_rundir.event_time(scenario, self.opts.disorder)
         names, notes = ingest_rundir.create(self.run_dir, self.run, scenario, bundled=bundled,
-                                            source=source)
+                                            source=source, disorder=disorder)
         self.notes += notes
         self.scenario = scenario
+        self.ordered = disorder is None
         self._save_state()
         self.log = EventLog(self.run_dir.log, fsync=self.opts.fsync)
-        self.aggregator = Aggregator(scenario, self.run, brand_names=names)
+        self.aggregator = aggregator_for(scenario, names, self.run, disorder)
         self._ready(names, self.run_dir.meta())
 
     def _ready(self, names, meta: dict) -> None:
         self.catalogue = Catalogue(names)
-        self.parser = OrderParser(self.scenario, self.catalogue, recent=RecentOrders())
+        self.parser = OrderParser(self.scenario, self.catalogue, recent=RecentOrders(),
+                                  ordered=self.ordered)
         self.dead = DeadLetters(self.run_dir.dead_letters_path)
         self.state.forget_after(self.log.next_seq)
         self.reasm = Reassembler(self.log.next_seq + self.state.offset(self.log.next_seq))
@@ -498,11 +507,11 @@ class Follower:
         first, end = int(released.seq[0]), int(released.seq[-1]) + 1
         if first - at != self.state.offset():  # seqs given up on before this run
             self.state.skips.append([at, first - at])
-        # today's fold needs event-time order (until the arrival-order aggregator): an event
+        # the ordered fold (no --disorder) needs event-time order: an event
         # before the latest folded one is dead-lettered, and its seq skipped
         times = released.event_time
         peak = np.maximum.accumulate(np.concatenate([[self.aggregator.state.last_time_us], times]))
-        behind = times < peak[:-1]
+        behind = times < peak[:-1] if self.ordered else np.zeros(len(times), bool)
         if behind.any():
             for i in np.flatnonzero(behind).tolist():
                 self._dead(f"{self.state.source} seq {int(released.seq[i])}", "event time before the "

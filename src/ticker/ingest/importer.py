@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ticker.aggregate import Aggregator
+from ticker.aggregate.eventtime import aggregator_for
 from ticker.aggregate.milestones import Milestone
 from ticker.engine import ReplayOptions, Run, execute
 from ticker.eventlog import EventLog, LogWriter
@@ -43,6 +44,7 @@ class ImportOptions:
     fsync: str = "interval"
     snapshot_every: int = 1 << 23
     batch_size: int = 1 << 20
+    disorder: str | None = None  # NAME|FILE|none: the event-time fold's lateness and dedup window
 
 
 @dataclass
@@ -158,10 +160,12 @@ def import_orders(opts: ImportOptions) -> ImportResult:
                                         f"{scenario.name}-import-{stem}")
         run_dir = RunDir(opts.run_dir or ingest_rundir.default_run_dir(run))
         source = {"import": where, "format": fmt}
+        disorder = ingest_rundir.event_time(scenario, opts.disorder)
         names, notes = ingest_rundir.create(run_dir, run, scenario, bundled=bundled, source=source,
-                                            scale=opts.scale)
-        aggregator = Aggregator(scenario, run, brand_names=names)
-        parser = OrderParser(scenario, Catalogue(names), opts.mapping)
+                                            scale=opts.scale, disorder=disorder)
+        aggregator = aggregator_for(scenario, names, run, disorder)
+        # the ordered fold needs event-time order; the event-time fold takes any arrival order
+        parser = OrderParser(scenario, Catalogue(names), opts.mapping, ordered=disorder is None)
         feed = _Feed(chunks, parser, run_dir, aggregator, where)
         feed.checked_header = fmt == "jsonl"  # each JSON object has its own fields
         options = ReplayOptions(scale=opts.scale, seed=0, run_dir=run_dir.path, fsync=opts.fsync,

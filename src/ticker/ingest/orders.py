@@ -158,8 +158,10 @@ class Rows:
 class OrderParser:
     """Checks one order (a mapping of field -> value) against the schema and the festival.
 
-    ``ordered=True`` (until the arrival-order aggregator lands) also refuses an order whose event
-    time is before the previous accepted one's: today's fold needs event-time order.
+    ``ordered=True`` (for the ordered fold) also refuses an order whose event time is before the
+    previous accepted one's, and drops a duplicate (the same order id and kind within
+    :data:`DEDUP_WINDOW`). With ``ordered=False`` the event-time fold (``--disorder``) takes any
+    arrival order and drops duplicates itself, so each delivery is logged as it arrived.
     """
 
     def __init__(self, scenario: Scenario, catalogue: Catalogue,
@@ -220,15 +222,16 @@ class OrderParser:
         region = self._choice(row, "region", self.regions)
         brand_name = parse_name(get(row, "brand"), "brand")
         key = RecentOrders.key(order_id, kind)
-        if self.recent.seen(key):
+        if self.ordered and self.recent.seen(key):
             self.duplicates += 1
             raise DuplicateOrder(f"order_id: duplicate of an order already accepted ({order_id}, "
                                  f"{OrderKind(kind).name.lower()})")
         if self.ordered and t < self.last_time_us:
             raise RowError(f"event_time: {_iso(t, sc)} is before the previous order's "
                            f"({_iso(self.last_time_us, sc)}); this fold needs event-time order")
-        self.recent.add(key)
-        self.last_time_us = t
+        if self.ordered:
+            self.recent.add(key)
+        self.last_time_us = max(t, self.last_time_us)
         into.event_time.append(t)
         into.order_id.append(order_id)
         into.brand.append(self.catalogue.id(brand_name))

@@ -26,13 +26,15 @@ def safe_run_id(text: str) -> str:
 
 
 def create(run_dir: RunDir, run: str, scenario: Scenario, *, bundled: bool, source: dict,
-           scale: float = 1.0) -> tuple[tuple[str, ...], list[str]]:
+           scale: float = 1.0, disorder: dict | None = None) -> tuple[tuple[str, ...], list[str]]:
     """A fresh run directory (replacing a previous run in it, as ``replay`` does): the brand
     names it starts with, and notes for the user."""
     notes = run_dir.claim()
     names = catalogue(scenario).names if bundled else ()
     meta = {"run": run, "scenario": scenario.name, "seed": 0, "scale": scale, "events": None,
             "ticker": __version__, "state": "running", "source": source}
+    if disorder:  # an arrival-ordered stream: the event-time fold, as replay --disorder records it
+        meta["disorder"] = disorder
     run_dir.create(meta, scenario.text)
     write_atomic(run_dir.catalogue_path, b"".join(orjson.dumps(n) + b"\n" for n in names))
     return names, notes
@@ -55,6 +57,15 @@ def finish_meta(run_dir: RunDir, events: int, extra: dict) -> None:
     meta["events"] = events
     meta.setdefault("source", {}).update(extra)
     run_dir.write_meta(meta)
+
+
+def event_time(scenario: Scenario, disorder: str | None) -> dict | None:
+    """``--disorder NAME|FILE|none`` (else the scenario's ``[disorder]``) as ``run.json`` records
+    it: the lateness and duplicate window of the event-time fold, or None for the ordered fold."""
+    from ticker.engine import ReplayOptions, _disorder
+
+    profile = _disorder(scenario, ReplayOptions(disorder=disorder))
+    return profile.to_json() if profile else None
 
 
 def default_run_dir(run: str) -> Path:
