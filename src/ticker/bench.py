@@ -122,3 +122,39 @@ def _spread(batches: list[OrderBatch], events: int) -> list[OrderBatch]:
         if sum(len(b) for b in out) >= events:
             break
     return out
+
+
+def print_table(result: BenchResult) -> None:
+    """``ticker bench``'s table: each fold's events/s against one raw pass and the Python fold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"aggregator throughput, one core: double11-2021 at scale {result.scale:.4g}, "
+                  f"{result.brands:,} brands, every milestone rule on")
+    table.add_column("fold")
+    table.add_column("events", justify="right")
+    table.add_column("events/s", justify="right")
+    table.add_column("vs one np.add.at", justify="right")
+    table.add_column("vs Python", justify="right")
+    runs = ", ".join(f"{s:.2f}" for s in result.aggregator_runs_s)
+    raw = ", ".join(f"{s:.3f}" for s in result.raw_runs_s)
+    table.add_row(f"ticker's aggregator (median of {runs} s)", f"{result.events:,}",
+                  f"{result.aggregator_events_per_s:,.0f}", f"{result.of_raw:.0%}",
+                  f"{result.ratio:,.0f}×")
+    table.add_row(f"one raw np.add.at pass, brand GMV only (median of {raw} s)",
+                  f"{result.events:,}", f"{result.raw_events_per_s:,.0f}", "100%",
+                  f"{result.raw_events_per_s / result.python_fold_events_per_s:,.0f}×")
+    table.add_row("per-event Python fold", f"{result.python_events:,}",
+                  f"{result.python_fold_events_per_s:,.0f}",
+                  f"{result.python_fold_events_per_s / result.raw_events_per_s:.1%}", "1×")
+    for peer in result.peers:  # --peers: ticker's speed over each peer's, answers compared
+        if not peer.runs_s:
+            table.add_row(f"{peer.name}: {peer.note}", "", "", "", "")
+            continue
+        rate = result.events / statistics.median(peer.runs_s)
+        answers = "same answers" if peer.same else peer.note
+        table.add_row(f"{peer.name} {peer.version}, whole stream at once ({answers}; ticker "
+                      f"{result.aggregator_events_per_s / rate:.1f}× faster)", f"{result.events:,}",
+                      f"{rate:,.0f}", f"{rate / result.raw_events_per_s:.0%}",
+                      f"{rate / result.python_fold_events_per_s:,.0f}×")
+    Console().print(table)

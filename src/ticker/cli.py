@@ -17,7 +17,7 @@ from typing import NoReturn
 from ticker import __version__
 from ticker.clock import format_time
 from ticker.errors import TickerError
-from ticker.money import format_money, money_label
+from ticker.money import format_money
 from ticker.validate import (
     BENCH_EVENTS,
     EVENTS_PER_BATCH,
@@ -181,10 +181,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_state(args: argparse.Namespace) -> int:
-    import orjson
-
     from ticker.clock import parse_time
-    from ticker.history import state_at
+    from ticker.history import render_state, state_at
     from ticker.scenario import load_scenario
 
     run_dir = _run_dir(args.run_dir)
@@ -195,33 +193,7 @@ def _cmd_state(args: argparse.Namespace) -> int:
         raise TickerError(f"--at: expected an ISO-8601 time like 2021-11-11T00:45+08:00, found "
                         f"{args.at!r}") from None
     found = state_at(run_dir, at_us)
-    agg = found.aggregator
-    st = agg.state
-    board = agg.leaderboard(args.top)
-    milestones = st.milestones
-    if args.json:
-        print(orjson.dumps({
-            "run": agg.run, "at": format_time(at_us, scenario.zone), "events": st.next_seq,
-            "orders": st.orders, "refunds": st.refunds, "gmv_minor": st.gmv_minor,
-            "gmv": format_money(st.gmv_minor, scenario.currency),
-            "top_brands": [{"rank": i, "brand": b, "gmv_minor": g} for i, (b, g) in
-                           enumerate(board, start=1)],
-            "brands_over": {str(t): c for t, c in agg.brands_over().items()},
-            "milestones": [m.to_json(scenario.zone) for m in milestones],
-        }, option=orjson.OPT_INDENT_2).decode())
-        return 0
-    print(f"{agg.run} as of {format_time(at_us, scenario.zone)}")
-    print(f"  GMV      {format_money(st.gmv_minor, scenario.currency)} ({st.gmv_minor:,} minor units)")
-    print(f"  orders   {st.orders:,} placed, {st.refunds:,} refunded ({st.next_seq:,} events)")
-    for threshold, count in agg.brands_over().items():
-        print(f"  brands over {money_label(threshold, scenario.currency)}: {count:,}")
-    print("  top brands:")
-    for rank, (brand, gmv) in enumerate(board, start=1):
-        print(f"    {rank:>2}. {brand:<24} {format_money(gmv, scenario.currency)}")
-    print(f"  milestones so far: {len(milestones)}")
-    for m in milestones[-args.last:] if args.last else []:
-        print(f"    {format_time(m.event_time_us, scenario.zone)[:19].replace('T', ' ')}  {m.headline}")
-    print(f"  (from the snapshot at seq {found.from_snapshot:,} plus {found.folded:,} events of the log)")
+    print(render_state(found, scenario, top=args.top, last=args.last, as_json=args.json))
     return 0
 
 
@@ -318,48 +290,15 @@ def _report_ingest(summary: dict, path: Path, args: argparse.Namespace, *, rejec
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import statistics
-
     import orjson
 
-    from ticker.bench import run_bench
+    from ticker.bench import print_table, run_bench
 
     result = run_bench(args.events, repeats=args.repeats, peers=args.peers)
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"aggregator throughput, one core: double11-2021 at scale {result.scale:.4g}, "
-                  f"{result.brands:,} brands, every milestone rule on")
-    table.add_column("fold")
-    table.add_column("events", justify="right")
-    table.add_column("events/s", justify="right")
-    table.add_column("vs one np.add.at", justify="right")
-    table.add_column("vs Python", justify="right")
-    runs = ", ".join(f"{s:.2f}" for s in result.aggregator_runs_s)
-    raw = ", ".join(f"{s:.3f}" for s in result.raw_runs_s)
-    table.add_row(f"ticker's aggregator (median of {runs} s)", f"{result.events:,}",
-                  f"{result.aggregator_events_per_s:,.0f}", f"{result.of_raw:.0%}",
-                  f"{result.ratio:,.0f}×")
-    table.add_row(f"one raw np.add.at pass, brand GMV only (median of {raw} s)",
-                  f"{result.events:,}", f"{result.raw_events_per_s:,.0f}", "100%",
-                  f"{result.raw_events_per_s / result.python_fold_events_per_s:,.0f}×")
-    table.add_row("per-event Python fold", f"{result.python_events:,}",
-                  f"{result.python_fold_events_per_s:,.0f}",
-                  f"{result.python_fold_events_per_s / result.raw_events_per_s:.1%}", "1×")
-    for peer in result.peers:  # --peers: ticker's speed over each peer's, answers compared
-        if not peer.runs_s:
-            table.add_row(f"{peer.name}: {peer.note}", "", "", "", "")
-            continue
-        rate = result.events / statistics.median(peer.runs_s)
-        answers = "same answers" if peer.same else peer.note
-        table.add_row(f"{peer.name} {peer.version}, whole stream at once ({answers}; ticker "
-                      f"{result.aggregator_events_per_s / rate:.1f}× faster)", f"{result.events:,}",
-                      f"{rate:,.0f}", f"{rate / result.raw_events_per_s:.0%}",
-                      f"{rate / result.python_fold_events_per_s:,.0f}×")
-    Console().print(table)
+    print_table(result)
     return 0
 
 

@@ -18,11 +18,13 @@ import orjson
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
+from ticker.clock import format_time
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
 from ticker.events import OrderBatch, rebatch
+from ticker.money import format_money, money_label
 from ticker.rundir import RunDir, RunDirError, scenario_digest
-from ticker.scenario import ScenarioError, load_scenario
+from ticker.scenario import Scenario, ScenarioError, load_scenario
 
 _BATCH = 1 << 20
 
@@ -277,3 +279,40 @@ def state_at(run_dir: RunDir, at_us: int) -> StateAt:
             break
     log.close()
     return StateAt(at_us, agg, start, folded)
+
+
+def render_state(found: StateAt, scenario: Scenario, *, top: int = 10, last: int = 5,
+                 as_json: bool = False) -> str:
+    """``ticker state``'s output: the totals, brands over each threshold, the top brands and the
+    latest milestones as of ``found.at_us`` (or all of it as JSON)."""
+    at_us = found.at_us
+    agg = found.aggregator
+    st = agg.state
+    board = agg.leaderboard(top)
+    milestones = st.milestones
+    if as_json:
+        return orjson.dumps({
+            "run": agg.run, "at": format_time(at_us, scenario.zone), "events": st.next_seq,
+            "orders": st.orders, "refunds": st.refunds, "gmv_minor": st.gmv_minor,
+            "gmv": format_money(st.gmv_minor, scenario.currency),
+            "top_brands": [{"rank": i, "brand": b, "gmv_minor": g} for i, (b, g) in
+                           enumerate(board, start=1)],
+            "brands_over": {str(t): c for t, c in agg.brands_over().items()},
+            "milestones": [m.to_json(scenario.zone) for m in milestones],
+        }, option=orjson.OPT_INDENT_2).decode()
+    out = [f"{agg.run} as of {format_time(at_us, scenario.zone)}"]
+    out.append(f"  GMV      {format_money(st.gmv_minor, scenario.currency)} "
+               f"({st.gmv_minor:,} minor units)")
+    out.append(f"  orders   {st.orders:,} placed, {st.refunds:,} refunded ({st.next_seq:,} events)")
+    for threshold, count in agg.brands_over().items():
+        out.append(f"  brands over {money_label(threshold, scenario.currency)}: {count:,}")
+    out.append("  top brands:")
+    for rank, (brand, gmv) in enumerate(board, start=1):
+        out.append(f"    {rank:>2}. {brand:<24} {format_money(gmv, scenario.currency)}")
+    out.append(f"  milestones so far: {len(milestones)}")
+    for m in milestones[-last:] if last else []:
+        when = format_time(m.event_time_us, scenario.zone)[:19].replace("T", " ")
+        out.append(f"    {when}  {m.headline}")
+    out.append(f"  (from the snapshot at seq {found.from_snapshot:,} plus {found.folded:,} events of "
+               "the log)")
+    return "\n".join(out)
