@@ -41,6 +41,17 @@ def test_the_cluster_listens_on_loopback_only(client) -> None:
     addresses = [client.scheduler.address, *client.scheduler_info()["workers"]]
     assert len(addresses) == 3
     assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+    assert client.dashboard_link.startswith("http://127.0.0.1:")
+
+
+def _profiling() -> bool:
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_workers_do_not_run_the_statistical_profiler(client) -> None:
+    assert set(client.run(_profiling).values()) == {False}
 
 
 @pytest.mark.parametrize(("name", "scale", "parts"),
