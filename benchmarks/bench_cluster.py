@@ -167,7 +167,7 @@ def main() -> None:
                   f"phases {phases[-1]}", flush=True)
         for parts in (2, 8, 32):
             t, result = on_cluster(client, args.overhead_scale, parts)
-            out["overhead"][parts] = result.timings | {"wall_s": t}
+            out["overhead"][str(parts)] = result.timings | {"wall_s": t}
             print(f"scale {args.overhead_scale:g}, {parts} parts: {t:.2f} s {result.timings}", flush=True)
     out["load_after"] = os.getloadavg()
     print(f"load average before {out['load_before']}, after {out['load_after']}")
