@@ -212,3 +212,20 @@ def test_snapshot_round_trips():
     restored = type(agg.state).from_snapshot(agg.state.to_snapshot("unit"), "snap", "unit")
     assert restored.equals(agg.state)
     assert restored.milestones and restored.milestones == agg.state.milestones
+
+
+def test_more_crossing_brands_than_the_16_bit_table_holds_agree_with_the_reference():
+    """33,000 brands crossing in one batch take the boolean-mask path instead of the 16-bit one."""
+    n = 33_000  # just over 1 << 15
+    names = [f"b{i}" for i in range(n)]
+    names[:2] = NAMES[:2]  # the time-to-value rule names Apple
+    rng = np.random.default_rng(33_000)
+    brands = rng.permutation(n)
+    batch = make_batch(0, [W1 + i for i in range(n)], brands, rng.integers(100, 500, n), [0] * n)
+    agg = Aggregator(UNIT, names, "unit")
+    ref = ReferenceFold(UNIT, names, "unit")
+    found, expected = agg.apply(batch), ref.apply(batch)
+    assert len(found) > n
+    assert sorted(found, key=milestone_sort_key) == sorted(expected, key=milestone_sort_key)
+    assert agg.state.brand_level.tolist() == ref.brand_level
+    assert agg.state.race_count.tolist() == ref.race
