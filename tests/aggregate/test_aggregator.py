@@ -109,6 +109,7 @@ def test_aggregator_agrees_with_reference_fold(case):
     board, peak, over = expected_views(ref, UNIT.milestones.leaderboard_size)
     assert (agg.leaderboard(), agg.peak(), agg.brands_over()) == (board, peak, over)
     assert agg.leaderboard(99) == expected_views(ref, 99)[0]  # capped at the catalogue
+    assert agg.leaderboard(1) == expected_views(ref, 1)[0]
 
 
 @given(streams())
