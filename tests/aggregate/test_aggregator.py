@@ -223,10 +223,18 @@ def test_more_crossing_brands_than_the_16_bit_table_holds_agree_with_the_referen
     rng = np.random.default_rng(33_000)
     brands = rng.permutation(n)
     batch = make_batch(0, [W1 + i for i in range(n)], brands, rng.integers(100, 500, n), [0] * n)
-    agg = Aggregator(UNIT, names, "unit")
+    agg = Aggregator(UNIT, "unit", brand_names=names)
     ref = ReferenceFold(UNIT, names, "unit")
     found, expected = agg.apply(batch), ref.apply(batch)
     assert len(found) > n
     assert sorted(found, key=milestone_sort_key) == sorted(expected, key=milestone_sort_key)
     assert agg.state.brand_level.tolist() == ref.brand_level
     assert agg.state.race_count.tolist() == ref.race
+
+
+def test_finish_completes_the_open_second_once_even_the_festivals_first():
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    agg.apply(make_batch(0, [W1, W1 + 5], [3, 3], [1, 1], [0, 0]))
+    assert [(m.kind, m.threshold_minor, m.value_minor, m.seq) for m in agg.finish()] == \
+        [("rate_record", 0, 2, 1)]
+    assert agg.finish() == [] and agg.state.open_second == -1
