@@ -17,7 +17,7 @@ def folded():
     scenario = resolve("double11-2021")
     plan = make_plan(scenario, scale=0.0002)  # ~500,000 events, 290,000 brands, every rule
     batches = list(rebatch(chunks(plan), 100_000))
-    agg = Aggregator(scenario, plan.catalogue.names, "peers")
+    agg = Aggregator(scenario, "peers")
     for batch in batches:
         agg.apply(batch)
     agg.finish()
