@@ -113,6 +113,7 @@ CRASH = ["double11-2021", "--mqtt", "none", "--snapshot-every", "131072", *DISOR
 
 def test_a_killed_disordered_run_resumes_to_the_identical_result(tmp_path):
     reference = replay(tmp_path, "reference", *CRASH[1:], scenario="double11-2021")
+    assert main(["report", str(reference)]) == 0  # every published fact, on the final milestones
     crashed = tmp_path / "crashed"
     child = run_child(["replay", *CRASH, "--run-dir", str(crashed)])
     for _ in range(300):  # kill it after its 300th milestone line
