@@ -198,21 +198,35 @@ def build_report(scenario: Scenario, summary: dict, *, path: Path | None = None,
 
 
 def _fold_brands(path: Path, scenario: Scenario, before_us: int | None) -> np.ndarray:
-    """Every brand's net GMV from the log's events before ``before_us``: one pass, O(events)."""
+    """Every brand's net GMV from the log's events before ``before_us``: one pass, O(events).
+    An arrival-ordered log is folded by its event-time aggregator, so redeliveries count once
+    and every event before ``before_us`` counts, wherever it arrived."""
+    from ticker.aggregate.eventtime import aggregator_for
     from ticker.eventlog import CorruptLogError, EventLog
+    from ticker.rundir import RunDir
 
     gmv = np.zeros(scenario.brand_count, np.int64)
+    run_dir = RunDir(path)
+    meta = run_dir.meta()
+    dedup = None
+    if meta.get("disorder"):
+        dedup = aggregator_for(scenario, run_dir.brand_names(scenario), meta["run"], meta["disorder"])
     try:
         log = EventLog(path / "log", readonly=True)
     except (CorruptLogError, FileNotFoundError, OSError) as exc:
         raise ReportError(f"{path / 'log'}: cannot read the event log ({exc})") from None
     try:
         for batch in log.read(0):
+            if dedup is not None:
+                dedup.apply(batch)
+                keep = dedup.accepted & (True if before_us is None else batch.event_time < before_us)
+                np.add.at(gmv, batch.brand[keep], batch.amount_minor[keep])
+                continue
             if before_us is not None and batch.event_time[0] >= before_us:
                 break
-            keep = len(batch) if before_us is None else int(
+            stop = len(batch) if before_us is None else int(
                 np.searchsorted(batch.event_time, before_us, side="left"))
-            np.add.at(gmv, batch.brand[:keep], batch.amount_minor[:keep])
+            np.add.at(gmv, batch.brand[:stop], batch.amount_minor[:stop])
     except CorruptLogError as exc:
         raise ReportError(str(exc)) from None
     finally:

@@ -250,6 +250,7 @@ class EventTimeAggregator:
         before[1:] = after[:-1]
 
         accepted = self._deduplicate(batch, before, after[-1])
+        self.accepted = accepted  # which events of the last batch counted (not redeliveries)
         rows = np.flatnonzero(accepted)
         late_rows = rows[times[rows] < before[rows]]
         late = np.zeros(n, bool)
