@@ -149,3 +149,10 @@ def test_a_report_fold_of_the_log_counts_each_redelivered_order_once(smoke_run):
     once = events.take(np.sort(keys))
     before = once.event_time < moment
     assert int(_fold_brands(smoke_run, scenario, moment).sum()) == int(once.amount_minor[before].sum())
+
+
+def test_a_cluster_replay_refuses_disorder_in_one_line(capsys):
+    assert main(["replay", "smoke", "--cluster", "local:1", "--no-log", "--mqtt", "none",
+                 "--disorder", "realistic"]) != 0
+    err = capsys.readouterr().err
+    assert err.strip() == "ticker: --cluster folds the ordered stream; --disorder runs on one process"

@@ -270,7 +270,7 @@ class EventTimeAggregator:
         # their time, in (event time, order id, kind) order; a late event is released on arrival,
         # i.e. after every on-time event whose time is before the watermark it arrived at.
         on_time = rows[~late[rows]]
-        pool = OrderBatch.concat([st.buffer, taken if len(on_time) == n else batch.take(on_time),
+        pool = OrderBatch.concat([st.buffer, taken if not len(late_rows) else batch.take(on_time),
                                   batch.take(late_rows)])
         held = len(pool) - len(late_rows)
         place = pool.event_time.copy()

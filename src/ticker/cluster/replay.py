@@ -28,6 +28,8 @@ def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
         raise ClusterError("--cluster runs as fast as it can; drop --speed")
     if options.record:
         raise ClusterError("--cluster does not record an event log yet: add --no-log")
+    if options.disorder not in (None, "none", "off"):
+        raise ClusterError("--cluster folds the ordered stream; --disorder runs on one process")
 
 
 def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None, *, client=None,
