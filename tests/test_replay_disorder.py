@@ -156,3 +156,14 @@ def test_a_cluster_replay_refuses_disorder_in_one_line(capsys):
                  "--disorder", "realistic"]) != 0
     err = capsys.readouterr().err
     assert err.strip() == "ticker: --cluster folds the ordered stream; --disorder runs on one process"
+
+
+def test_export_keeps_each_milestones_timing(smoke_run, tmp_path):
+    out = tmp_path / "milestones.csv"
+    assert main(["export", str(smoke_run), "--what", "milestones", "--format", "csv",
+                 "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].endswith(",headline,timing,corrects")
+    assert len(lines) - 1 == len(milestones(smoke_run))
+    corrections = [m for m in milestones(smoke_run) if m["timing"] == "correction"]
+    assert sum(line.endswith(f",correction,{corrections[0]['corrects']}") for line in lines) >= 1
