@@ -171,7 +171,7 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
         options.scale = scenario.default_scale
     plan = make_plan(scenario, seed, options.scale)
     profile = _disorder(scenario, options)
-    run = run_id(scenario.name, seed, options.scale) + (f"-{profile.name}" if profile else "")
+    run = run_id(scenario.name, seed, options.scale, profile.name if profile else None)
     names = plan.catalogue.names
     notes: list[str] = []
     total = plan.total_events + (profile.duplicates_before(plan.total_events) if profile else 0)

@@ -47,9 +47,10 @@ class RunDirError(TickerError, ValueError):
     """A run directory is missing, incomplete, or belongs to another run."""
 
 
-def run_id(scenario: str, seed: int, scale: float) -> str:
-    """A run's stable name: the same scenario, seed and scale always name the same run."""
-    return f"{scenario}-seed{seed}-x{scale:g}"
+def run_id(scenario: str, seed: int, scale: float, disorder: str | None = None) -> str:
+    """A run's stable name: the same scenario, seed and scale (and disorder profile, for an
+    arrival-ordered run) always name the same run."""
+    return f"{scenario}-seed{seed}-x{scale:g}" + (f"-{disorder}" if disorder else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +207,19 @@ class RunDir:
             if not check(meta[key]):
                 raise RunDirError(f"{self.meta_path}: {key}: expected {expected}, found "
                                   f"{orjson.dumps(meta[key]).decode()[:40]}")
+        disorder = None
+        if "disorder" in meta:  # an arrival-ordered run: its profile, checked like a profile file
+            from ticker.scenario.disorder import DisorderError, parse_profile
+
+            try:
+                disorder = parse_profile(meta["disorder"], f"{self.meta_path}: disorder", "").name
+            except DisorderError as exc:
+                raise RunDirError(exc.problems[0]) from None
         generated = "source" not in meta  # (an ingested run names itself after its source)
-        named = run_id(meta["scenario"], meta["seed"], meta["scale"])
-        if generated and not meta["run"].startswith(named):  # (a disorder profile adds a suffix)
-            raise RunDirError(f"{self.meta_path}: run: expected {named!r}… (its scenario, seed "
-                              f"and scale), found {meta['run']!r}")
+        if generated and meta["run"] != (named := run_id(meta["scenario"], meta["seed"], meta["scale"],
+                                                         disorder)):
+            raise RunDirError(f"{self.meta_path}: run: expected {named!r} (its scenario, seed, "
+                              f"scale and disorder), found {meta['run']!r}")
         return meta
 
     def snapshot_path(self, seq: int) -> Path:
