@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     plain, event_time = [], []
     agg = None
     for _ in range(args.repeats):
-        plain.append(fold(Aggregator(scenario, names, "bench"), ordered, args.batch_size))
+        plain.append(fold(Aggregator(scenario, "bench", brand_names=names), ordered, args.batch_size))
         agg = EventTimeAggregator(scenario, names, "bench", config)
         event_time.append(fold(agg, arrived, args.batch_size))
     a, b = statistics.median(plain), statistics.median(event_time)
