@@ -139,6 +139,7 @@ def test_damage_to_any_file_is_named_and_derived_files_are_rebuilt(data, finishe
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a long campaign: the suite's 300 s is per test
 @settings(max_examples=1_000, suppress_health_check=_FIXTURES)
 @given(data=st.data())
 def test_a_long_campaign_of_damage(data, finished: Path, tmp_path: Path, capsys) -> None:

@@ -105,6 +105,7 @@ def test_a_mutated_scenario_is_refused_in_lines_naming_the_key_or_replays(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a long campaign: the suite's 300 s is per test
 @settings(max_examples=3_000, suppress_health_check=_FIXTURES)
 @given(case=mutated())
 def test_a_long_campaign_of_mutated_scenarios(case, tmp_path: Path,
