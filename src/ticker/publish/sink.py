@@ -112,8 +112,9 @@ class MqttSink:
             self.info, event_time_us=tick.event_time_us, brands=list(tick.leaderboard)))
 
     def finish(self, summary: Summary) -> None:
+        partial = {"partial": summary.partial} if summary.partial else {}  # said everywhere
         self.publisher.status("finished", gmv_minor=summary.gmv_minor, orders=summary.orders,
-                              milestones=len(summary.milestones))
+                              milestones=len(summary.milestones), **partial)
         report = self.publisher.close(self.close_timeout)
         summary.mqtt = Delivery(url=str(self.publisher.url),
                                 milestones_delivered=report.milestones_delivered,
