@@ -183,10 +183,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_state(args: argparse.Namespace) -> int:
     from ticker.clock import parse_time
     from ticker.history import render_state, state_at
-    from ticker.scenario import load_scenario
 
     run_dir = _run_dir(args.run_dir)
-    scenario = load_scenario(run_dir.scenario_path)
+    scenario = run_dir.scenario()
     try:
         at_us = parse_time(args.at, scenario.zone)
     except ValueError:
@@ -201,10 +200,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import contextlib
 
     from ticker.export import export_milestones, export_orders
-    from ticker.scenario import load_scenario
 
     run_dir = _run_dir(args.run_dir)
-    scenario = load_scenario(run_dir.scenario_path)
+    scenario = run_dir.scenario()
     out = args.out if args.out is not None else sys.stdout.buffer
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)  # as --run-dir and --summary

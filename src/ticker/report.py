@@ -150,7 +150,6 @@ def load_report(path: str | os.PathLike) -> Report:
     raises :class:`~ticker.scenario.ScenarioError` (one line per problem).
     """
     from ticker.rundir import RunDir, RunDirError
-    from ticker.scenario import load_scenario
 
     rd = RunDir(Path(path))
     if not rd.path.is_dir():
@@ -161,9 +160,9 @@ def load_report(path: str | os.PathLike) -> Report:
     except RunDirError as exc:
         raise ReportError(str(exc)) from None
     try:
-        summary = rd.summary()
-    except ValueError as exc:
-        raise ReportError(f"{rd.summary_path}: unreadable ({exc})") from None
+        summary = rd.summary()  # checked there: one line naming the file and the key
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
     if summary is None:
         state = meta.get("state", "unknown")
         raise ReportError(f"{rd.path}: the run has no summary.json (state {state!r}): finish it "
@@ -171,7 +170,7 @@ def load_report(path: str | os.PathLike) -> Report:
                           f"{rd.path} --resume' first")
     if not rd.scenario_path.is_file():
         raise ReportError(f"{rd.scenario_path}: missing (the scenario as run)")
-    scenario = load_scenario(rd.scenario_path)
+    scenario = rd.scenario()
     return build_report(scenario, summary, path=rd.path,
                         fold_brands=lambda before_us: _fold_brands(rd.path, scenario, before_us))
 

@@ -184,11 +184,23 @@ class RunDir:
         """What was run and its log, opened read-only; :class:`RunDirError` if unreadable.
         ``check="full"`` checksums every record first (a replay must not find out half way)."""
         meta = self.meta()
-        scenario = load_scenario(self.scenario_path)
+        scenario = self.scenario(meta)
         try:
             return meta, scenario, EventLog(self.log, readonly=True, check=check)
         except (CorruptLogError, FileNotFoundError) as exc:
             raise RunDirError(str(exc)) from None
+
+    def scenario(self, meta: dict | None = None) -> Scenario:
+        """The scenario as run: scenario.toml, checked against the sha256 run.json keeps of it
+        (a changed copy would silently re-fold the log under other rules)."""
+        meta = self.meta() if meta is None else meta
+        scenario = load_scenario(self.scenario_path)
+        digest = scenario_digest(scenario.text)
+        if meta.get("scenario_sha256", digest) != digest:
+            raise RunDirError(f"{self.scenario_path}: expected the scenario the run was made with "
+                              f"(sha256 {meta['scenario_sha256'][:16]}… in run.json), found other "
+                              "bytes")
+        return scenario
 
     def write_meta(self, meta: dict) -> None:
         write_atomic(self.meta_path, orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
@@ -280,7 +292,29 @@ class RunDir:
         if not isinstance(summary, dict):
             raise RunDirError(f"{self.summary_path}: expected a JSON object, found "
                               f"{type(summary).__name__}")
+        for key, (kind, expected) in _SUMMARY.items():
+            value = summary.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise RunDirError(f"{self.summary_path}: {key}: expected {expected}, found "
+                                  f"{orjson.dumps(value).decode()[:40]}")
+        for i, item in enumerate(summary["milestones"]):
+            try:
+                Milestone.from_json(item)
+            except Exception:  # damaged JSON of any shape: say where
+                raise RunDirError(f"{self.summary_path}: milestones[{i}]: expected a milestone "
+                                  f"as milestones.jsonl has it, found "
+                                  f"{orjson.dumps(item).decode()[:60]}") from None
         return summary
+
+
+#: summary.json's keys that readers rely on, and their JSON types
+_SUMMARY: dict[str, tuple[type | tuple[type, ...], str]] = {
+    **{key: (str, "a string") for key in ("run", "scenario", "currency", "peak_at")},
+    **{key: (int, "an integer") for key in ("seed", "orders", "refunds", "events", "gmv_minor",
+                                            "peak_orders_per_s")},
+    "scale": ((int, float), "a number"), "brands_over": (dict, "an object"),
+    "milestones": (list, "an array"),
+}
 
 
 def scenario_digest(text: str) -> str:

@@ -104,6 +104,12 @@ def check_damage(case, finished: Path, tmp_path: Path, capsys) -> None:
     if kind != "flip" or name.startswith("log/"):
         named = (name.split("/")[-1], "not a run directory", "missing")
         assert any(any(n in line for n in named) for line in lines), (name, lines)
+    for reader in (["state", str(run_dir), "--at", "2021-11-11T00:01"], ["report", str(run_dir)],
+                   ["export", str(run_dir), "--format", "jsonl", "--out", str(tmp_path / "o.jsonl")]):
+        assert main(reader) in (0, 1, 2), reader  # (an exception would escape main: a traceback)
+        out = capsys.readouterr()
+        problems = [line for line in out.err.splitlines() if not line.startswith("wrote")]
+        assert all(line.startswith("ticker: ") and str(run_dir) in line for line in problems), problems
     # a replay from the damaged directory: whole, or refused in one line, or --partial
     log_damaged = name.startswith("log/") or name in ("run.json", "scenario.toml")
     replay_code = main(["replay", str(run_dir), "--mqtt", "none", "--quiet"])
