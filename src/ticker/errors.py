@@ -33,3 +33,18 @@ class TickerError(Exception):
     def lines(self) -> list[str]:
         """The message as lines for the user: one, unless the error collects several problems."""
         return str(self).splitlines() or [type(self).__name__]
+
+
+class ProblemsError(TickerError):
+    """An input file with several problems, ``problems`` holding one line for each.
+
+    >>> ProblemsError(["a.toml: windows: expected a list", "a.toml: seed: expected an integer"]).lines()
+    ['a.toml: windows: expected a list', 'a.toml: seed: expected an integer']
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def lines(self) -> list[str]:
+        return list(self.problems)

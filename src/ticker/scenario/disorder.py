@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ticker.errors import TickerError
+from ticker.errors import ProblemsError
 from ticker.events import COLUMNS, OrderBatch
 
 _US = 1_000_000
@@ -65,15 +65,8 @@ _KNOBS: dict[str, tuple[float, float]] = {
 }
 
 
-class DisorderError(TickerError, ValueError):
+class DisorderError(ProblemsError, ValueError):
     """A disorder profile is unreadable or has problems; one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-    def lines(self) -> list[str]:
-        return list(self.problems)
 
 
 @dataclass(frozen=True, slots=True)

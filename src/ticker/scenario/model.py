@@ -11,20 +11,13 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
 
-from ticker.errors import TickerError
+from ticker.errors import ProblemsError
 from ticker.money import Currency
 from ticker.scenario.disorder import DisorderProfile
 
 
-class ScenarioError(TickerError, ValueError):
+class ScenarioError(ProblemsError, ValueError):
     """A scenario file has problems; ``problems`` holds one line for each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-    def lines(self) -> list[str]:
-        return list(self.problems)
 
 
 @dataclass(frozen=True, slots=True)
