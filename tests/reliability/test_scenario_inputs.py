@@ -149,6 +149,19 @@ def test_nan_and_infinity_are_never_numbers(tmp_path: Path, capsys: pytest.Captu
             assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("extreme", [1e-300, 5e-324, 1e300])
+def test_an_extreme_but_finite_number_anywhere_is_refused_or_replays(
+        extreme: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every numeric key at a tiny or huge finite value (a peak's width, the rush's decay, a share):
+    refused in lines naming the key, or a clean replay — never numpy's overflow from deep inside."""
+    numbers = [p for p in PATHS if isinstance(_get(SMOKE, p), float | int)
+               and not isinstance(_get(SMOKE, p), bool)]
+    for path in numbers:
+        doc = copy.deepcopy(SMOKE)
+        _set(doc, path, extreme)
+        check_mutant((doc, path), tmp_path, capsys)
+
+
 def _get(doc, path):
     for part in path:
         doc = doc[part]

@@ -37,6 +37,10 @@ BRANDS = Range(1, 10_000_000, integer=True)  # arrays are sized by brands (2021:
 WINDOW_ORDERS = Range(1, 10**12, integer=True)  # 2021's biggest window: 1.9 billion
 RATE_MAX = 1e9  # orders/s at scale 1 (the record: 583,000)
 SECONDS = Range(0, 10**8, low_open=True)  # durations: positive, and under three years
+# The rate curve's shapes (a gala peak's width, the opening rush's decay) are divided into every
+# second's offset: below the curve's one-second resolution they mean nothing, and near zero the
+# division overflows.
+CURVE_SECONDS = Range(1, 10**8)
 MAX_AMOUNT_MINOR = 10**17  # money in int64 minor units, with room to sum (RMB 1 trillion = 10^14)
 
 
@@ -322,14 +326,14 @@ def _window(r: _Reader, data: Any, key: str, zone: timezone) -> SalesWindow:
             r.problem(f"{bk}.at", f"expected a time inside its window ({_iso(start, zone)} to "
                       f"{_iso(end, zone)}), found {_iso(at, zone)}")
         bumps.append(Bump(at, float(r.number(bt, bk, "extra", Range(0, RATE_MAX))),
-                          float(r.number(bt, bk, "width_s", SECONDS))))
+                          float(r.number(bt, bk, "width_s", CURVE_SECONDS))))
     return SalesWindow(
         name=r.string(w, key, "name"),
         start_us=start,
         end_us=end,
         orders=int(r.number(w, key, "orders", WINDOW_ORDERS)),
         opening_peak=float(r.number(w, key, "opening_peak", Range(0, RATE_MAX, low_open=True))),
-        opening_decay_s=float(r.number(w, key, "opening_decay_s", SECONDS)),
+        opening_decay_s=float(r.number(w, key, "opening_decay_s", CURVE_SECONDS)),
         daily_shape=(tuple(float(x) for x in shape) if len(shape) == 24 and not shape_bad
                      else (1.0,) * 24),
         bumps=tuple(bumps),
