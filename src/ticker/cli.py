@@ -350,6 +350,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
+#: import and follow read the same order streams, so they take --disorder alike
+_INGEST_DISORDER_HELP = (
+    "an arrival-ordered stream: fold it by event time with this disorder profile's lateness and "
+    "duplicate window (as replay --disorder; 'none': the ordered fold, which needs orders in "
+    "event-time order); default: the scenario's [disorder]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ticker",
@@ -522,9 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the festival's currency, windows, platforms, regions and milestone rules "
                    "(a bundled name or a .toml); its catalogue gives the known brands' ids")
     i.add_argument("--disorder", metavar="NAME|FILE|none",
-                   help="an arrival-ordered stream: fold it by event time with this disorder profile's "
-                   "lateness and duplicate window (as replay --disorder; 'none': the ordered fold, "
-                   "which needs orders in event-time order); default: the scenario's [disorder]")
+                   help=_INGEST_DISORDER_HELP)
     i.add_argument("--currency", default="CNY", choices=("CNY", "USD"),
                    help="the currency without --scenario (default CNY)")
     i.add_argument("--run-dir", type=output_dir_arg, help="where to record the run (default "
@@ -555,9 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="topic filter to follow, repeatable (default ticker/+/orders/+)")
     f.add_argument("--scenario", metavar="NAME|FILE", help="the festival's rules (as import)")
     f.add_argument("--disorder", metavar="NAME|FILE|none",
-                   help="an arrival-ordered stream: fold it by event time with this disorder profile's "
-                   "lateness and duplicate window (as replay --disorder; 'none': the ordered fold, "
-                   "which needs orders in event-time order); default: the scenario's [disorder]")
+                   help=_INGEST_DISORDER_HELP)
     f.add_argument("--currency", default="CNY", choices=("CNY", "USD"),
                    help="the currency without --scenario (default CNY)")
     f.add_argument("--run-dir", type=output_dir_arg, default=Path("runs/follow"),

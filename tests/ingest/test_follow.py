@@ -114,15 +114,19 @@ def test_an_arrival_ordered_replay_followed_equals_it(broker, tmp_path):
     assert {m["timing"] for m in summary["milestones"]} >= {"live", "final"}
 
 
+def wait_mid_stream(follower: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Until the follower's log holds 100 kB (it is mid-stream); fails if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while not any(p.stat().st_size > 100_000 for p in log.glob("*.seg")):
+        assert time.monotonic() < deadline and follower.poll() is None
+        time.sleep(0.02)  # polling the follower's log, bounded
+
+
 def test_a_sigkilled_follower_restarts_and_still_equals_the_replayer(broker, tmp_path):
     follower = start_follow(broker.url, tmp_path / "fr", "--scenario", "smoke")
     wait_ready(follower)
     source = replay(broker.url, tmp_path / "src", "--speed", "100")
-    log = tmp_path / "fr" / "log"
-    deadline = time.monotonic() + 60
-    while not any(p.stat().st_size > 100_000 for p in log.glob("*.seg")):
-        assert time.monotonic() < deadline and follower.poll() is None
-        time.sleep(0.02)  # polling the follower's log, bounded
+    wait_mid_stream(follower, tmp_path / "fr" / "log")
     assert source.poll() is None, "the replay ended before the kill: raise its length"
     follower.send_signal(signal.SIGKILL)
     follower.communicate(timeout=30)
@@ -136,11 +140,7 @@ def test_a_broker_restart_mid_stream_loses_nothing(broker, tmp_path):
     follower = start_follow(broker.url, tmp_path / "fr", "--scenario", "smoke")
     wait_ready(follower)
     source = replay(broker.url, tmp_path / "src", "--speed", "100")
-    log = tmp_path / "fr" / "log"
-    deadline = time.monotonic() + 60
-    while not any(p.stat().st_size > 100_000 for p in log.glob("*.seg")):
-        assert time.monotonic() < deadline and follower.poll() is None
-        time.sleep(0.02)  # polling the follower's log, bounded
+    wait_mid_stream(follower, tmp_path / "fr" / "log")
     assert source.poll() is None, "the replay ended before the broker restart: raise its length"
     broker.stop()
     broker.start()
