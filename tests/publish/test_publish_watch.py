@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import random
 import threading
 
+import aiomqtt
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ticker.clock import format_time
 from ticker.publish import EmbeddedBroker, Publisher, RunInfo, run_watch, topics
+from ticker.publish.watch import RetainedMilestones
 
 from .helpers import CST, T0_US, free_port, interrupt_after_first_line, make_milestones
 
@@ -160,3 +166,42 @@ def test_an_arrival_ordered_runs_lines_say_live_final_or_correction() -> None:
                         "orders": 5, "orders_per_s": 2, "watermark": "2021-11-11T18:22:58.049198+08:00"})
     line, tick = format_message("ticker/r/gmv", gmv)
     assert line.endswith("· watermark 2021-11-11 18:22:58.049+08:00") and tick
+
+
+def test_a_late_watcher_reads_the_story_so_far_in_event_time_order(mosquitto, unique_run: str,
+                                                                      seed: int) -> None:
+    """Retained milestones reach a new subscriber in the broker's order (by topic), published
+    here in a random order with event times unrelated to their topics: printed oldest first."""
+    rng = random.Random(seed)
+    info = RunInfo(unique_run, scenario="double11-2021", seed=3, scale=0.01, zone=CST)
+    base = make_milestones(unique_run, 12)
+    times = rng.sample(range(40), len(base))
+    milestones = [dataclasses.replace(m, event_time_us=T0_US + t * 1_000_000, seq=t)
+                  for m, t in zip(base, times, strict=True)]
+    with Publisher(mosquitto.url, info) as publisher:
+        for m in rng.sample(milestones, len(milestones)):
+            publisher.milestone(m)
+    out = Sink()
+    assert run_watch(mosquitto.url, run=unique_run, out=out, max_messages=len(milestones)) == 0
+    expected = sorted(milestones, key=lambda m: m.event_time_us)
+    assert out.getvalue().splitlines() == [milestone_line(info, m) for m in expected]
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**52), st.integers(0, 2**40), st.booleans()),
+                max_size=30))
+def test_retained_milestones_drain_in_event_time_then_seq_order(
+        items: list[tuple[int, int, bool]]) -> None:
+    """Whatever order they arrive in: milestones by (event time, seq, topic), then anything
+    that is not a milestone, in arrival order."""
+    held = RetainedMilestones()
+    sent = []
+    for i, (at_us, seq, is_milestone) in enumerate(items):
+        payload = (orjson.dumps({"event_time": format_time(at_us, CST, precision="microseconds"),
+                                 "seq": seq}) if is_milestone else f"not json {i}".encode())
+        message = aiomqtt.Message(f"ticker/r/milestones/x/{i}", payload, 1, True, i, None)
+        held.add(message)
+        sent.append(((0, at_us, seq, f"ticker/r/milestones/x/{i}") if is_milestone
+                     else (1, 0, 0, ""), i, message))
+    out = held.drain()
+    assert len(held) == 0
+    assert out == [m for _key, _i, m in sorted(sent, key=lambda x: (x[0], x[1]))]

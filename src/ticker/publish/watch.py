@@ -14,6 +14,11 @@ Output, one line per message:
 * status and leaderboard: a short line; anything else: the topic and its size;
 * ``as_json``: one JSON object per message, ``{"topic", "payload", "qos", "retain"}``, with
   ``payload`` parsed (``null`` and ``"bytes": n`` for a binary payload such as an order frame).
+
+A broker hands a new subscriber its retained messages in its own order (Mosquitto: by topic), so
+the story so far would read out of order. Retained milestones are held in event-time order
+(:class:`RetainedMilestones`) until the retained burst ends — the first live message, or
+:data:`SETTLE_S` without any — and then printed, oldest first.
 """
 
 from __future__ import annotations
@@ -28,13 +33,58 @@ from typing import Any, TextIO
 
 import aiomqtt
 import orjson
+from sortedcontainers import SortedKeyList
 
+from ticker.clock import parse_time
 from ticker.publish import topics
 from ticker.publish.mqtt import _discard, describe_connect_error
 from ticker.publish.url import MqttUrl, PublishError, parse_url
 
 #: Where ``ticker watch`` looks when given no URL and no ``TICKER_MQTT_URL``.
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
+#: Quiet time after which the retained burst a subscription brings is taken to be over. A
+#: broker sends it at once, back to back; MQTT has no end-of-retained marker to wait for.
+SETTLE_S = 0.25
+
+
+_Order = tuple[int, int, int, str, int]
+_Held = tuple[_Order, aiomqtt.Message]
+
+
+class RetainedMilestones:
+    """Retained milestones waiting to be printed, kept in event-time order (then seq, topic).
+
+    A message whose payload is not a milestone (no parseable ``event_time``) sorts last, in
+    arrival order.
+    """
+
+    def __init__(self) -> None:
+        self._held: SortedKeyList[_Held, _Order] = SortedKeyList(key=lambda item: item[0])
+        self._arrived = 0
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def add(self, message: aiomqtt.Message) -> None:
+        self._arrived += 1
+        self._held.add((_event_order(message, self._arrived), message))
+
+    def drain(self) -> list[aiomqtt.Message]:
+        """Everything held, oldest event first; the holder is empty afterwards."""
+        out = [message for _key, message in self._held]
+        self._held.clear()
+        return out
+
+
+def _event_order(message: aiomqtt.Message, arrived: int) -> _Order:
+    payload = message.payload if isinstance(message.payload, bytes) else b""
+    try:
+        data = orjson.loads(payload)
+        at = parse_time(str(data["event_time"]))
+        seq = data.get("seq")
+        return 0, at, seq if isinstance(seq, int) else 0, message.topic.value, arrived
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+        return 1, 0, 0, "", arrived
 
 
 def run_watch(url: str | None = None, filters: Sequence[str] = (), run: str | None = None,
@@ -85,23 +135,45 @@ async def _watch(url: MqttUrl, subs: list[str], printer: _Printer, err: TextIO,
             return 0
         shown = 0
         retained: set[tuple[str, bytes]] = set()
-        async for message in client.messages:
-            # amqtt 0.12 also sends a new client the retained messages matching OTHER clients'
-            # subscriptions (at QoS 0, before ours): drop what we did not ask for, and print a
-            # retained message once.
-            if not any(message.topic.matches(sub) for sub in subs):
-                continue
-            if message.retain:
-                key = (message.topic.value, bytes(message.payload or b""))
-                if key in retained:
+        backlog = RetainedMilestones()
+        messages = client.messages
+        waiting: asyncio.Task[aiomqtt.Message] | None = None
+        try:
+            while True:
+                # one pending read, never cancelled mid-way (a cancelled read could drop a message)
+                waiting = waiting or asyncio.ensure_future(anext(messages))
+                done, _ = await asyncio.wait({waiting}, timeout=SETTLE_S if backlog else None)
+                if not done:  # the retained burst is over: the story so far, in event-time order
+                    for held in backlog.drain():
+                        printer.show(held)
+                        shown += 1
+                        if max_messages is not None and shown >= max_messages:
+                            return 0
                     continue
-                if len(retained) > 100_000:
-                    retained.clear()
-                retained.add(key)
-            printer.show(message)
-            shown += 1
-            if max_messages is not None and shown >= max_messages:
-                return 0
+                message, waiting = waiting.result(), None
+                # amqtt 0.12 also sends a new client the retained messages matching OTHER
+                # clients' subscriptions (at QoS 0, before ours): drop what we did not ask for,
+                # and print a retained message once.
+                if not any(message.topic.matches(sub) for sub in subs):
+                    continue
+                if message.retain:
+                    key = (message.topic.value, bytes(message.payload or b""))
+                    if key in retained:
+                        continue
+                    if len(retained) > 100_000:
+                        retained.clear()
+                    retained.add(key)
+                    if "/milestones/" in message.topic.value:
+                        backlog.add(message)
+                        continue
+                for held in [*backlog.drain(), message]:
+                    printer.show(held)
+                    shown += 1
+                    if max_messages is not None and shown >= max_messages:
+                        return 0
+        finally:
+            if waiting is not None:
+                waiting.cancel()
     except aiomqtt.MqttError as exc:
         print(f"ticker: lost connection to MQTT broker {url}: {exc}", file=err)
         return 1
