@@ -15,6 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from ticker.engine import tune_allocator
 from ticker.events import OrderBatch, rebatch
 from ticker.scenario import make_plan, resolve
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, chunks
+
+if TYPE_CHECKING:
+    from ticker.peers import PeerResult
 
 BENCH_SCENARIO = "double11-2021"
 
@@ -40,7 +44,7 @@ class BenchResult:
     raw_runs_s: list[float]
     python_fold_events_per_s: float
     python_events: int
-    peers: list = field(default_factory=list)  # ticker.peers.PeerResult, with --peers
+    peers: list[PeerResult] = field(default_factory=list)  # with --peers
 
     @property
     def ratio(self) -> float:
@@ -52,7 +56,7 @@ class BenchResult:
         """The aggregator's speed as a fraction of one raw ``np.add.at`` pass (1.0 = as fast)."""
         return self.aggregator_events_per_s / self.raw_events_per_s
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"events": self.events, "aggregator_events_per_s": round(self.aggregator_events_per_s),
                 "raw_add_at_events_per_s": round(self.raw_events_per_s),
                 "of_raw": round(self.of_raw, 3),

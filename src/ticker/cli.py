@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ticker import __version__
 from ticker.clock import format_time
@@ -38,6 +38,10 @@ from ticker.validate import (
     output_dir_arg,
     output_file_arg,
 )
+
+if TYPE_CHECKING:
+    from ticker.rundir import RunDir
+    from ticker.sink import Sink
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
@@ -78,7 +82,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         terminal = TerminalTicker(title=run.scenario.title, currency=run.scenario.currency,
                                   zone=run.scenario.zone, total_events=run.total_events,
                                   scale=run.scale, quiet=args.quiet)
-        sinks = [terminal]
+        sinks: list[Sink] = [terminal]
         if url.lower() != "none":
             mqtt = connect(run, url, tick_hz=args.tick_hz, ca_file=args.ca_file,
                            orders=args.publish_orders)
@@ -90,6 +94,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if args.screen:
             from ticker.screen.server import start_beside
 
+            assert mqtt is not None  # --screen without a broker was refused above
             screen = start_beside(mqtt.publisher.url, run.run, args.screen_port, args.ca_file)
         for note in run.notes:
             terminal.note(note)
@@ -120,7 +125,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return code
 
 
-def _write_summary(path: Path, summary: dict, recorded: Path | None) -> None:
+def _write_summary(path: Path, summary: dict[str, Any], recorded: Path | None) -> None:
     """``--summary PATH`` (checked writable before the run; a failure now still says where the
     run is kept)."""
     import orjson
@@ -155,7 +160,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
     return run_broker(args.host, args.port)
 
 
-def _run_dir(path: Path):
+def _run_dir(path: Path) -> RunDir:
     from ticker.rundir import RunDir, RunDirError
 
     run_dir = RunDir(path)
@@ -267,7 +272,7 @@ def _cmd_follow(args: argparse.Namespace) -> int:
     return 3 if summary.get("mqtt", {}).get("undelivered") else 0
 
 
-def _report_ingest(summary: dict, path: Path, args: argparse.Namespace, *, rejected: int) -> int:
+def _report_ingest(summary: dict[str, Any], path: Path, args: argparse.Namespace, *, rejected: int) -> int:
     """The closing lines of import and follow; exit code 1 when anything was refused."""
 
     from ticker.money import CURRENCIES

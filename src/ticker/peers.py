@@ -20,10 +20,15 @@ per-second counts). The peers are an optional extra: ``pip install 'ticker[peers
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ticker.aggregate import Aggregator
+    from ticker.events import OrderBatch
 
 US_PER_S = 1_000_000
 
@@ -50,7 +55,7 @@ class PeerResult:
     note: str = ""
 
 
-def ticker_answers(agg, names: tuple[str, ...]) -> Answers:
+def ticker_answers(agg: Aggregator, names: tuple[str, ...]) -> Answers:
     """The aggregator's state in the peers' terms."""
     st = agg.state
     index = {name: b for b, name in enumerate(names)}
@@ -66,7 +71,8 @@ def ticker_answers(agg, names: tuple[str, ...]) -> Answers:
 def _polars(columns: dict[str, np.ndarray], thresholds: list[int]) -> Answers:
     import polars as pl
 
-    lf = pl.from_dict(columns).lazy()
+    # polars takes numpy columns; its stubs name only sequences and Series
+    lf = pl.from_dict(columns).lazy()  # type: ignore[arg-type]
     totals = lf.group_by("brand").agg(pl.col("amount_minor").sum())
     running = lf.select("seq", "brand", pl.col("amount_minor").cum_sum().over("brand").alias("total"))
     crossings = pl.concat([
@@ -87,11 +93,12 @@ def _duckdb(columns: dict[str, np.ndarray], thresholds: list[int]) -> Answers:
     import duckdb
     import pyarrow as pa
 
-    events = pa.table(columns)  # zero copy over the numpy columns
+    # zero copy over the numpy columns (pyarrow's stubs name only sequences and Arrow arrays)
+    events = pa.table(columns)  # type: ignore[arg-type]
     con = duckdb.connect()
     try:
         con.register("events", events)
-        con.register("thresholds", pa.table({"threshold": np.array(thresholds, np.int64)}))
+        con.register("thresholds", pa.table({"threshold": pa.array(thresholds, pa.int64())}))
         totals = con.sql("SELECT brand, SUM(amount_minor)::BIGINT AS gmv FROM events "
                          "GROUP BY brand").fetchall()
         crossings = con.sql("""
@@ -117,13 +124,14 @@ def _pandas(columns: dict[str, np.ndarray], thresholds: list[int]) -> Answers:
     by_brand = df.groupby("brand", sort=False)["amount_minor"]
     totals = by_brand.sum()
     running = by_brand.cumsum()
-    crossings = {}
+    crossings: dict[tuple[int, int], int] = {}
     for t in thresholds:
         first = df["seq"][running >= t].groupby(df["brand"]).min()
-        crossings.update({(int(b), t): int(s) for b, s in first.items()})
+        # pandas-stubs type an index label as Hashable; these are int64 brands and seconds
+        crossings.update({(int(cast(int, b)), t): int(s) for b, s in first.items()})
     seconds = (df["event_time"][df["kind"] == 0] // US_PER_S).value_counts()
-    return Answers({int(b): int(g) for b, g in totals.items()}, crossings,
-                   {int(s): int(n) for s, n in seconds.items()})
+    return Answers({int(cast(int, b)): int(g) for b, g in totals.items()}, crossings,
+                   {int(cast(int, s)): int(n) for s, n in seconds.items()})
 
 
 PEERS: dict[str, tuple[str, Callable[[dict[str, np.ndarray], list[int]], Answers]]] = {
@@ -133,7 +141,8 @@ PEERS: dict[str, tuple[str, Callable[[dict[str, np.ndarray], list[int]], Answers
 }
 
 
-def run_peers(batches, answers: Answers, thresholds: list[int], repeats: int) -> list[PeerResult]:
+def run_peers(batches: Sequence[OrderBatch], answers: Answers, thresholds: list[int],
+              repeats: int) -> list[PeerResult]:
     """Fold the concatenated batches with every installed peer ``repeats`` times; each peer's
     answers are compared with ticker's."""
     import importlib
@@ -143,18 +152,20 @@ def run_peers(batches, answers: Answers, thresholds: list[int], repeats: int) ->
     whole = OrderBatch.concat(batches)
     columns = {name: getattr(whole, name)
                for name in ("seq", "event_time", "brand", "amount_minor", "kind")}
-    out = []
+    out: list[PeerResult] = []
     for name, (module, fold) in PEERS.items():
         try:
             version = importlib.import_module(module).__version__
         except ImportError:
             out.append(PeerResult(name, "", [], None, "not installed: pip install 'ticker[peers]'"))
             continue
-        runs, got = [], None
+        runs: list[float] = []
+        got: Answers | None = None
         for _ in range(repeats):
             start = time.perf_counter()
             got = fold(columns, thresholds)
             runs.append(time.perf_counter() - start)
+        assert got is not None, "repeats >= 1"
         wrong = answers.differences(got)
         out.append(PeerResult(name, version, runs, not wrong,
                               f"differs: {', '.join(wrong)}" if wrong else ""))

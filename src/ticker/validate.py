@@ -149,7 +149,7 @@ IDLE_S = Range(0, 7 * 86_400)  # follow --idle-exit: up to a week
 # --- paths --------------------------------------------------------------------------------------
 
 
-def os_problem(path: os.PathLike | str, exc: OSError, doing: str = "cannot write") -> str:
+def os_problem(path: os.PathLike[str] | str, exc: OSError, doing: str = "cannot write") -> str:
     """One line for an OSError at ``path``: what failed, why, in the OS's words."""
     import errno
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import orjson
@@ -65,7 +67,7 @@ class AggregateState:
         )
 
     def copy(self) -> AggregateState:
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             values[f.name] = value.copy() if isinstance(value, np.ndarray | list) else value
@@ -125,12 +127,15 @@ class AggregateState:
             raise SnapshotError(f"{where}: snapshot fields do not match this ticker ({exc})") from None
 
     @classmethod
-    def from_parts(cls, scalars: dict, arrays: dict[str, np.ndarray], milestones: list[dict]
-                   ) -> AggregateState:
-        return cls(**arrays, **scalars, milestones=[Milestone(**m) for m in milestones])
+    def from_parts(cls, scalars: dict[str, Any], arrays: Mapping[str, np.ndarray],
+                   milestones: list[dict[str, Any]]) -> AggregateState:
+        # fields by name, as the snapshot holds them: a missing, extra or repeated one raises
+        # TypeError, which from_snapshot reports as a SnapshotError
+        columns: dict[str, Any] = dict(arrays)
+        return cls(**columns, **scalars, milestones=[Milestone(**m) for m in milestones])
 
 
-def write_npz(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
+def write_npz(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
     """Arrays and a JSON ``meta`` member as one zip of ``.npy`` files."""
     arrays = {**arrays, "meta": np.frombuffer(orjson.dumps(meta), np.uint8)}
     buffer = io.BytesIO()
@@ -143,7 +148,7 @@ def write_npz(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
     return buffer.getvalue()
 
 
-def read_npz(data: bytes, where: str) -> tuple[dict, dict[str, np.ndarray]]:
+def read_npz(data: bytes, where: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             meta = orjson.loads(npz["meta"].tobytes())

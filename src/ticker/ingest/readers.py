@@ -19,19 +19,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from ticker.errors import TickerError
 from ticker.ingest.fields import RowError
 
+if TYPE_CHECKING:
+    import _csv
+
 CHUNK_ROWS = 1 << 14
 FORMATS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
              ".parquet": "parquet", ".pq": "parquet"}
 
-Chunk = list[tuple[int, "dict | RowError"]]
+Chunk = list[tuple[int, "dict[str, Any] | RowError"]]  # (line, a row by column name, or why not)
 
 
 class InputError(TickerError, ValueError):
@@ -82,7 +85,7 @@ def _csv_chunks(stream: IO[bytes], where: str) -> Iterator[Chunk]:
         text.detach()  # the stream is the caller's (stdin included): do not close it
 
 
-def _csv_rows(reader, where: str) -> Iterator[Chunk]:
+def _csv_rows(reader: _csv.Reader, where: str) -> Iterator[Chunk]:
     try:
         header = next(reader)
     except StopIteration:

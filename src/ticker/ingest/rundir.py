@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -25,8 +26,8 @@ def safe_run_id(text: str) -> str:
     return _UNSAFE.sub("-", text).strip("-.") or "ingested"
 
 
-def create(run_dir: RunDir, run: str, scenario: Scenario, *, bundled: bool, source: dict,
-           scale: float = 1.0, disorder: dict | None = None) -> tuple[tuple[str, ...], list[str]]:
+def create(run_dir: RunDir, run: str, scenario: Scenario, *, bundled: bool, source: dict[str, Any],
+           scale: float = 1.0, disorder: dict[str, Any] | None = None) -> tuple[tuple[str, ...], list[str]]:
     """A fresh run directory (replacing a previous run in it, as ``replay`` does): the brand
     names it starts with, and notes for the user."""
     notes = run_dir.claim()
@@ -52,14 +53,14 @@ def reopen_catalogue(run_dir: RunDir, scenario: Scenario) -> tuple[str, ...]:
     return run_dir.brand_names(scenario)
 
 
-def finish_meta(run_dir: RunDir, events: int, extra: dict) -> None:
+def finish_meta(run_dir: RunDir, events: int, extra: dict[str, Any]) -> None:
     meta = run_dir.meta()
     meta["events"] = events
     meta.setdefault("source", {}).update(extra)
     run_dir.write_meta(meta)
 
 
-def event_time(scenario: Scenario, disorder: str | None) -> dict | None:
+def event_time(scenario: Scenario, disorder: str | None) -> dict[str, Any] | None:
     """``--disorder NAME|FILE|none`` (else the scenario's ``[disorder]``) as ``run.json`` records
     it: the lateness and duplicate window of the event-time fold, or None for the ordered fold."""
     from ticker.engine import ReplayOptions, _disorder

@@ -102,7 +102,7 @@ def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str)
 
     def top_share(shift: float) -> float:
         w = (ranks + shift) ** -exponent
-        return w[0] / w.sum()
+        return float(w[0] / w.sum())
 
     want = cap / total
     lo, hi = 0.0, 1e12
@@ -116,4 +116,5 @@ def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str)
             lo, hi = (mid, hi) if top_share(mid) > want else (lo, mid)
         shift = hi
     w = (ranks + shift) ** -exponent
-    return w / w.sum() * total
+    shares: np.ndarray = w / w.sum() * total
+    return shares

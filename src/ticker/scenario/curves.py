@@ -46,5 +46,5 @@ def window_rates(window: SalesWindow, utc_offset_s: int, where: str = "") -> np.
             f"({window.opening_peak * rush.sum() + bumps.sum():,.0f}), found {window.orders:,}; "
             "raise orders or lower opening_peak, opening_decay_s or the peaks"
         ])
-    rates = base * daily + amplitude * rush + bumps
+    rates: np.ndarray = base * daily + amplitude * rush + bumps  # base: numpy's sum() is Any
     return rates

@@ -190,7 +190,7 @@ def _amount_table(sigma: float) -> np.ndarray:
     normal = NormalDist()
     z = np.array([normal.inv_cdf((i + 0.5) / _AMOUNT_QUANTILES) for i in range(_AMOUNT_QUANTILES)])
     q = np.exp(sigma * z)
-    table = np.rint(q / q.mean() * _AMOUNT_ONE).astype(np.int64)
+    table: np.ndarray = np.rint(q / q.mean() * _AMOUNT_ONE).astype(np.int64)
     table[-1] += _AMOUNT_ONE * _AMOUNT_QUANTILES - int(table.sum())
     return table
 
@@ -255,7 +255,7 @@ def _pick_brand(plan: Plan, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _weyl(plan: Plan, p: np.ndarray, stream: int) -> np.ndarray:
-    x = p * _INCREMENTS[stream]
+    x: np.ndarray = p * _INCREMENTS[stream]
     x += plan.offsets[stream]
     return x
 

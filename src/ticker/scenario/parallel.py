@@ -20,12 +20,17 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
+from multiprocessing.pool import AsyncResult
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
 from ticker.events import COLUMNS, OrderBatch
+
+if TYPE_CHECKING:
+    from ticker.scenario.generate import Plan
 
 # Widest columns first, and slots a multiple of 8 events: every column starts 8-byte aligned.
 _LAYOUT = sorted(COLUMNS.items(), key=lambda item: -item[1].itemsize)
@@ -37,11 +42,12 @@ def available() -> bool:
     return Path(_SHM_DIR).is_dir()
 
 
-def _views(buffer, slots: int, slot_events: int) -> list[dict[str, np.ndarray]]:
+def _views(buffer: mmap.mmap | memoryview, slots: int, slot_events: int) -> list[dict[str, np.ndarray]]:
     """Per slot, one array per column over the shared block."""
-    out, offset = [], 0
+    out: list[dict[str, np.ndarray]] = []
+    offset = 0
     for _ in range(slots):
-        views = {}
+        views: dict[str, np.ndarray] = {}
         for name, dtype in _LAYOUT:
             views[name] = np.frombuffer(buffer, dtype, slot_events, offset)
             offset += slot_events * dtype.itemsize
@@ -49,16 +55,24 @@ def _views(buffer, slots: int, slot_events: int) -> list[dict[str, np.ndarray]]:
     return out
 
 
-_worker: dict = {}
+class _Worker(TypedDict, total=False):
+    """What one worker process keeps between chunks (set once by ``_init_worker``)."""
+
+    plan: Plan
+    block: mmap.mmap
+    views: list[dict[str, np.ndarray]]
 
 
-def _init_worker(plan, name: str, size: int, slots: int, slot_events: int) -> None:
+_worker: _Worker = {}
+
+
+def _init_worker(plan: Plan, name: str, size: int, slots: int, slot_events: int) -> None:
     fd = os.open(Path(_SHM_DIR) / name, os.O_RDWR)
     try:
         block = mmap.mmap(fd, size)
     finally:
         os.close(fd)
-    _worker.update(plan=plan, block=block, views=_views(block, slots, slot_events))
+    _worker.update({"plan": plan, "block": block, "views": _views(block, slots, slot_events)})
 
 
 def _fill(c: int, slot: int) -> int:
@@ -72,30 +86,32 @@ def _fill(c: int, slot: int) -> int:
     return n
 
 
-def chunks(plan, workers: int, start_chunk: int = 0) -> Iterator[OrderBatch]:
+def chunks(plan: Plan, workers: int, start_chunk: int = 0) -> Iterator[OrderBatch]:
     """The plan's chunks from ``start_chunk`` on, in order, made by ``workers`` processes."""
     todo = iter(range(start_chunk, plan.chunks))
     slot_events = -(-int(np.diff(plan.chunk_seq).max()) // 8) * 8
     slots = 4 * workers  # enough queued that a worker never waits for the parent to wake
     size = slots * slot_events * sum(dtype.itemsize for dtype in COLUMNS.values())
     block = SharedMemory(create=True, size=size)
+    views: list[dict[str, np.ndarray]] = []
     try:
+        assert block.buf is not None  # None only once closed
         views = _views(block.buf, slots, slot_events)
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers, initializer=_init_worker,
                           initargs=(plan, block.name, size, slots, slot_events)) as pool:
-            pending: deque = deque()
+            pending: deque[tuple[int, AsyncResult[int]]] = deque()
             for slot, c in zip(range(slots), todo, strict=False):
                 pending.append((slot, pool.apply_async(_fill, (c, slot))))
             while pending:
                 slot, result = pending.popleft()
                 n = result.get()
                 batch = OrderBatch(**{name: views[slot][name][:n].copy() for name in COLUMNS})
-                c = next(todo, None)
-                if c is not None:  # the slot is free again: its columns were copied out
-                    pending.append((slot, pool.apply_async(_fill, (c, slot))))
+                following = next(todo, None)
+                if following is not None:  # the slot is free again: its columns were copied out
+                    pending.append((slot, pool.apply_async(_fill, (following, slot))))
                 yield batch
     finally:
-        views = None  # no array over the block may outlive it
+        views.clear()  # no array over the block may outlive it
         block.close()
         block.unlink()

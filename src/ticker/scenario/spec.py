@@ -101,7 +101,7 @@ class _Reader:
                default: float | None = None) -> float:
         """The number at ``key.name``, checked against ``valid`` (finite, in range: NaN and
         infinity are never numbers here); a problem is recorded and a harmless value returned."""
-        value = data.get(name, default)
+        value: float | None = data.get(name, default)  # a TOML value: checked below
         full = f"{key}.{name}" if key else name
         if value is None:
             return 0

@@ -39,7 +39,7 @@ import orjson
 from ticker.publish import topics
 from ticker.publish.mqtt import _discard, describe_connect_error
 from ticker.publish.url import MqttUrl, PublishError, parse_url
-from ticker.screen.state import FILTERS, Festival, Update
+from ticker.screen.state import FILTERS, Festival, RunSnapshot, Update
 
 #: aiomqtt's and paho's own log lines ("Could not gracefully disconnect" when the broker is gone):
 #: the screen reports a lost broker itself, on the page.
@@ -120,10 +120,10 @@ class ScreenServer:
         self.link = {"mqtt": "connecting", "detail": ""}
         self.files = static_files()
         self._viewers: set[_Viewer] = set()
-        self._connections: set[asyncio.Task] = set()
+        self._connections: set[asyncio.Task[Any]] = set()  # current_task(): of any kind
         self._newest: str | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._mqtt_task: asyncio.Task | None = None
+        self._mqtt_task: asyncio.Task[None] | None = None
         self._diag_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -324,7 +324,7 @@ class ScreenServer:
             if viewer.run == update.run:
                 viewer.send(chunk)
 
-    def _snapshot(self, run: str | None) -> dict:
+    def _snapshot(self, run: str | None) -> RunSnapshot:
         known = self.festival.runs.get(run) if run is not None else None
         if known is not None:
             return known.snapshot()
@@ -353,7 +353,7 @@ class ScreenServer:
 
         self._loop.call_later(0.25, send)
 
-    def hello(self, viewer: _Viewer) -> dict:
+    def hello(self, viewer: _Viewer) -> dict[str, Any]:
         return {"broker": self.broker_label, "link": self.link, "runs": self.festival.run_list(),
                 "diagnostics": self.festival.diagnostics(), "follow": viewer.follow,
                 "run": viewer.run}

@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
@@ -51,14 +51,93 @@ class Malformed(TickerError, ValueError):
     """A payload that does not follow the topic contract."""
 
 
-def _text(data: dict, key: str, *, required: bool = True, default: str = "") -> str:
+# --- what the page receives: each topic's payload reduced to the fields it shows ---------------
+
+
+class Window(TypedDict):
+    name: str
+    start: str
+    end: str
+
+
+class Status(TypedDict):
+    state: str
+    scenario: str
+    title: str
+    seed: int | None
+    scale: float
+    currency: str
+    zone: str
+    windows: list[Window]
+    started: str
+    gmv_minor: NotRequired[int | None]  # the run's totals, once it has finished
+    orders: NotRequired[int | None]
+    events: NotRequired[int | None]
+    milestones: NotRequired[int | None]
+
+
+class Tick(TypedDict):
+    event_time: str
+    seq: int | None
+    gmv_minor: int | None
+    gmv: str
+    orders: int | None
+    orders_per_s: float
+
+
+class Entry(TypedDict):
+    rank: int | None
+    brand: str
+    gmv_minor: int | None
+    gmv: str
+
+
+class Leaderboard(TypedDict):
+    event_time: str
+    brands: list[Entry]
+
+
+class Milestone(TypedDict):
+    id: str
+    kind: str
+    subject: str
+    threshold_minor: int | None
+    value_minor: int | None
+    seq: int | None
+    rank: int | None
+    headline: str
+    event_time: str
+    value: str
+
+
+class RunSnapshot(TypedDict):
+    run: str | None  # None: no run yet
+    status: Status | None
+    tick: Tick | None
+    leaderboard: Leaderboard | None
+    milestones: list[Milestone]
+
+
+class RunLine(TypedDict):
+    run: str
+    state: str
+    scenario: str
+    started: str
+
+
+class Diagnostics(TypedDict):
+    malformed: dict[str, int]
+    ignored: int
+
+
+def _text(data: dict[str, Any], key: str, *, required: bool = True, default: str = "") -> str:
     value = data.get(key, None if required else default)
     if not isinstance(value, str) or len(value) > MAX_TEXT or "\0" in value:
         raise Malformed(f"{key}: expected a string of at most {MAX_TEXT} characters")
     return value
 
 
-def _int(data: dict, key: str, *, minimum: int = -_INT64, required: bool = True,
+def _int(data: dict[str, Any], key: str, *, minimum: int = -_INT64, required: bool = True,
          default: int | None = None) -> int | None:
     value = data.get(key, None if required else default)
     if value is None and not required:
@@ -68,7 +147,7 @@ def _int(data: dict, key: str, *, minimum: int = -_INT64, required: bool = True,
     return value
 
 
-def _number(data: dict, key: str, *, minimum: float = 0.0) -> float:
+def _number(data: dict[str, Any], key: str, *, minimum: float = 0.0) -> float:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
             or value < minimum or abs(value) >= 2**63:
@@ -76,7 +155,7 @@ def _number(data: dict, key: str, *, minimum: float = 0.0) -> float:
     return value
 
 
-def _time(data: dict, key: str) -> str:
+def _time(data: dict[str, Any], key: str) -> str:
     """An ISO-8601 event time with its offset, normalised to milliseconds for the page."""
     text = _text(data, key)
     try:
@@ -88,7 +167,7 @@ def _time(data: dict, key: str) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def clean_status(data: Any) -> dict:
+def clean_status(data: Any) -> Status:
     if not isinstance(data, dict):
         raise Malformed("expected a JSON object")
     state = _text(data, "state")
@@ -103,13 +182,13 @@ def clean_status(data: Any) -> dict:
     windows = data.get("windows", [])
     if not isinstance(windows, list) or len(windows) > MAX_WINDOWS:
         raise Malformed(f"windows: expected a list of at most {MAX_WINDOWS}")
-    clean_windows = []
+    clean_windows: list[Window] = []
     for window in windows:
         if not isinstance(window, dict):
             raise Malformed("windows: expected objects")
         clean_windows.append({"name": _text(window, "name"), "start": _time(window, "start"),
                               "end": _time(window, "end")})
-    out = {
+    out: Status = {
         "state": state,
         "scenario": _text(data, "scenario", required=False),
         "title": _text(data, "title", required=False),
@@ -120,13 +199,14 @@ def clean_status(data: Any) -> dict:
         "windows": clean_windows,
         "started": _text(data, "started", required=False),
     }
+    key: Literal["gmv_minor", "orders", "events", "milestones"]
     for key in ("gmv_minor", "orders", "events", "milestones"):
         if key in data:
             out[key] = _int(data, key, minimum=0 if key != "gmv_minor" else -_INT64)
     return out
 
 
-def clean_tick(data: Any) -> dict:
+def clean_tick(data: Any) -> Tick:
     if not isinstance(data, dict):
         raise Malformed("expected a JSON object")
     return {
@@ -139,13 +219,13 @@ def clean_tick(data: Any) -> dict:
     }
 
 
-def clean_leaderboard(data: Any) -> dict:
+def clean_leaderboard(data: Any) -> Leaderboard:
     if not isinstance(data, dict):
         raise Malformed("expected a JSON object")
     brands = data.get("brands")
     if not isinstance(brands, list) or len(brands) > MAX_BRANDS:
         raise Malformed(f"brands: expected a list of at most {MAX_BRANDS}")
-    clean = []
+    clean: list[Entry] = []
     for entry in brands:
         if not isinstance(entry, dict):
             raise Malformed("brands: expected objects")
@@ -154,7 +234,7 @@ def clean_leaderboard(data: Any) -> dict:
     return {"event_time": _time(data, "event_time"), "brands": clean}
 
 
-def clean_milestone(data: Any) -> dict:
+def clean_milestone(data: Any) -> Milestone:
     if not isinstance(data, dict):
         raise Malformed("expected a JSON object")
     return {
@@ -176,22 +256,23 @@ class Run:
     """One run as the page sees it."""
 
     run: str
-    status: dict | None = None
-    tick: dict | None = None
-    leaderboard: dict | None = None
-    milestones: dict[str, dict] = field(default_factory=dict)  # by topic suffix
+    status: Status | None = None
+    tick: Tick | None = None
+    leaderboard: Leaderboard | None = None
+    milestones: dict[str, Milestone] = field(default_factory=dict)  # by topic suffix
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> RunSnapshot:
         """Everything the page needs to draw this run from nothing; milestones in seq order."""
         return {"run": self.run, "status": self.status, "tick": self.tick,
                 "leaderboard": self.leaderboard,
                 "milestones": sorted(self.milestones.values(), key=lambda m: (m["seq"], m["id"]))}
 
-    def summary(self) -> dict:
+    def summary(self) -> RunLine:
         """The run picker's line."""
-        status = self.status or {}
-        return {"run": self.run, "state": status.get("state", "unknown"),
-                "scenario": status.get("scenario", ""), "started": status.get("started", "")}
+        if self.status is None:
+            return {"run": self.run, "state": "unknown", "scenario": "", "started": ""}
+        return {"run": self.run, "state": self.status["state"], "scenario": self.status["scenario"],
+                "started": self.status["started"]}
 
 
 @dataclass(frozen=True)
@@ -228,14 +309,10 @@ class Festival:
             return self._forget(run_id, kind, rest)
         try:
             data = orjson.loads(payload)
-            if kind == "status":
-                clean = clean_status(data)
-            elif kind == "gmv":
-                clean = clean_tick(data)
-            elif kind == "leaderboard":
-                clean = clean_leaderboard(data)
-            else:
-                clean = clean_milestone(data)
+            status = clean_status(data) if kind == "status" else None
+            tick = clean_tick(data) if kind == "gmv" else None
+            board = clean_leaderboard(data) if kind == "leaderboard" else None
+            milestone = clean_milestone(data) if kind == "milestones" else None
         except (orjson.JSONDecodeError, Malformed, RecursionError):
             self.malformed[kind] += 1
             return None
@@ -245,22 +322,23 @@ class Festival:
                 self.ignored += 1
                 return None
             run = self.runs[run_id] = Run(run_id)
-        if kind == "status":
-            run.status = clean
-            return Update(run_id, "status", clean)
-        if kind == "gmv":
-            run.tick = clean
-            return Update(run_id, "tick", clean)
-        if kind == "leaderboard":
-            run.leaderboard = clean
-            return Update(run_id, "leaderboard", clean)
+        if status is not None:
+            run.status = status
+            return Update(run_id, "status", status)
+        if tick is not None:
+            run.tick = tick
+            return Update(run_id, "tick", tick)
+        if board is not None:
+            run.leaderboard = board
+            return Update(run_id, "leaderboard", board)
+        assert milestone is not None  # the kinds are the four above
         if rest not in run.milestones and len(run.milestones) >= MAX_MILESTONES:
             self.ignored += 1
             return None
-        if run.milestones.get(rest) == clean:
+        if run.milestones.get(rest) == milestone:
             return None  # the same retained milestone again (a reconnect): nothing new
-        run.milestones[rest] = clean
-        return Update(run_id, "milestone", clean)
+        run.milestones[rest] = milestone
+        return Update(run_id, "milestone", milestone)
 
     def _forget(self, run_id: str, kind: str, rest: str) -> Update | None:
         run = self.runs.get(run_id)
@@ -275,10 +353,10 @@ class Festival:
 
     def _evict(self) -> bool:
         """Forget the oldest run that is not running; False if every run is running."""
-        done = [r for r in self.runs.values() if (r.status or {}).get("state") != "running"]
+        done = [r for r in self.runs.values() if r.summary()["state"] != "running"]
         if not done:
             return False
-        oldest = min(done, key=lambda r: (r.status or {}).get("started", ""))
+        oldest = min(done, key=lambda r: r.summary()["started"])
         del self.runs[oldest.run]
         return True
 
@@ -287,12 +365,12 @@ class Festival:
         when they started, from older publishers, come before any that do)."""
         if not self.runs:
             return None
-        return max(self.runs.values(), key=lambda r: ((r.status or {}).get("started", ""), r.run)).run
+        return max(self.runs.values(), key=lambda r: (r.summary()["started"], r.run)).run
 
-    def run_list(self) -> list[dict]:
+    def run_list(self) -> list[RunLine]:
         """The run picker: newest first."""
         return sorted((r.summary() for r in self.runs.values()),
                       key=lambda s: (s["started"], s["run"]), reverse=True)
 
-    def diagnostics(self) -> dict:
+    def diagnostics(self) -> Diagnostics:
         return {"malformed": dict(self.malformed), "ignored": self.ignored}
