@@ -121,6 +121,59 @@ def test_rebatch_preserves_the_stream(sizes: list[int], size: int) -> None:
     assert not out or 0 < len(out[-1]) <= size
 
 
+@settings(max_examples=200)
+@given(st.lists(st.integers(0, 40), max_size=10), st.data())
+def test_rebatch_cuts_at_every_boundary_asked_for_and_nowhere_else(sizes: list[int],
+                                                                   data: st.DataObject) -> None:
+    """The one cutter, every option together: the events out are the stream's from ``from_seq``
+    up to the first event at or after ``before_time``, in order; no piece crosses a multiple of
+    ``every`` or a seq of ``at``; pieces span at most ``span_us`` of event time; with ``size``,
+    a piece is shorter than ``size`` only at a boundary or at the end, and without it a piece
+    never spans two of the stream's batches."""
+    total = sum(sizes)
+    gaps = data.draw(st.lists(st.integers(0, 5), min_size=total, max_size=total))
+    times = np.cumsum(np.array(gaps, np.int64))
+    if data.draw(st.booleans()):  # an arrival-ordered stream: event times out of order
+        times = np.array(data.draw(st.permutations(times.tolist())), np.int64)
+    first = data.draw(st.integers(0, 1000))
+    columns = {name: np.zeros(total, dtype) for name, dtype in COLUMNS.items()}
+    columns["seq"] = np.arange(first, first + total, dtype=np.int64)
+    columns["event_time"] = times
+    stream = OrderBatch(**columns)
+    parts, start = [], 0
+    for n in sizes:
+        parts.append(stream.slice(start, start + n))
+        start += n
+    size = data.draw(st.none() | st.integers(1, 30))
+    every = data.draw(st.none() | st.integers(1, 25))
+    at = data.draw(st.lists(st.integers(first - 5, first + total + 5), max_size=6))
+    from_seq = data.draw(st.none() | st.integers(first - 5, first + total + 5))
+    before_time = data.draw(st.none() | st.integers(-1, int(times.max(initial=0)) + 1))
+    sorted_times = bool(np.all(np.diff(times) >= 0))
+    span = data.draw(st.none() | st.integers(1, 12)) if sorted_times else None
+    out = list(rebatch(parts, size, every=every, at=at, from_seq=from_seq,
+                       before_time=before_time, span_us=span))
+
+    keep = stream.slice(max(0, (from_seq or first) - first), total)
+    if before_time is not None and (keep.event_time >= before_time).any():
+        keep = keep.slice(0, int(np.argmax(keep.event_time >= before_time)))
+    assert OrderBatch.concat(out).equals(keep)
+    assert all(len(piece) for piece in out)
+    bounds = set(at) | ({s for s in range(first, first + total + 1) if s % every == 0}
+                        if every else set())
+    for piece in out:
+        assert not any(piece.first_seq < b < piece.end_seq for b in bounds)
+        if span is not None and len(piece) > 1:
+            assert int(piece.event_time[-1]) < int(piece.event_time[0]) + span
+        if size is not None:
+            assert len(piece) <= size
+            if len(piece) < size and piece is not out[-1] and span is None:
+                assert piece.end_seq in bounds
+        if size is None or span is not None:
+            assert any(p.first_seq <= piece.first_seq and piece.end_seq <= p.end_seq
+                       for p in parts if len(p))
+
+
 @pytest.mark.parametrize("size", [0, -3])
 def test_rebatch_rejects_a_non_positive_size(size: int) -> None:
     with pytest.raises(ValueError, match=f"batch size must be positive, got {size}"):

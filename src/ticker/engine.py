@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import itertools
 import shutil
 import signal
 import threading
@@ -271,22 +272,14 @@ def _generated(plan: Plan, start_seq: int, options: ReplayOptions,
     profile, the arrival-ordered stream (made from the start and skipped up to ``start_seq``:
     arrival order is a global property of the stream, not of a chunk)."""
     if profile is not None:
-        def arrived() -> Iterator[OrderBatch]:
-            for batch in arrive(plan_chunks(plan, workers=options.workers), profile, plan.seed):
-                if batch.end_seq > start_seq:
-                    yield batch.slice(max(0, start_seq - batch.first_seq), len(batch))
-
-        return rebatch(arrived(), options.batch_size)
+        arrived = arrive(plan_chunks(plan, workers=options.workers), profile, plan.seed)
+        return rebatch(arrived, options.batch_size, from_seq=start_seq)
     if start_seq >= plan.total_events:
         return iter(())
     c = int(np.searchsorted(plan.chunk_seq, start_seq, side="right")) - 1
-
-    def stream() -> Iterator[OrderBatch]:
-        first = generate_chunk(plan, c)
-        yield first.slice(start_seq - first.first_seq, len(first))
-        yield from plan_chunks(plan, workers=options.workers, start_chunk=c + 1)
-
-    return rebatch(stream(), options.batch_size)
+    stream = itertools.chain([generate_chunk(plan, c)],
+                             plan_chunks(plan, workers=options.workers, start_chunk=c + 1))
+    return rebatch(stream, options.batch_size, from_seq=start_seq)
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -319,20 +312,15 @@ class Pacer:
             yield batch
             return
         step = max(1, int(US_PER_S / 20 * self.speed))
-        times = batch.event_time
-        lo = 0
-        while lo < len(batch):
-            start = self.sale_us(int(times[lo]))
+        for piece in rebatch([batch], span_us=step):
+            start = self.sale_us(int(piece.event_time[0]))
             if self.origin is None:
                 self.origin = (self.clock(), start)
             due = self.origin[0] + (start - self.origin[1]) / US_PER_S / self.speed
             delay = due - self.clock()
             if delay > 0:
                 self.sleep(delay)  # pacing: the wall clock is what we wait for
-            edge = int(times[lo]) + step
-            hi = int(np.searchsorted(times, edge, side="left"))
-            yield batch.slice(lo, max(hi, lo + 1))
-            lo = max(hi, lo + 1)
+            yield piece
 
 
 class Interrupted(TickerError):
@@ -405,7 +393,7 @@ def _drive(run: Run, sinks: Sequence[Sink], stop: _StopSignals) -> Summary:
             for paced in pacer.pieces(batch):
                 # once asked to stop: cut at log records, so that it stops on a record boundary
                 # (an interrupted-and-resumed run then has a straight run's log bytes)
-                for piece in _cut_every(paced, LOG_RECORD_EVENTS if stop.signum else every):
+                for piece in rebatch([paced], every=LOG_RECORD_EVENTS if stop.signum else every):
                     if run.log is not None:
                         run.log.append(piece)
                     found = agg.apply(piece)
@@ -497,16 +485,6 @@ def _write_failure(run: Run, exc: OSError) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):,.1f} MiB"
-
-
-def _cut_every(batch: OrderBatch, every: int) -> Iterator[OrderBatch]:
-    """Split a batch where seq crosses a multiple of ``every`` (snapshot points)."""
-    start = 0
-    while start < len(batch):
-        seq = batch.first_seq + start
-        stop = min(len(batch), start + every - seq % every)
-        yield batch.slice(start, stop) if start or stop < len(batch) else batch
-        start = stop
 
 
 def _checkpoint(run: Run) -> None:

@@ -79,7 +79,7 @@ import crc32c
 import numpy as np
 
 from ticker.errors import TickerError
-from ticker.events import EVENT_BYTES, FRAME_HEADER_BYTES, FrameError, OrderBatch
+from ticker.events import EVENT_BYTES, FRAME_HEADER_BYTES, FrameError, OrderBatch, rebatch
 
 try:
     import fcntl
@@ -995,15 +995,10 @@ class LogWriter:
 
     def append(self, batch: OrderBatch) -> None:
         self._check()
-        start = 0
-        while start < len(batch):
-            seq = batch.first_seq + start
-            room = LOG_RECORD_EVENTS - seq % LOG_RECORD_EVENTS
-            take = min(room, len(batch) - start)
-            self.pending.append(batch.slice(start, start + take))
-            self.held += take
-            start += take
-            if take == room:
+        for piece in rebatch([batch], every=LOG_RECORD_EVENTS):
+            self.pending.append(piece)
+            self.held += len(piece)
+            if piece.end_seq % LOG_RECORD_EVENTS == 0:
                 self._hand_over()
 
     def _hand_over(self) -> None:

@@ -156,24 +156,73 @@ class OrderBatch:
         return batch
 
 
-def rebatch(batches: Iterable[OrderBatch], size: int) -> Iterator[OrderBatch]:
-    """Cut a stream into batches of exactly ``size`` events (the last may be shorter).
+def rebatch(batches: Iterable[OrderBatch], size: int | None = None, *, every: int | None = None,
+            at: Iterable[int] = (), from_seq: int | None = None, before_time: int | None = None,
+            span_us: int | None = None) -> Iterator[OrderBatch]:
+    """The one cutter: a stream of batches cut into other batches; the events, and their order,
+    are unchanged, which is what makes results batch-invariant.
 
-    The concatenated stream is unchanged, which is what makes results batch-invariant.
+    * ``size``: batches of exactly ``size`` events (merged across the stream's batches), the
+      last one, and any that ends at a boundary below, shorter;
+    * ``every``: a boundary where seq crosses a multiple of ``every`` (snapshot points, log
+      records);
+    * ``at``: a boundary at each of these seqs;
+    * ``span_us``: pieces holding at most ``span_us`` of event time from their first event, and
+      at least one event, each within one of the stream's batches (pacing);
+    * ``from_seq``: leave out the events before this seq;
+    * ``before_time``: end the stream before its first event at or after this event time (an
+      arrival-ordered stream too: the events after that one are left out even if earlier).
+
+    Without ``size`` a piece is a view into one of the stream's batches (no copy), and an
+    untouched batch comes out as itself.
     """
-    if size <= 0:
+    if size is not None and size <= 0:
         raise ValueError(f"batch size must be positive, got {size}")
+    if every is not None and every <= 0:
+        raise ValueError(f"boundary interval must be positive, got {every}")
+    if span_us is not None and span_us <= 0:
+        raise ValueError(f"time span must be positive, got {span_us}")
+    marks = iter(sorted(set(at)))
+    mark = next(marks, None)
     pending: list[OrderBatch] = []
     held = 0
     for batch in batches:
-        start = 0
-        while start < len(batch):
-            take = min(size - held, len(batch) - start)
-            pending.append(batch.slice(start, start + take))
-            held += take
-            start += take
-            if held == size:
+        if from_seq is not None and len(batch) and batch.first_seq < from_seq:
+            batch = batch.slice(min(len(batch), from_seq - batch.first_seq), len(batch))
+        last = False
+        if before_time is not None and len(batch):
+            reached = batch.event_time >= before_time
+            if reached.any():
+                batch, last = batch.slice(0, int(np.argmax(reached))), True
+        lo, n = 0, len(batch)
+        while lo < n:
+            seq = batch.first_seq + lo
+            hi = n
+            if every is not None:
+                hi = min(hi, lo + every - seq % every)
+            while mark is not None and mark <= seq:
+                mark = next(marks, None)
+            if mark is not None:
+                hi = min(hi, mark - batch.first_seq)
+            if span_us is not None:
+                times = batch.event_time
+                edge = int(times[lo]) + span_us
+                hi = min(hi, max(lo + 1, lo + int(np.searchsorted(times[lo:hi], edge, side="left"))))
+            if size is not None:
+                hi = min(hi, lo + size - held)
+            piece = batch if lo == 0 and hi == n else batch.slice(lo, hi)
+            lo = hi
+            if size is None:
+                yield piece
+                continue
+            pending.append(piece)
+            held += len(piece)
+            end = piece.end_seq
+            if (held == size or span_us is not None or end == mark
+                    or (every is not None and end % every == 0)):
                 yield OrderBatch.concat(pending)
                 pending, held = [], 0
+        if last:
+            break
     if held:
         yield OrderBatch.concat(pending)

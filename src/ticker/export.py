@@ -439,11 +439,9 @@ def _export_orders(log: EventLog, out, fmt: str, formatter: OrderFormatter, from
                     written += len(batch)
             return written
         f.write(formatter.header(fmt))
-        for batch in batches:
-            for start in range(0, len(batch), TEXT_CHUNK_EVENTS):
-                chunk = batch.slice(start, start + TEXT_CHUNK_EVENTS)
-                f.write(formatter.text(chunk, fmt))
-                written += len(chunk)
+        for chunk in rebatch(batches, every=TEXT_CHUNK_EVENTS):  # views: no copy
+            f.write(formatter.text(chunk, fmt))
+            written += len(chunk)
     return written
 
 

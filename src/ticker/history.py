@@ -10,10 +10,8 @@ of events.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import orjson
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
@@ -21,7 +19,7 @@ from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.clock import format_time
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
-from ticker.events import OrderBatch, rebatch
+from ticker.events import rebatch
 from ticker.money import format_money, money_label
 from ticker.rundir import RunDir, RunDirError
 from ticker.scenario import Scenario, ScenarioError
@@ -40,21 +38,6 @@ def _open(run_dir: RunDir) -> tuple[dict, Aggregator, EventLog]:
     except RunDirError as exc:
         raise HistoryError(str(exc)) from None
     return meta, aggregator_for(scenario, names, meta["run"], meta.get("disorder")), log
-
-
-def _cut_at(batches: Iterator[OrderBatch], seqs: list[int]) -> Iterator[OrderBatch]:
-    """Split batches so that every seq in ``seqs`` is a batch boundary."""
-    marks = iter(sorted(seqs))
-    mark = next(marks, None)
-    for batch in batches:
-        while mark is not None and batch.first_seq < mark < batch.end_seq:
-            cut = mark - batch.first_seq
-            yield batch.slice(0, cut)
-            batch = batch.slice(cut, len(batch))
-            mark = next(marks, None)
-        while mark is not None and mark <= batch.first_seq:
-            mark = next(marks, None)
-        yield batch
 
 
 def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
@@ -99,7 +82,7 @@ def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
                 run_dir.snapshot_path(seq).unlink()
                 problems.append(f"repaired {run_dir.snapshot_path(seq)}: removed")
     pending = [s for s in snapshots if 0 < s < end]
-    for batch in _cut_at(rebatch(log.read(0), _BATCH), pending):
+    for batch in rebatch(log.read(0), _BATCH, at=pending):
         agg.apply(batch)
         if pending and agg.state.next_seq == pending[0]:
             problems += _check_snapshot(run_dir, pending.pop(0), agg.state, meta["run"], repair)
@@ -266,14 +249,9 @@ def state_at(run_dir: RunDir, at_us: int) -> StateAt:
             start = seq
             break
     folded = 0
-    for batch in rebatch(log.read(start), _BATCH):
-        reached = batch.event_time >= until  # sorted in an ordered run: a binary search would do
-        stop = int(np.argmax(reached)) if reached.any() else len(batch)
-        if stop:
-            agg.apply(batch.slice(0, stop))
-            folded += stop
-        if stop < len(batch):
-            break
+    for batch in rebatch(log.read(start), _BATCH, before_time=until):
+        agg.apply(batch)
+        folded += len(batch)
     log.close()
     return StateAt(at_us, agg, start, folded)
 

@@ -55,10 +55,10 @@ import orjson
 
 from ticker.aggregate import Aggregator
 from ticker.aggregate.eventtime import aggregator_for
-from ticker.engine import ReplayOptions, Run, _checkpoint, _cut_every, _restore, _tick, make_summary
+from ticker.engine import ReplayOptions, Run, _checkpoint, _restore, _tick, make_summary
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog
-from ticker.events import COLUMNS, FRAME_MAGIC, FrameError, OrderBatch
+from ticker.events import COLUMNS, FRAME_MAGIC, FrameError, OrderBatch, rebatch
 from ticker.ingest import rundir as ingest_rundir
 from ticker.ingest.deadletters import DeadLetters, count_lines
 from ticker.ingest.festival import default_scenario
@@ -298,8 +298,8 @@ class Follower:
         self._ready(names, meta)
         if self.state.mode == "json":  # duplicates: remember the log's latest orders again
             start = max(0, self.log.next_seq - self.parser.recent.size)
-            for batch in self.log.read(start):
-                self.parser.recent.add_batch(batch.slice(max(0, start - batch.first_seq), len(batch)))
+            for batch in self.log.read(start):  # (read from a seq: the batches start there)
+                self.parser.recent.add_batch(batch)
             self.parser.last_time_us = self.aggregator.state.last_time_us
         self.dead.count = count_lines(self.run_dir.dead_letters_path)
         meta["state"] = "running"
@@ -555,7 +555,7 @@ class Follower:
 
     def _fold(self, batch: OrderBatch) -> None:
         every = -(-max(1, self.opts.snapshot_every) // (1 << 16)) * (1 << 16)
-        for piece in _cut_every(batch, every):
+        for piece in rebatch([batch], every=every):
             found = self.aggregator.apply(piece)
             for sink in self.sinks:
                 if isinstance(sink, OrderSink):
