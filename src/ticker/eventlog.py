@@ -70,7 +70,7 @@ import struct
 import threading
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -120,6 +120,8 @@ FsyncPolicy = Literal["every", "interval", "never"]
 _POLICIES = ("every", "interval", "never")
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _Timer = threading.Timer
+#: a segment's bytes as read: a read-only memory map (``b""`` for an empty file)
+_Bytes = bytes | mmap.mmap
 
 
 class SequenceError(TickerError, ValueError):
@@ -282,7 +284,7 @@ class _Header:
         return self.first_seq + self.count
 
 
-def _parse_header(buf, off: int) -> _Header | str:
+def _parse_header(buf: _Bytes, off: int) -> _Header | str:
     """The header at ``off`` (``buf`` holds at least 40 bytes there), or why it is unreadable."""
     magic, version, flags, payload_len, first_seq, count, crc, header_crc = _RECORD.unpack_from(buf, off)
     if magic != RECORD_MAGIC:
@@ -296,14 +298,14 @@ def _parse_header(buf, off: int) -> _Header | str:
     return _Header(payload_len, first_seq, count, crc)
 
 
-def _payload_ok(buf, off: int, header: _Header) -> bool:
+def _payload_ok(buf: _Bytes, off: int, header: _Header) -> bool:
     view = memoryview(buf)
     crc = crc32c.crc32c(view[off : off + _CRC_FIELDS])
     crc = crc32c.crc32c(view[off + RECORD_HEADER_BYTES : off + header.length], crc)
     return crc == header.crc
 
 
-def _decode(buf, off: int, header: _Header) -> OrderBatch:
+def _decode(buf: _Bytes, off: int, header: _Header) -> OrderBatch:
     start = off + RECORD_HEADER_BYTES
     batch = OrderBatch.from_frame(memoryview(buf)[start : start + header.payload_len])
     if batch.first_seq != header.first_seq or len(batch) != header.count:
@@ -312,7 +314,7 @@ def _decode(buf, off: int, header: _Header) -> OrderBatch:
     return batch
 
 
-def _whole_record_at(buf, off: int, size: int) -> _Header | None:
+def _whole_record_at(buf: _Bytes, off: int, size: int) -> _Header | None:
     if size - off < RECORD_HEADER_BYTES:
         return None
     header = _parse_header(buf, off)
@@ -321,7 +323,7 @@ def _whole_record_at(buf, off: int, size: int) -> _Header | None:
     return header
 
 
-def _next_whole_record(buf, start: int, size: int) -> int | None:
+def _next_whole_record(buf: _Bytes, start: int, size: int) -> int | None:
     """The offset of the first whole, checksum-valid record at or after ``start``, if any."""
     pos = start
     while True:
@@ -333,11 +335,11 @@ def _next_whole_record(buf, start: int, size: int) -> int | None:
         pos += 1
 
 
-def _all_zero(buf, start: int, size: int) -> bool:
+def _all_zero(buf: _Bytes, start: int, size: int) -> bool:
     return not np.frombuffer(buf, np.uint8, size - start, start).any()
 
 
-def _torn_reason(buf, off: int, size: int, header: _Header | str | None) -> str | None:
+def _torn_reason(buf: _Bytes, off: int, size: int, header: _Header | str | None) -> str | None:
     """Why ``buf[off:size]`` (no whole record in it) is the debris of an interrupted append, or None."""
     rest = size - off
     if _all_zero(buf, off, size):
@@ -368,7 +370,7 @@ class _Scan:
     carries on from its seq (verifying), so each fault is reported once.
     """
 
-    def __init__(self, path: Path, buf, size: int, expected: int, *, last: bool,
+    def __init__(self, path: Path, buf: _Bytes, size: int, expected: int | None, *, last: bool,
                  check_payload: bool, decode: bool = False, stop_at_first: bool = True):
         self.path, self.buf, self.size = path, buf, size
         #: the seq the next record must start with; None after unreadable bytes (re-anchor)
@@ -392,17 +394,17 @@ class _Scan:
             if reason is not None:
                 self.torn = (off, reason, header if isinstance(header, _Header) else None)
                 return None
-        readable = isinstance(header, _Header)
-        first = header.first_seq if readable else self.expected
-        end = header.end_seq if readable else None
-        kind = "corrupt" if readable or nxt is not None else "garbage"
+        readable = header if isinstance(header, _Header) else None
+        first = readable.first_seq if readable is not None else self.expected
+        end = readable.end_seq if readable is not None else None
+        kind = "corrupt" if readable is not None or nxt is not None else "garbage"
         if nxt is None:
             detail += f"; the {size - off} bytes from here to the end of the segment hold no whole record"
-        elif not (readable and nxt == off + header.length):
+        elif not (readable is not None and nxt == off + readable.length):
             detail += f"; bytes {off}..{nxt - 1} unreadable, next whole record at offset {nxt}"
         self._problem(kind, off, detail, first, end)
-        whole = readable and (nxt is None or nxt == off + header.length)
-        self.expected = header.end_seq if whole else None  # None: re-anchor on the next record
+        whole = readable is not None and (nxt is None or nxt == off + readable.length)
+        self.expected = readable.end_seq if readable is not None and whole else None  # None: re-anchor
         return None if nxt is None or self.stop_at_first else nxt
 
     def __iter__(self) -> Iterator[tuple[int, _Header]]:
@@ -471,7 +473,7 @@ def _list_segments(directory: Path) -> list[tuple[Path, int | None]]:
     return out
 
 
-def _map(path: Path, size: int, *, whole: bool = True):
+def _map(path: Path, size: int, *, whole: bool = True) -> _Bytes:
     """A read-only memory map of a file's first ``size`` bytes (``b""`` when empty).
 
     ``whole``: every byte will be read, in order (aggressive read-ahead); otherwise only record
@@ -488,7 +490,7 @@ def _map(path: Path, size: int, *, whole: bool = True):
     return mapped
 
 
-def verify_log(directory: str | os.PathLike) -> list[LogProblem]:
+def verify_log(directory: str | os.PathLike[str]) -> list[LogProblem]:
     """Check every record of the log in ``directory``: a list of problems, empty if it is sound.
 
     Reads every byte (checksums and decodes every record); opens nothing for writing and takes no
@@ -557,7 +559,7 @@ class EventLog:
     raising: ``replay --partial``.
     """
 
-    def __init__(self, directory: str | os.PathLike, *, fsync: FsyncPolicy = "every",
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: FsyncPolicy = "every",
                  fsync_interval: float = 1.0, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
                  readonly: bool = False, check: Literal["tail", "full", "readable"] = "tail"):
         if fsync not in _POLICIES:
@@ -738,7 +740,7 @@ class EventLog:
                 self._fd = os.open(segment.path, os.O_WRONLY)
             offset = segment.size
             try:
-                _write_all(self._fd, [header, *payload, pad], offset)
+                _write_all(self._active_fd(), [header, *payload, pad], offset)
             except BaseException as exc:
                 self._undo_write(segment, offset, exc)
                 raise
@@ -778,7 +780,7 @@ class EventLog:
     def _undo_write(self, segment: _Segment, offset: int, exc: BaseException) -> None:
         """Cut a partly written record so the file ends on a whole one, or mark the log failed."""
         try:
-            os.ftruncate(self._fd, offset)
+            os.ftruncate(self._active_fd(), offset)
         except OSError:
             self._failed = exc
 
@@ -794,9 +796,14 @@ class EventLog:
                 self._timer.daemon = True
                 self._timer.start()
 
+    def _active_fd(self) -> int:
+        """The descriptor of the segment being appended to (open from the first append on)."""
+        assert self._fd is not None
+        return self._fd
+
     def _sync_now(self) -> None:
         try:
-            _fdatasync(self._fd)
+            _fdatasync(self._active_fd())
         except OSError as exc:  # after a failed fsync the page cache cannot be trusted
             self._failed = exc
             raise
@@ -872,6 +879,7 @@ class EventLog:
                     first = segment.seqs[ri - 1]
                     nxt = segment.seqs[ri] if ri < count else segment.end_seq
                     raise CorruptLogError(LogProblem("corrupt", segment.path, off, problem, first, nxt))
+                assert not isinstance(header, str)  # an unreadable header is a problem, raised above
                 lo = start - header.first_seq
                 hi = min(end, header.end_seq) - header.first_seq
                 yield batch if lo == 0 and hi == header.count else batch.slice(lo, hi)
@@ -918,7 +926,7 @@ class EventLog:
         return f"EventLog({str(self.directory)!r}, next_seq={self._next_seq}, {state})"
 
 
-def _write_all(fd: int, parts: list[bytes], offset: int) -> None:
+def _write_all(fd: int, parts: Sequence[bytes | memoryview], offset: int) -> None:
     """``pwritev`` all of ``parts`` at ``offset``, looping over short writes."""
     views = [memoryview(p) for p in parts if len(p)]
     while views:
@@ -968,7 +976,7 @@ class LogWriter:
         self._thread.start()
 
     @property
-    def recovery(self):
+    def recovery(self) -> Recovery | None:
         return self.log.recovery
 
     @property

@@ -45,7 +45,7 @@ from dataclasses import fields
 from datetime import timedelta, timezone
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
@@ -55,6 +55,9 @@ from ticker.clock import offset_text, parse_time
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, OrderKind, rebatch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "FORMATS",
@@ -208,7 +211,8 @@ def _assemble(pieces: Sequence[np.ndarray | bytes], n: int) -> bytes:
                                               else np.frombuffer(piece, np.uint8))
         column += width
     flat = matrix.reshape(-1)
-    return flat[flat != 0].tobytes()
+    rows: bytes = flat[flat != 0].tobytes()  # numpy's stubs: a masked array is Any
+    return rows
 
 
 def _name_table(names: Sequence[str], what: str, fmt: str) -> np.ndarray:
@@ -319,23 +323,27 @@ class OrderFormatter:
             raise ExportError(f"format {fmt!r} is not a text format (csv or jsonl)")
         return _assemble(pieces, n)
 
-    def arrow(self, batch: OrderBatch):
+    def arrow(self, batch: OrderBatch) -> pa.RecordBatch:
         """``batch`` as a ``pyarrow.RecordBatch`` with typed columns (see the module docstring)."""
-        pa = _pyarrow()
+        _require_pyarrow()
+        import pyarrow as pa
+
         self.check(batch)
         return pa.RecordBatch.from_arrays([
             pa.array(batch.seq),
             pa.array(batch.event_time).view(pa.timestamp("us", tz=utc_offset_text(self.zone))),
             pa.array(batch.order_id),
-            _dictionary(pa, batch.brand, self.brands),
-            _dictionary(pa, batch.platform, self.platforms),
-            _dictionary(pa, batch.region, self.regions),
+            _dictionary(batch.brand, self.brands),
+            _dictionary(batch.platform, self.platforms),
+            _dictionary(batch.region, self.regions),
             pa.array(batch.amount_minor),
-            _dictionary(pa, batch.kind, KIND_NAMES),
+            _dictionary(batch.kind, KIND_NAMES),
         ], schema=self.arrow_schema())
 
-    def arrow_schema(self):
-        pa = _pyarrow()
+    def arrow_schema(self) -> pa.Schema:
+        _require_pyarrow()
+        import pyarrow as pa
+
         names = pa.string()
         return pa.schema([
             ("seq", pa.int64()),
@@ -349,33 +357,36 @@ class OrderFormatter:
         ])
 
 
-def _dictionary(pa, ids: np.ndarray, names: Sequence[str]):
+def _dictionary(ids: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray[Any, Any]:
     """Ids as a dictionary array of just the names they use (a row group's dictionary stays small).
 
     Cost: O(rows + names), no sort: mark the ids present, renumber them by a prefix sum.
     """
+    import pyarrow as pa
+
     present = np.zeros(len(names), bool)
     present[ids] = True
     used = np.flatnonzero(present)
     renumber = (np.cumsum(present) - 1).astype(ids.dtype)
-    return pa.DictionaryArray.from_arrays(pa.array(renumber[ids]),
-                                          pa.array([names[i] for i in used.tolist()], pa.string()))
+    array: pa.DictionaryArray[Any, Any] = pa.DictionaryArray.from_arrays(
+        pa.array(renumber[ids]), pa.array([names[i] for i in used.tolist()], pa.string()))
+    return array
 
 
-def _pyarrow():
+def _require_pyarrow() -> None:
+    """pyarrow (and its parquet module) imported, else one line saying how to install it."""
     try:
         import pyarrow
-        import pyarrow.parquet
+        import pyarrow.parquet  # noqa: F401
     except ImportError:
         raise ExportError(f"parquet export needs pyarrow, which is not installed: {PARQUET_HINT}") from None
-    return pyarrow
 
 
 # --- destinations --------------------------------------------------------------------------------
 
 
 @contextmanager
-def _destination(out: str | os.PathLike | IO[bytes]) -> Iterator[IO[bytes]]:
+def _destination(out: str | os.PathLike[str] | IO[bytes]) -> Iterator[IO[bytes]]:
     """A binary file to write; for a path, ``PATH.part`` renamed over ``PATH`` on success."""
     if hasattr(out, "write"):
         yield out  # type: ignore[misc]
@@ -399,7 +410,8 @@ def _check_format(fmt: str) -> None:
 # --- orders --------------------------------------------------------------------------------------
 
 
-def export_orders(log: EventLog | str | os.PathLike, out: str | os.PathLike | IO[bytes], fmt: Format, *,
+def export_orders(log: EventLog | str | os.PathLike[str], out: str | os.PathLike[str] | IO[bytes],
+                  fmt: Format, *,
                   brands: Sequence[str], platforms: Sequence[str], regions: Sequence[str],
                   zone: timezone, from_seq: int = 0, to_seq: int | None = None,
                   row_group_events: int = ROW_GROUP_EVENTS) -> int:
@@ -413,7 +425,7 @@ def export_orders(log: EventLog | str | os.PathLike, out: str | os.PathLike | IO
     _check_format(fmt)
     formatter = OrderFormatter(brands, platforms, regions, zone)
     if fmt == "parquet":
-        _pyarrow()
+        _require_pyarrow()
     try:
         if isinstance(log, EventLog):
             return _export_orders(log, out, fmt, formatter, from_seq, to_seq, row_group_events)
@@ -426,14 +438,17 @@ def export_orders(log: EventLog | str | os.PathLike, out: str | os.PathLike | IO
         raise ExportError(f"cannot export the orders of {where}: {exc}") from exc
 
 
-def _export_orders(log: EventLog, out, fmt: str, formatter: OrderFormatter, from_seq: int,
+def _export_orders(log: EventLog, out: str | os.PathLike[str] | IO[bytes], fmt: str,
+                   formatter: OrderFormatter, from_seq: int,
                    to_seq: int | None, row_group_events: int) -> int:
     written = 0
     batches = log.read(from_seq, to_seq)
     with _destination(out) as f:
         if fmt == "parquet":
-            pa = _pyarrow()
-            with pa.parquet.ParquetWriter(f, formatter.arrow_schema(), compression="zstd") as writer:
+            _require_pyarrow()
+            import pyarrow.parquet as pq
+
+            with pq.ParquetWriter(f, formatter.arrow_schema(), compression="zstd") as writer:
                 for batch in rebatch(batches, row_group_events):
                     writer.write_batch(formatter.arrow(batch), row_group_size=len(batch))
                     written += len(batch)
@@ -450,7 +465,7 @@ def _export_orders(log: EventLog, out, fmt: str, formatter: OrderFormatter, from
 _MILESTONE_INTS = ("threshold_minor", "value_minor", "seq")
 
 
-def read_milestones(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+def read_milestones(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """The milestones of a ``milestones.jsonl``, checked, one at a time.
 
     Each is the line's object plus ``event_time_us`` (its ``event_time`` parsed; the text is kept
@@ -484,8 +499,8 @@ def read_milestones(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
             yield data
 
 
-def export_milestones(milestones: str | os.PathLike, out: str | os.PathLike | IO[bytes], fmt: Format,
-                      *, zone: timezone, row_group_rows: int = 65_536) -> int:
+def export_milestones(milestones: str | os.PathLike[str], out: str | os.PathLike[str] | IO[bytes],
+                      fmt: Format, *, zone: timezone, row_group_rows: int = 65_536) -> int:
     """Write the milestones of a ``milestones.jsonl`` file to ``out``; returns how many."""
     _check_format(fmt)
     rows = read_milestones(milestones)
@@ -496,16 +511,20 @@ def export_milestones(milestones: str | os.PathLike, out: str | os.PathLike | IO
     rows = ({**row, "corrects": row.get("corrects"), "timing": row.get("timing")} for row in rows)
     written = 0
     if fmt == "parquet":
-        pa = _pyarrow()
-        schema = pa.schema([
+        _require_pyarrow()
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns_typed: list[tuple[str, pa.DataType]] = [
             ("id", pa.string()), ("kind", pa.string()), ("subject", pa.string()),
             ("threshold_minor", pa.int64()), ("value_minor", pa.int64()), ("seq", pa.int64()),
             ("event_time", pa.timestamp("us", tz=utc_offset_text(zone))), ("rank", pa.int64()),
             ("headline", pa.string()),
             *[(name, pa.string()) for name in columns_out[len(MILESTONE_COLUMNS):]],
-        ])
+        ]
+        schema = pa.schema(columns_typed)
         assert tuple(schema.names) == columns_out
-        with _destination(out) as f, pa.parquet.ParquetWriter(f, schema, compression="zstd") as writer:
+        with _destination(out) as f, pq.ParquetWriter(f, schema, compression="zstd") as writer:
             for group in _groups(rows, row_group_rows):
                 columns = {name: [row[name] for row in group] for name in columns_out}
                 columns["event_time"] = [row["event_time_us"] for row in group]
@@ -529,8 +548,8 @@ def export_milestones(milestones: str | os.PathLike, out: str | os.PathLike | IO
     return written
 
 
-def _groups(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    group: list[dict] = []
+def _groups(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    group: list[dict[str, Any]] = []
     for row in rows:
         group.append(row)
         if len(group) == size:
