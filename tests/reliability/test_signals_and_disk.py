@@ -64,16 +64,13 @@ def test_sigterm_flushes_checkpoints_marks_and_resumes(tmp_path: Path, reference
     _same_run(run_dir, reference)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known race, issue 10 left open: a SIGTERM in the first second of a run sometimes leaves the "
-    "publisher's close stuck (its loop idles; 'did not stop in time'), so the will's offline, "
-    "without reason, is what stays retained. Reproduce: SIGTERM after the first milestone line of "
-    "'ticker replay smoke --speed 30 --mqtt URL', about 3 runs in 5."))
 def test_sigterm_publishes_offline_itself(tmp_path: Path, mosquitto, unique_run: str) -> None:
     run_dir = tmp_path / "run"
     code, err = _terminate_after_first_line(
         ["replay", *SMOKE, "--speed", "30", "--mqtt", mosquitto.url, "--run-dir", str(run_dir)])
     assert code == 143, err
+    lines = err.splitlines()  # the one line only: no "publisher ... did not stop in time"
+    assert len(lines) == 1 and lines[0].startswith("ticker: interrupted by SIGTERM"), err
     run = orjson.loads((run_dir / "run.json").read_bytes())["run"]
     got = subprocess.run(["mosquitto_sub", "-p", str(mosquitto.port), "-h", "127.0.0.1", "-C", "1",
                           "-W", "10", "-t", f"ticker/{run}/status"], capture_output=True, text=True,

@@ -58,7 +58,7 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from ticker.aggregate.milestones import Milestone
-from ticker.publish import topics
+from ticker.publish import topics, upstream_workarounds
 from ticker.publish.topics import RunInfo
 from ticker.publish.url import MqttUrl, PublishError, parse_url
 
@@ -515,7 +515,8 @@ class Publisher:
             else:
                 log.warning("%s; reconnecting in %.1f s", reason, delay)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._close_kick.wait(), delay)
+                    async with asyncio.timeout(delay):  # not wait_for: see upstream_workarounds
+                        await self._close_kick.wait()
 
     def _requeue_frames(self) -> None:
         with self._lock:
@@ -629,8 +630,7 @@ class Publisher:
             self._status_kick.clear()
             with self._lock:
                 payload, version = self._status_bytes, self._status_version
-            await client.publish(self._status_topic, payload, qos=topics.STATUS.qos,
-                                 retain=topics.STATUS.retain, timeout=self._ack_timeout)
+            await self._send(client, self._status_topic, payload, topics.STATUS)
             with self._changed:
                 self._status_acked = max(self._status_acked, version)
                 self._changed.notify_all()
@@ -663,8 +663,7 @@ class Publisher:
                               inflight: set[str], window: asyncio.Semaphore) -> None:
         topic, payload = entry
         try:
-            await client.publish(topic, payload, qos=topics.MILESTONE.qos,
-                                 retain=topics.MILESTONE.retain, timeout=self._ack_timeout)
+            await self._send(client, topic, payload, topics.MILESTONE)
         finally:
             inflight.discard(mid)
             window.release()
@@ -700,8 +699,7 @@ class Publisher:
             data = payload if isinstance(payload, bytes) else topics.dumps(payload)
             topic = self._gmv_topic if kind == "_tick" else self._board_topic
             try:
-                await client.publish(topic, data, qos=topics.GMV.qos, retain=topics.GMV.retain,
-                                     timeout=self._ack_timeout)
+                await self._send(client, topic, data, topics.GMV)
             except BaseException:
                 with self._lock:
                     if getattr(self, kind) is None:
@@ -734,8 +732,7 @@ class Publisher:
     async def _send_frame(self, client: aiomqtt.Client, frame: _Frame,
                           window: asyncio.Semaphore) -> None:
         try:
-            await client.publish(frame.topic, frame.data, qos=topics.ORDERS.qos,
-                                 retain=topics.ORDERS.retain, timeout=self._ack_timeout)
+            await self._send(client, frame.topic, frame.data, topics.ORDERS)
         finally:
             window.release()
         with self._changed:
@@ -743,6 +740,14 @@ class Publisher:
             self._frames_sent += 1
             self._changed.notify_all()
         self._progress.set()
+
+    async def _send(self, client: aiomqtt.Client, topic: str, payload: bytes,
+                    delivery: topics.Delivery, *, timeout: float | None = None) -> None:
+        """Publish and wait for the broker's acknowledgement (QoS 0: for the write), at most
+        ``timeout`` s (default ``ack_timeout``); a cancellation is never lost on the way."""
+        await upstream_workarounds.publish(
+            client, topic, payload, qos=delivery.qos, retain=delivery.retain,
+            timeout=self._ack_timeout if timeout is None else timeout)
 
     async def _closer(self) -> None:
         """On ``close()``: wait until drained (or the deadline), then end the session."""
@@ -755,7 +760,8 @@ class Publisher:
             if drained or left <= 0:
                 raise _Drained
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._progress.wait()
 
     async def _final(self, client: aiomqtt.Client) -> None:
         """Last words on a live connection: the latest tick and leaderboard, then "finished"."""
@@ -765,8 +771,7 @@ class Publisher:
         try:
             async with asyncio.timeout(left):
                 await self._send_latest(client)
-                await client.publish(self._status_topic, payload, qos=topics.STATUS.qos,
-                                     retain=topics.STATUS.retain, timeout=left)
+                await self._send(client, self._status_topic, payload, topics.STATUS, timeout=left)
         except (aiomqtt.MqttError, TimeoutError) as exc:
             log.warning("could not publish the final status to %s: %s", self.url, exc)
             return
