@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ticker.engine import DEFAULT_SNAPSHOT_EVERY, ReplayOptions, execute, prepare
+from ticker.eventlog import FsyncPolicy
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS
 from ticker.scenario.model import Scenario
 from ticker.sink import Sink
@@ -33,7 +34,7 @@ def replay(source: str | Path | Scenario, *, scale: float | None = None, seed: i
            sinks: Sequence[Sink] = (), record: bool = False, run_dir: str | Path | None = None,
            resume: bool = False, speed: float | None = None, mqtt: str | None = None,
            publish_orders: bool = False, ca_file: str | None = None, tick_hz: float = 10.0,
-           batch_size: int = DEFAULT_BATCH_EVENTS, workers: int = 1, fsync: str = "interval",
+           batch_size: int = DEFAULT_BATCH_EVENTS, workers: int = 1, fsync: FsyncPolicy = "interval",
            snapshot_every: int = DEFAULT_SNAPSHOT_EVERY) -> Summary:
     """Replay ``source`` to its end and return the run's :class:`~ticker.Summary`.
 

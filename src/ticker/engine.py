@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.clock import US_PER_S
 from ticker.errors import TickerError
-from ticker.eventlog import LOG_RECORD_EVENTS, CorruptLogError, EventLog, LogWriter
+from ticker.eventlog import LOG_RECORD_EVENTS, CorruptLogError, EventLog, FsyncPolicy, LogWriter
 from ticker.events import EVENT_BYTES, OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id, scenario_digest
 from ticker.scenario import Scenario, make_plan, resolve
@@ -63,7 +63,7 @@ class ReplayOptions:
     run_dir: Path | None = None
     resume: bool = False
     record: bool = True  # write the event log and snapshots
-    fsync: str = "interval"
+    fsync: FsyncPolicy = "interval"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # rounded up to whole log records
     batch_size: int = DEFAULT_BATCH_EVENTS
     workers: int = 1
@@ -82,7 +82,7 @@ class Run:
     scale: float
     run: str
     brand_names: tuple[str, ...]
-    aggregator: Aggregator
+    aggregator: Aggregator | EventTimeAggregator  # the event-time fold for an arrival-ordered run
     batches: Iterator[OrderBatch]
     total_events: int
     log: LogWriter | None
@@ -90,7 +90,7 @@ class Run:
     options: ReplayOptions
     notes: list[str] = field(default_factory=list)
     #: set when a replay from a damaged log was asked to go on (``--partial``): what it lacks
-    partial: dict | None = None
+    partial: dict[str, Any] | None = None
 
     def start_info(self) -> RunStart:
         """What the sinks learn at the start (a resumed run: the milestones already reached)."""
@@ -199,7 +199,7 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
                _generated(plan, 0, options, profile), total, log, run_dir, options, notes)
 
 
-def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, meta: dict,
+def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, meta: dict[str, Any],
                     options: ReplayOptions) -> Run:
     old = run_dir.meta()
     for key in ("scenario", "seed", "scale", "disorder"):
@@ -231,7 +231,8 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
 
 
 def _restore(scenario: Scenario, names: tuple[str, ...], run: str, run_dir: RunDir,
-             log_end: int, disorder: dict | None = None) -> tuple[Aggregator, list[str]]:
+             log_end: int, disorder: dict[str, Any] | None = None
+             ) -> tuple[Aggregator | EventTimeAggregator, list[str]]:
     """The newest readable snapshot at or before the log's end, or a fresh aggregator."""
     notes = []
     for seq in reversed(run_dir.snapshot_seqs()):
@@ -490,6 +491,7 @@ def _mib(n: int) -> str:
 def _checkpoint(run: Run) -> None:
     if run.log is not None:
         run.log.sync()  # a snapshot must never cover events the log could still lose
+    assert run.run_dir is not None  # only a recorded run is checkpointed
     state = run.aggregator.state
     run.run_dir.write_snapshot(state, run.run)
     run.run_dir.write_milestones(state.milestones, run.scenario.zone)
@@ -517,7 +519,7 @@ def make_summary(run: Run, wall_s: float, events: int) -> Summary:
 
 def summary_of(agg: Aggregator | EventTimeAggregator, run: str, seed: int, scale: float, *,
                wall_s: float | None, events_per_s: float | None,
-               partial: dict | None = None) -> Summary:
+               partial: dict[str, Any] | None = None) -> Summary:
     """The summary of a fold: a replay's, or ``verify --repair``'s."""
     scenario = agg.scenario
     return Summary(

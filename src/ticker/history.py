@@ -11,11 +11,12 @@ of events.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
-from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
+from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeState, aggregator_for
 from ticker.clock import format_time
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
@@ -31,7 +32,7 @@ class HistoryError(TickerError, ValueError):
     """The run cannot be read at all (one line for the user)."""
 
 
-def _open(run_dir: RunDir) -> tuple[dict, Aggregator, EventLog]:
+def _open(run_dir: RunDir) -> tuple[dict[str, Any], Aggregator | EventTimeAggregator, EventLog]:
     try:
         meta, scenario, log = run_dir.open_recorded()
         names = run_dir.brand_names(scenario)
@@ -123,7 +124,7 @@ def _readable_derived(run_dir: RunDir, run: str) -> list[str]:
     return problems
 
 
-def _check_snapshot(run_dir: RunDir, seq: int, state: AggregateState, run: str,
+def _check_snapshot(run_dir: RunDir, seq: int, state: AggregateState | EventTimeState, run: str,
                     repair: bool) -> list[str]:
     problems = _compare_snapshot(run_dir, seq, state, run)
     if problems and repair:
@@ -132,7 +133,8 @@ def _check_snapshot(run_dir: RunDir, seq: int, state: AggregateState, run: str,
     return problems
 
 
-def _compare_snapshot(run_dir: RunDir, seq: int, state: AggregateState, run: str) -> list[str]:
+def _compare_snapshot(run_dir: RunDir, seq: int, state: AggregateState | EventTimeState,
+                      run: str) -> list[str]:
     try:
         saved = run_dir.load_snapshot(seq, run)
     except SnapshotError as exc:
@@ -144,7 +146,8 @@ def _compare_snapshot(run_dir: RunDir, seq: int, state: AggregateState, run: str
     return []
 
 
-def _compare_derived(run_dir: RunDir, agg: Aggregator, repair: bool = False) -> list[str]:
+def _compare_derived(run_dir: RunDir, agg: Aggregator | EventTimeAggregator,
+                     repair: bool = False) -> list[str]:
     problems = []
     zone = agg.zone
     derived = [m.to_json(zone) for m in agg.state.milestones]
@@ -197,7 +200,8 @@ def _compare_derived(run_dir: RunDir, agg: Aggregator, repair: bool = False) -> 
     return problems
 
 
-def _rebuild_summary(run_dir: RunDir, agg: Aggregator, old: dict) -> list[str]:
+def _rebuild_summary(run_dir: RunDir, agg: Aggregator | EventTimeAggregator,
+                     old: dict[str, Any]) -> list[str]:
     """summary.json from the fold; what the fold cannot know (wall time, MQTT delivery) is
     kept from the old summary when it still reads."""
     from ticker.engine import summary_of
@@ -214,7 +218,7 @@ def _rebuild_summary(run_dir: RunDir, agg: Aggregator, old: dict) -> list[str]:
     return [f"repaired {run_dir.summary_path}: rewritten from the log"]
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     text = orjson.dumps(value).decode()
     return text if len(text) <= 60 else f"{text[:57]}..."
 
@@ -222,7 +226,7 @@ def _short(value) -> str:
 @dataclass
 class StateAt:
     at_us: int
-    aggregator: Aggregator
+    aggregator: Aggregator | EventTimeAggregator
     from_snapshot: int  # seq of the snapshot it started from (0: from the start)
     folded: int  # events folded from the log on top of it
 

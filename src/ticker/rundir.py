@@ -24,10 +24,11 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -37,6 +38,9 @@ from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog, sync_directory
 from ticker.scenario import Scenario, load_scenario
 from ticker.validate import SCALE
+
+if TYPE_CHECKING:
+    from ticker.aggregate.eventtime import EventTimeState
 
 _SNAPSHOT = re.compile(r"^snap-(\d{20})\.npz$")
 #: what an interrupted creation (older tickers: mkdir, then these files) can leave
@@ -151,7 +155,7 @@ class RunDir:
             stale.unlink(missing_ok=True)
         return [f"replacing the previous run in {self.path}"]
 
-    def create(self, meta: dict, scenario_text: str) -> None:
+    def create(self, meta: dict[str, Any], scenario_text: str) -> None:
         """Write a new run's scenario and run.json (after :meth:`claim`). A fresh directory is
         made atomically: built beside its place under a temporary name, then renamed, so a crash
         leaves either no directory or a whole one (a previous run's is rewritten in place: it
@@ -180,7 +184,8 @@ class RunDir:
             shutil.rmtree(building.path, ignore_errors=True)
             raise
 
-    def open_recorded(self, check: Literal["tail", "full"] = "tail") -> tuple[dict, Scenario, EventLog]:
+    def open_recorded(self, check: Literal["tail", "full", "readable"] = "tail"
+                      ) -> tuple[dict[str, Any], Scenario, EventLog]:
         """What was run and its log, opened read-only; :class:`RunDirError` if unreadable.
         ``check="full"`` checksums every record first (a replay must not find out half way)."""
         meta = self.meta()
@@ -190,7 +195,7 @@ class RunDir:
         except (CorruptLogError, FileNotFoundError) as exc:
             raise RunDirError(str(exc)) from None
 
-    def scenario(self, meta: dict | None = None) -> Scenario:
+    def scenario(self, meta: dict[str, Any] | None = None) -> Scenario:
         """The scenario as run: scenario.toml, checked against the sha256 run.json keeps of it
         (a changed copy would silently re-fold the log under other rules)."""
         meta = self.meta() if meta is None else meta
@@ -202,10 +207,10 @@ class RunDir:
                               "bytes")
         return scenario
 
-    def write_meta(self, meta: dict) -> None:
+    def write_meta(self, meta: dict[str, Any]) -> None:
         write_atomic(self.meta_path, orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
 
-    def meta(self) -> dict:
+    def meta(self) -> dict[str, Any]:
         """run.json, checked: one line naming the file and the key for anything wrong."""
         if not self.meta_path.is_file():
             raise RunDirError(f"{self.path}: not a run directory (no run.json; expected the "
@@ -237,11 +242,11 @@ class RunDir:
     def snapshot_path(self, seq: int) -> Path:
         return self.snapshots / f"snap-{seq:020d}.npz"
 
-    def write_snapshot(self, state: AggregateState, run: str) -> None:
+    def write_snapshot(self, state: AggregateState | EventTimeState, run: str) -> None:
         write_atomic(self.snapshot_path(state.next_seq), state.to_snapshot(run))
         sync_directory(self.snapshots)
 
-    def load_snapshot(self, seq: int, run: str | None = None) -> AggregateState:
+    def load_snapshot(self, seq: int, run: str | None = None) -> AggregateState | EventTimeState:
         path = self.snapshot_path(seq)
         try:
             data = path.read_bytes()
@@ -260,7 +265,7 @@ class RunDir:
         lines = b"".join(orjson.dumps(m.to_json(zone)) + b"\n" for m in milestones)
         write_atomic(self.milestones_path, lines)
 
-    def read_milestones(self) -> list[dict]:
+    def read_milestones(self) -> list[dict[str, Any]]:
         """milestones.jsonl; :class:`RunDirError` naming the line that is not a milestone."""
         if not self.milestones_path.is_file():
             return []
@@ -282,10 +287,10 @@ class RunDir:
                               f"end (offset {len(data)}), found the file cut short")
         return out
 
-    def write_summary(self, summary: dict) -> None:
+    def write_summary(self, summary: dict[str, Any]) -> None:
         write_atomic(self.summary_path, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
 
-    def summary(self) -> dict | None:
+    def summary(self) -> dict[str, Any] | None:
         if not self.summary_path.is_file():
             return None
         summary = _read_json(self.summary_path, "the run's summary as 'ticker replay' writes it")
@@ -337,7 +342,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _read_json(path: Path, expected: str):
+def _read_json(path: Path, expected: str) -> Any:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -350,7 +355,7 @@ def _read_json(path: Path, expected: str):
                           f"({exc.msg})") from None
 
 
-def _is_int(x) -> bool:
+def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
@@ -358,7 +363,7 @@ def _is_int(x) -> bool:
 #: ``stopped`` (a follow ended before its source finished); ``running`` after a crash.
 RUN_STATES = ("running", "finished", "interrupted", "stopped")
 #: run.json's keys, each with its check and what it should be.
-_META = {
+_META: dict[str, tuple[Callable[[Any], bool], str]] = {
     "run": (lambda x: isinstance(x, str) and bool(x), "the run id, a non-empty string"),
     "scenario": (lambda x: isinstance(x, str) and bool(x), "the scenario's name"),
     "seed": (_is_int, "a non-negative integer"),

@@ -182,6 +182,23 @@ def test_the_log_ending_at_a_snapshot_is_no_false_alarm(finished: Path, tmp_path
     assert (run_dir / "milestones.jsonl").read_bytes() == (finished / "milestones.jsonl").read_bytes()
 
 
+def test_a_run_json_that_names_the_other_fold_is_named(finished: Path, tmp_path: Path, capsys) -> None:
+    """An imported run (its id is its directory's, whatever its fold) whose run.json gained a
+    disorder profile: its snapshots hold the ordered fold's state, compared with the event-time
+    fold's. Verify says so in a line (it raised AttributeError: found by mypy)."""
+    orders = tmp_path / "orders.csv"
+    assert main(["export", str(finished), "--format", "csv", "--out", str(orders)]) == 0
+    run_dir = tmp_path / "imported"
+    assert main(["import", str(orders), "--scenario", "smoke", "--run-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    meta = orjson.loads((run_dir / "run.json").read_bytes())
+    meta["disorder"] = {"name": "realistic", "lateness_s": 5.0, "dedup_s": 60.0}
+    (run_dir / "run.json").write_bytes(orjson.dumps(meta))
+    code, lines = _verify(run_dir, capsys)
+    assert code == 1
+    assert any("snap-" in line and "kind of state" in line for line in lines), lines
+
+
 def test_a_half_made_run_directory_is_taken_over(tmp_path: Path, capsys) -> None:
     """A crash between mkdir and run.json (older tickers) left only what creation writes first."""
     for resume in ([], ["--resume"]):

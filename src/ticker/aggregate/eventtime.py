@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,8 @@ class EventTimeConfig:
 
 
 def aggregator_for(scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
-                   disorder: dict | None, state=None) -> Aggregator | EventTimeAggregator:
+                   disorder: dict[str, Any] | None, state: AggregateState | EventTimeState | None = None,
+                   ) -> Aggregator | EventTimeAggregator:
     """The aggregator a run needs: today's for an ordered run; for a run whose ``run.json``
     records a disorder profile, the event-time one with the profile's lateness and dedup window.
     A snapshot of the other kind is refused."""

@@ -12,13 +12,16 @@ import io
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from ticker.aggregate.milestones import Milestone
 from ticker.errors import TickerError
+
+if TYPE_CHECKING:
+    from ticker.aggregate.eventtime import EventTimeState
 
 SCHEMA_VERSION = 1
 
@@ -73,7 +76,9 @@ class AggregateState:
             values[f.name] = value.copy() if isinstance(value, np.ndarray | list) else value
         return AggregateState(**values)
 
-    def equals(self, other: AggregateState) -> bool:
+    def equals(self, other: AggregateState | EventTimeState) -> bool:
+        if not isinstance(other, AggregateState):
+            return False
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             same = np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
@@ -81,8 +86,11 @@ class AggregateState:
                 return False
         return True
 
-    def differences(self, other: AggregateState) -> list[str]:
-        """Names of the fields that differ, for ``ticker verify``."""
+    def differences(self, other: AggregateState | EventTimeState) -> list[str]:
+        """Names of the fields that differ, for ``ticker verify`` (a snapshot may hold the other
+        kind of state when run.json was changed since)."""
+        if not isinstance(other, AggregateState):
+            return ["kind of state (ordered against arrival-ordered)"]
         out = []
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
@@ -108,7 +116,8 @@ class AggregateState:
         return write_npz(arrays, meta)
 
     @classmethod
-    def from_snapshot(cls, data: bytes, where: str, run: str | None = None) -> AggregateState:
+    def from_snapshot(cls, data: bytes, where: str, run: str | None = None
+                      ) -> AggregateState | EventTimeState:
         """The state a snapshot holds; an arrival-ordered run's snapshot gives its
         :class:`~ticker.aggregate.eventtime.EventTimeState`."""
         meta, arrays = read_npz(data, where)
@@ -121,7 +130,7 @@ class AggregateState:
             if "event_time" in meta:
                 from ticker.aggregate.eventtime import EventTimeState
 
-                return EventTimeState.from_parts(meta, arrays)  # type: ignore[return-value]
+                return EventTimeState.from_parts(meta, arrays)
             return cls.from_parts(meta["scalars"], arrays, meta["milestones"])
         except (TypeError, KeyError, ValueError) as exc:
             raise SnapshotError(f"{where}: snapshot fields do not match this ticker ({exc})") from None

@@ -13,12 +13,13 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ticker.aggregate import Aggregator
-from ticker.aggregate.eventtime import aggregator_for
+from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.aggregate.milestones import Milestone
 from ticker.engine import ReplayOptions, Run, execute
-from ticker.eventlog import EventLog, LogWriter
+from ticker.eventlog import EventLog, FsyncPolicy, LogWriter
 from ticker.events import OrderBatch
 from ticker.ingest import rundir as ingest_rundir
 from ticker.ingest.deadletters import DeadLetters
@@ -41,7 +42,7 @@ class ImportOptions:
     currency: str = "CNY"
     run_dir: Path | None = None
     scale: float = 1.0
-    fsync: str = "interval"
+    fsync: FsyncPolicy = "interval"
     snapshot_every: int = 1 << 23
     batch_size: int = 1 << 20
     disorder: str | None = None  # NAME|FILE|none: the event-time fold's lateness and dedup window
@@ -50,7 +51,7 @@ class ImportOptions:
 @dataclass
 class ImportResult:
     run_dir: RunDir
-    summary: dict
+    summary: dict[str, Any]
     accepted: int
     rejected: int
     duplicates: int
@@ -60,7 +61,7 @@ class ImportResult:
 class _Counts:
     """A sink that adds the import's counts to the summary (written by ``execute``)."""
 
-    def __init__(self, feed: _Feed, run_dir: RunDir, source: dict):
+    def __init__(self, feed: _Feed, run_dir: RunDir, source: dict[str, Any]):
         self.feed, self.run_dir, self.source = feed, run_dir, source
 
     def start(self, run: RunStart) -> None: ...
@@ -82,7 +83,7 @@ class _Feed:
     """Rows -> batches: parse, dead-letter, grow the catalogue (file first, then aggregator)."""
 
     def __init__(self, chunks: Iterator[Chunk], parser: OrderParser, run_dir: RunDir,
-                 aggregator: Aggregator, where: str):
+                 aggregator: Aggregator | EventTimeAggregator, where: str):
         self.chunks, self.parser, self.run_dir, self.aggregator = chunks, parser, run_dir, aggregator
         self.where = where
         self.dead = DeadLetters(run_dir.dead_letters_path, append=False)
@@ -110,7 +111,7 @@ class _Feed:
                 self.accepted += len(rows)
         self.dead.flush()
 
-    def _check_header(self, row: dict) -> None:
+    def _check_header(self, row: dict[str, Any]) -> None:
         self.checked_header = True
         missing = self.parser.missing(row)
         if missing:
