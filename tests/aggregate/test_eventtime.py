@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ticker.aggregate import Aggregator, BatchRejected
@@ -237,3 +237,75 @@ def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
         agg.apply(OrderBatch(**columns))
     assert str(err.value) == message
     assert agg.state.differences(before) == []
+
+
+def rate_chain(milestones) -> list[tuple[int, int, int]]:
+    """An ordered fold's rate records as (previous, count, the second's last µs)."""
+    return [(m.threshold_minor, m.value_minor, m.event_time_us) for m in milestones
+            if m.kind == "rate_record"]
+
+
+@SLOW
+@given(arrivals(duplicates=False))
+def test_final_rate_records_plus_corrections_are_the_sorted_streams(case):
+    """Whatever the arrival order, late orders included: the record chain the final
+    milestones and their corrections leave standing is the ordered stream's, each of its
+    records an announced milestone, and it agrees with the per-event reference."""
+    stream, arrived, cuts = case
+    agg = fold(arrived, cuts)
+    ordered = Aggregator(UNIT, "unit", brand_names=NAMES)
+    ordered.apply(stream)
+    ordered.finish()
+    standing = agg.rate_records()
+    announced = {m.id: m for m in agg.state.milestones}
+    view = [announced[ident] for _, _, ident in standing]
+    assert [m.timing for m in view] == [m.timing for m in view if m.timing in ("final", "correction")]
+    assert rate_chain(view) == rate_chain(ordered.state.milestones)
+    assert [(start, count) for start, count, _ in standing] == [
+        (m.event_time_us + 1 - 1_000_000, m.value_minor) for m in view]
+    ref = reference(arrived)
+    assert [(UNIT.start_us + s * 1_000_000, c, i) for s, c, i in ref.records] == standing
+    event(f"rate-record corrections: {min(sum(m.timing == 'correction' for m in view), 2)}")
+
+
+def late_into_a_decided_second() -> OrderBatch:
+    """Three orders in second 0 and two in second 1 (records 3, then nothing: 2 < 3); the
+    watermark passes both; then two late orders into second 1: the second makes it 4 > 3."""
+    times = [W1 + 100, W1 + 200, W1 + 300, W1 + 1_000_100, W1 + 1_000_200, W1 + 9_000_000,
+             W1 + 1_000_300, W1 + 1_000_400]
+    return make_batch(0, times, [0] * 8, [1] * 8, [0] * 8)
+
+
+@pytest.mark.parametrize("cuts", [[], [6], [7], [1, 2, 3, 4, 5, 6, 7]])
+def test_a_late_order_that_raises_a_decided_second_over_the_record_is_a_correction(cuts):
+    agg = fold(late_into_a_decided_second(), cuts)
+    records = [m for m in agg.state.milestones if m.kind == "rate_record" and m.timing != "live"]
+    first = next(m for m in records if m.timing == "final" and m.value_minor == 3)
+    assert first.seq == 2  # the second's last order
+    correction = next(m for m in records if m.timing == "correction")
+    assert (correction.threshold_minor, correction.value_minor, correction.seq) == (3, 4, 7)
+    assert correction.corrects == first.id
+    assert correction.event_time_us == W1 + 1_999_999
+    assert correction.headline.startswith("Correction: New peak: 4 orders per second at ")
+    assert agg.state.late == 2
+    # the chain as it stands: 3 in second 0, 4 in second 1 (the correction), 1 in second 9 is not
+    assert [(s - W1, c) for s, c, _ in agg.rate_records()] == [(0, 3), (1_000_000, 4)]
+    assert agg.rate_records()[-1][2] == correction.id
+    assert agg.peak().orders_per_s == 4
+
+
+def test_time_rules_see_a_late_order_at_its_own_event_time():
+    # Apple's rule: RMB 1.50 within 2 s of W1. 100 at 0.5 s on time; an order at 10 s moves the
+    # watermark to 7 s; a late 60 from 1.0 s arrives: inside the window by its own time, so it
+    # reaches the rule (live and final) in 1 s, though both streams' clocks are past the window.
+    stream = make_batch(0, [W1 + 500_000, W1 + 10_000_000, W1 + 1_000_000], [0, 1, 0], [100, 5, 60],
+                        [0, 0, 0])
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    found = agg.apply(stream) + agg.finish()
+    rule = {m.timing: m for m in found if m.kind == "time_to_value" and m.subject == "brand:Apple"}
+    assert set(rule) == {"live", "final"}
+    for m in rule.values():
+        assert (m.seq, m.event_time_us, m.value_minor) == (2, W1 + 1_000_000, 160)
+        assert "in 1.00 seconds" in m.headline or "in 1 second" in m.headline
+    ref = reference(stream)
+    assert sorted(ref.milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)

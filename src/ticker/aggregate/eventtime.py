@@ -25,7 +25,12 @@ any order) and keeps today's :class:`~ticker.aggregate.Aggregator` as its engine
   event that, had it been on time, would have come before a final milestone's crossing order
   and — with the other such late events of the same total — would have made the running total
   reach the threshold before that order (or, refunds, no longer at it). At most one correction
-  per final milestone; the final one stands. Rate records are not corrected.
+  per final milestone; the final one stands.
+* **Rate records** (final): a second is decided when the watermark passes its end; a placed order
+  arriving into a decided second that changes the record chain announces the changed records as
+  corrections (see ``_final_records``); :meth:`EventTimeAggregator.rate_records` is the chain as
+  it stands, after ``finish()`` that of the exact per-second series.
+* **Time rules** (time-to-value) see every order at its own event time, in both streams.
 
 Everything is vectorised (no per-event Python loop; loops run over rounds of repeated keys and
 over the few final milestones a late batch can touch) and independent of how the stream is cut
@@ -37,22 +42,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ticker.aggregate.aggregator import Aggregator, BatchRejected
-from ticker.aggregate.milestones import Milestone
+from ticker.aggregate.aggregator import Aggregator, BatchRejected, _Rule
+from ticker.aggregate.milestones import Milestone, rate_record_milestone, time_to_value_milestone
 from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, SnapshotError, write_npz
 from ticker.clock import US_PER_S, format_time
 from ticker.events import COLUMNS, OrderBatch
-from ticker.scenario.spec import Scenario
+from ticker.scenario.disorder import DisorderProfile
+from ticker.scenario.model import Scenario
 from ticker.views import BrandGMV, Peak
 
 _MIN = np.iinfo(np.int64).min
 _TIMING_ORDER = {"live": 0, "final": 1, "correction": 2}
 _KIND_ORDER = {"gmv": 0, "brand_gmv": 1, "time_to_value": 2, "rate_record": 3}
+#: the state's own arrays (besides the two inner states and the reorder buffer)
+_OWN_ARRAYS = ("second_orders", "second_gmv", "dedup_time", "dedup_keys", "dedup_until",
+               "last_second", "last_time", "last_order", "last_kind", "last_seq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +75,13 @@ class EventTimeConfig:
     dedup_us: int = 60 * US_PER_S
 
     @classmethod
-    def from_profile(cls, profile) -> EventTimeConfig:
+    def from_profile(cls, profile: DisorderProfile) -> EventTimeConfig:
         return cls(profile.lateness_us, profile.dedup_us)
 
 
-def aggregator_for(scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
-                   disorder: dict[str, Any] | None, state: AggregateState | EventTimeState | None = None,
-                   ) -> Aggregator | EventTimeAggregator:
+def aggregator_for(scenario: Scenario, brand_names: Sequence[str], run: str,
+                   disorder: dict[str, Any] | None,
+                   state: AggregateState | EventTimeState | None = None) -> Aggregator | EventTimeAggregator:
     """The aggregator a run needs: today's for an ordered run; for a run whose ``run.json``
     records a disorder profile, the event-time one with the profile's lateness and dedup window.
     A snapshot of the other kind is refused."""
@@ -84,7 +95,7 @@ def aggregator_for(scenario: Scenario, brand_names: tuple[str, ...] | list[str],
     return EventTimeAggregator(scenario, brand_names, run, config, state)
 
 
-def sort_key(m: Milestone) -> tuple:
+def sort_key(m: Milestone) -> tuple[int, int, str, int, int]:
     """Canonical order of an arrival-ordered run's milestones: seq, kind, subject, threshold,
     then live before final before correction."""
     return (m.seq, _KIND_ORDER.get(m.kind, 9), m.subject, m.threshold_minor,
@@ -118,7 +129,16 @@ class EventTimeState:
     dedup_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     dedup_until: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     #: final milestones a late event may still correct: their crossing order and totals
-    open_finals: list[dict] = field(default_factory=list)
+    open_finals: list[dict[str, Any]] = field(default_factory=list)
+    decided_until: int = 0  # festival seconds the watermark has passed: their rate records decided
+    #: the final rate-record chain: second, count, id of the milestone that last announced it
+    records: list[dict[str, Any]] = field(default_factory=list)
+    #: each undecided second's last counted order (event-time order): second, time, id, kind, seq
+    last_second: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_kind: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_seq: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     milestones: list[Milestone] = field(default_factory=list)
 
     # --- what readers of an AggregateState use ---------------------------------------------------
@@ -140,9 +160,7 @@ class EventTimeState:
     # --- copies, comparisons, snapshots ------------------------------------------------------------
 
     def _own(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        arrays = {"second_orders": self.second_orders, "second_gmv": self.second_gmv,
-                  "dedup_time": self.dedup_time, "dedup_keys": self.dedup_keys,
-                  "dedup_until": self.dedup_until}
+        arrays = {name: getattr(self, name) for name in _OWN_ARRAYS}
         arrays |= {f"buffer.{n}": c for n, c in self.buffer.columns().items()}
         scalars = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                    if isinstance(getattr(self, f.name), int)}
@@ -158,10 +176,10 @@ class EventTimeState:
         final, _ = self.final.parts()
         return own | {f"live.{k}": v for k, v in live.items()} | {f"final.{k}": v for k, v in final.items()}
 
-    def _meta(self, run: str, arrays: dict, scalars: dict) -> dict:
+    def _meta(self, run: str, arrays: dict[str, np.ndarray], scalars: dict[str, int]) -> dict[str, Any]:
         return {"schema": SCHEMA_VERSION, "run": run, "event_time": scalars,
                 "live": self.live.parts()[1], "final": self.final.parts()[1],
-                "open_finals": self.open_finals,
+                "open_finals": self.open_finals, "records": self.records,
                 "milestones": [m.to_json_us() for m in self.milestones]}
 
     def to_snapshot(self, run: str) -> bytes:
@@ -169,20 +187,19 @@ class EventTimeState:
         return write_npz(self._arrays(arrays), self._meta(run, arrays, scalars))
 
     @classmethod
-    def from_parts(cls, meta: dict, arrays: dict[str, np.ndarray]) -> EventTimeState:
+    def from_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> EventTimeState:
         def inner(prefix: str) -> AggregateState:
             mine = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
             return AggregateState.from_parts(meta[prefix], mine, [])
 
         buffer = OrderBatch(**{n: arrays[f"buffer.{n}"] for n in COLUMNS})
-        return cls(live=inner("live"), final=inner("final"), **meta["event_time"],
-                   second_orders=arrays["second_orders"], second_gmv=arrays["second_gmv"],
-                   dedup_time=arrays["dedup_time"], dedup_keys=arrays["dedup_keys"],
-                   dedup_until=arrays["dedup_until"],
+        own: dict[str, Any] = {name: arrays[name] for name in _OWN_ARRAYS}
+        return cls(live=inner("live"), final=inner("final"), **meta["event_time"], **own,
                    buffer=buffer, open_finals=[dict(m) for m in meta["open_finals"]],
+                   records=[dict(r) for r in meta["records"]],
                    milestones=[Milestone(**m) for m in meta["milestones"]])
 
-    def differences(self, other) -> list[str]:
+    def differences(self, other: object) -> list[str]:
         if not isinstance(other, EventTimeState):
             return ["kind of state (arrival-ordered against ordered)"]
         out = [f"live.{n}" for n in self.live.differences(other.live)]
@@ -192,12 +209,42 @@ class EventTimeState:
         out += [k for k in mine[1] if mine[1][k] != theirs[1][k]]
         if self.open_finals != other.open_finals:
             out.append("open_finals")
+        if self.records != other.records:
+            out.append("records")
         if self.milestones != other.milestones:
             out.append("milestones")
         return out
 
-    def equals(self, other) -> bool:
+    def equals(self, other: object) -> bool:
         return not self.differences(other)
+
+
+class _InnerFold(Aggregator):
+    """Today's fold on one of the two streams, for its totals and its order-count milestones
+    (festival GMV, brand races). Its time rules are the outer fold's, at each order's own event
+    time (the inner clock is the running maximum); so are the final stream's rate records
+    (decided as the watermark passes each second, corrected by late orders)."""
+
+    def __init__(self, scenario: Scenario, run: str, state: AggregateState | None, *,
+                 brand_names: Sequence[str], rate_records: bool):
+        super().__init__(scenario, run, state, brand_names=brand_names)
+        self.rate_records = rate_records
+
+    def _time_to_value(self, batch: OrderBatch, r: int, rule: _Rule) -> list[Milestone]:
+        return []
+
+    def _rate_records(self, batch: OrderBatch, first: int, last: int, seconds: np.ndarray,
+                      ends: np.ndarray) -> list[Milestone]:
+        if self.rate_records:
+            return super()._rate_records(batch, first, last, seconds, ends)
+        self.state.open_second, self.state.open_second_last_seq = last, int(batch.seq[-1])
+        return []
+
+    def finish(self) -> list[Milestone]:
+        if self.rate_records:
+            return super().finish()
+        self.state.open_second = -1
+        return []
 
 
 class EventTimeAggregator:
@@ -209,11 +256,13 @@ class EventTimeAggregator:
     the watermark goes to +∞, so the reorder buffer is released and the last finals announced.
     """
 
-    def __init__(self, scenario: Scenario, brand_names: tuple[str, ...] | list[str], run: str,
+    def __init__(self, scenario: Scenario, brand_names: Sequence[str], run: str,
                  config: EventTimeConfig | None = None, state: EventTimeState | None = None):
         self.config = config or EventTimeConfig()
-        self.live = Aggregator(scenario, run, state.live if state else None, brand_names=brand_names)
-        self.final = Aggregator(scenario, run, state.final if state else None, brand_names=brand_names)
+        self.live = _InnerFold(scenario, run, state.live if state else None, brand_names=brand_names,
+                               rate_records=True)
+        self.final = _InnerFold(scenario, run, state.final if state else None,
+                                brand_names=brand_names, rate_records=False)
         if state is None:
             state = EventTimeState(self.live.state, self.final.state,
                                    second_orders=np.zeros(self.live.seconds, np.int64),
@@ -222,7 +271,7 @@ class EventTimeAggregator:
         self.scenario, self.brand_names, self.run = scenario, self.live.brand_names, run
         self.zone, self.start_us, self.currency = scenario.zone, scenario.start_us, scenario.currency
         self.thresholds = self.live.thresholds
-        self._rule_masks = self.final.rules
+        self.gain = scenario.milestones.rate_record_min_gain
 
     @property
     def watermark_us(self) -> int:
@@ -265,8 +314,11 @@ class EventTimeAggregator:
             st.late_us_max = max(st.late_us_max, int(behind.max()))
 
         taken = batch.take(rows) if len(rows) < n else batch
-        self._add_series(taken)
+        second = self._add_series(taken)
         found = self._feed(self.live, taken, "live")
+        found += self._time_rules(self.live, taken, "live")
+        # an order into a second whose rate record the watermark had already decided
+        into_decided = self.start_us + (second + 1) * US_PER_S <= before[rows]
 
         # The final stream: the reorder buffer releases on-time events once the watermark passes
         # their time, in (event time, order id, kind) order; a late event is released on arrival,
@@ -288,8 +340,13 @@ class EventTimeAggregator:
                                           - np.bincount(leave, minlength=n)[:n])
         st.buffer_max = max(st.buffer_max, int(size.max()))
         st.buffer = pool.take(np.flatnonzero(~out))
-        found += self._final(segment, segment_rows >= held)
+        counted = np.ones(len(pool), bool)  # counts in its second's decision (not a correction)
+        counted[held:] = ~into_decided[np.searchsorted(rows, late_rows)]
+        found += self._final(segment, segment_rows >= held, counted[segment_rows])
 
+        placed = into_decided & (taken.kind == 0)
+        found += self._final_records(second[placed], taken.take(np.flatnonzero(placed)),
+                                     before[rows[placed]], int(after[-1]))
         st.next_seq = batch.end_seq
         st.max_time_us = int(seen[-1])
         return self._record(found)
@@ -299,10 +356,11 @@ class EventTimeAggregator:
         st = self.state
         pool = st.buffer
         order = _final_order(np.arange(len(pool)), pool.event_time, len(pool), pool)
-        found = self._final(pool.take(order), np.zeros(len(pool), bool))
+        found = self._final(pool.take(order), np.zeros(len(pool), bool), np.ones(len(pool), bool))
         st.buffer = OrderBatch.empty()
         found += self._remap(self.live.finish(), None, "live")
         found += self._remap(self.final.finish(), None, "final")
+        found += self._decide(self.live.seconds)
         return self._record(found)
 
     def _record(self, found: list[Milestone]) -> list[Milestone]:
@@ -403,14 +461,16 @@ class EventTimeAggregator:
         st.dedup_until = wu[alive][merge]
         return accepted
 
-    def _add_series(self, batch: OrderBatch) -> None:
-        """Per-second orders and GMV by event time: order-independent sums."""
+    def _add_series(self, batch: OrderBatch) -> np.ndarray:
+        """Per-second orders and GMV by event time: order-independent sums. Returns each
+        event's second."""
         st = self.state
         second = (batch.event_time - self.start_us) // US_PER_S
         size = len(st.second_orders)
         np.add.at(st.second_gmv, second, batch.amount_minor)  # exact: int64, not float weights
         placed = batch.kind == 0
         st.second_orders += np.bincount(second[placed], minlength=size)
+        return second
 
     def _feed(self, inner: Aggregator, batch: OrderBatch, timing: str) -> list[Milestone]:
         """Fold ``batch`` into an inner aggregator on its own contiguous seqs and a non-decreasing
@@ -439,7 +499,7 @@ class EventTimeAggregator:
         out = []
         for m in found:
             row = m.seq - fed[0] if fed is not None else -1
-            if row < 0:  # the previous batch's last event (a rate record closed now)
+            if fed is None or row < 0:  # the previous batch's last event (a rate record closed now)
                 seq = st.live_last_arrival if timing == "live" else st.final_last_arrival
                 when = m.event_time_us
             else:
@@ -449,7 +509,7 @@ class EventTimeAggregator:
             ident = f"{m.id}:live" if timing == "live" else m.id
             final = dataclasses.replace(m, id=ident, seq=seq, event_time_us=when, timing=timing)
             out.append(final)
-            if timing == "final" and m.kind != "rate_record" and row >= 0:
+            if timing == "final" and m.kind != "rate_record" and fed is not None and row >= 0:
                 batch = fed[1]
                 st.open_finals.append({
                     "id": m.id, "kind": m.kind, "subject": m.subject, "threshold": m.threshold_minor,
@@ -460,16 +520,22 @@ class EventTimeAggregator:
                     "headline": m.headline})
         return out
 
-    def _final(self, segment: OrderBatch, is_late: np.ndarray) -> list[Milestone]:
+    def _final(self, segment: OrderBatch, is_late: np.ndarray, counted: np.ndarray) -> list[Milestone]:
         """Fold the next piece of the final stream; late events in it are checked against the
-        final milestones announced before them."""
+        final milestones announced before them. ``counted``: the events that count in their
+        second's rate-record decision (all but late orders into an already decided second)."""
         if not len(segment):
             return []
         base = self.final.state.next_seq
         found = self._feed(self.final, segment, "final")
+        found += self._time_rules(self.final, segment, "final", base)
+        # in final-stream order whatever the cuts (the inner fold's and the rules' interleave)
+        self.state.open_finals.sort(key=lambda m: (m["inner_seq"], _KIND_ORDER[m["kind"]],
+                                                   m["subject"], m["threshold"]))
         late = np.flatnonzero(is_late)
         if len(late) and self.state.open_finals:
             found += self._corrections(segment.take(late), base + late)
+        self._note_last_events(segment, is_late, counted)
         return found
 
     def _corrections(self, late: OrderBatch, inner_seq: np.ndarray) -> list[Milestone]:
@@ -508,22 +574,230 @@ class EventTimeAggregator:
         return found
 
     @staticmethod
-    def _before(late: OrderBatch, m: dict) -> np.ndarray:
+    def _before(late: OrderBatch, m: dict[str, Any]) -> np.ndarray:
         t, oid = late.event_time, late.order_id
-        return (t < m["time"]) | ((t == m["time"]) & ((oid < m["order_id"]) | (
+        before: np.ndarray = (t < m["time"]) | ((t == m["time"]) & ((oid < m["order_id"]) | (
             (oid == m["order_id"]) & (late.kind < m["order_kind"]))))
+        return before
 
-    def _subject(self, late: OrderBatch, m: dict) -> np.ndarray:
+    def _subject(self, late: OrderBatch, m: dict[str, Any]) -> np.ndarray:
         if m["kind"] == "gmv":
             return np.ones(len(late), bool)
         if m["kind"] == "brand_gmv":
-            return late.brand == m["brand"]
+            same: np.ndarray = late.brand == m["brand"]
+            return same
         rule = next(r for r in self.final.rules if r.subject == m["subject"]
                     and r.value_minor == m["threshold"])
-        inside = (late.event_time >= rule.start_us) & (late.event_time < rule.deadline_us)
+        inside: np.ndarray = (late.event_time >= rule.start_us) & (late.event_time < rule.deadline_us)
         if rule.column is not None:
             inside &= getattr(late, rule.column) == rule.index
         return inside
+
+    def _time_rules(self, inner: Aggregator, stream: OrderBatch, timing: str, base: int = 0
+                    ) -> list[Milestone]:
+        """Time-to-value rules on one of the two streams, each order at its own event time: an
+        order counts when its time is inside the rule's window, wherever it stands in the
+        stream (a late one too). A rule is done when reached; it never closes by time, since a
+        late order may still belong to its window. Loops over the rules (a handful)."""
+        st = inner.state
+        times = stream.event_time
+        found: list[Milestone] = []
+        for r, rule in enumerate(inner.rules):
+            if st.rule_done[r]:
+                continue
+            mine = (times >= rule.start_us) & (times < rule.deadline_us)
+            if rule.column is not None:
+                mine &= getattr(stream, rule.column) == rule.index
+            rows = np.flatnonzero(mine)
+            if not len(rows):
+                continue
+            totals = int(st.rule_value[r]) + np.cumsum(stream.amount_minor[rows])
+            reached = totals >= rule.value_minor
+            if not reached.any():
+                st.rule_value[r] = totals[-1]
+                continue
+            j = int(np.argmax(reached))
+            row = int(rows[j])
+            st.rule_value[r], st.rule_done[r] = totals[j], True
+            t = int(times[row])
+            m = time_to_value_milestone(self.run, rule.subject, rule.name, rule.label,
+                                        rule.value_minor, int(totals[j]), int(stream.seq[row]), t,
+                                        t - rule.start_us, self.currency)
+            if timing == "live":
+                found.append(dataclasses.replace(m, id=f"{m.id}:live", timing="live"))
+                continue
+            found.append(dataclasses.replace(m, timing="final"))
+            self.state.open_finals.append({
+                "id": m.id, "kind": m.kind, "subject": m.subject, "threshold": m.threshold_minor,
+                "value": m.value_minor, "before": m.value_minor - int(stream.amount_minor[row]),
+                "inner_seq": base + row, "time": t, "order_id": int(stream.order_id[row]),
+                "order_kind": int(stream.kind[row]), "brand": int(stream.brand[row]), "delta": 0,
+                "rank": m.rank, "headline": m.headline})
+        return found
+
+    # --- rate records of the final stream -------------------------------------------------------
+    #
+    # A second is decided when the watermark passes its end: its count is then that of every
+    # order of it that had arrived (late ones included), and the record chain over the decided
+    # seconds grows by today's rule (a count beating the record by ``min_gain``), attributed to
+    # the second's last order in event-time order. An order that arrives into a decided second
+    # adds one to its count; when that changes the chain (the second is a record, or becomes
+    # one), the chain is recomputed from that second and each record that changed is announced
+    # as a correction naming the record that stood there. ``rate_records()`` is the chain.
+
+    def _note_last_events(self, segment: OrderBatch, is_late: np.ndarray, counted: np.ndarray) -> None:
+        """Keep, for each second not yet decided, its last counted order in event-time order
+        (time, order id, kind): a rate record is attributed to it. On-time orders come sorted,
+        so each second's last is where the second changes; late ones are few."""
+        st = self.state
+        on_time = np.flatnonzero(~is_late)
+        t = segment.event_time[on_time]
+        sec = (t - self.start_us) // US_PER_S
+        ends = np.flatnonzero(np.diff(sec, append=np.int64(-1)) != 0)
+        pick = np.concatenate([on_time[ends], np.flatnonzero(is_late & counted)])
+        if not len(pick):
+            return
+        second = np.concatenate([st.last_second, (segment.event_time[pick] - self.start_us) // US_PER_S])
+        time = np.concatenate([st.last_time, segment.event_time[pick]])
+        order = np.concatenate([st.last_order, segment.order_id[pick]])
+        kind = np.concatenate([st.last_kind, segment.kind[pick].astype(np.int64)])
+        seq = np.concatenate([st.last_seq, segment.seq[pick]])
+        by = np.lexsort((kind, order, time, second))
+        keep = by[np.flatnonzero(np.diff(second[by], append=np.int64(-1)) != 0)]
+        st.last_second, st.last_time, st.last_order = second[keep], time[keep], order[keep]
+        st.last_kind, st.last_seq = kind[keep], seq[keep]
+
+    def _until(self, watermark: int) -> int:
+        """How many festival seconds a watermark has passed (second s when W ≥ its end)."""
+        if watermark == _MIN:
+            return self.state.decided_until
+        passed = (watermark - self.start_us) // US_PER_S
+        return int(min(max(passed, self.state.decided_until), self.live.seconds))
+
+    def _greedy(self, lo: int, hi: int, record: int) -> list[tuple[int, int]]:
+        """The records (second, count) among seconds [lo, hi) after ``record``: each beats the
+        one before by ``min_gain``. A record is a strict running maximum, so one
+        ``maximum.accumulate`` and a binary search per record find them all."""
+        counts = self.state.second_orders[lo:hi]
+        out: list[tuple[int, int]] = []
+        if not len(counts):
+            return out
+        peaks = np.maximum.accumulate(counts)
+        while True:
+            i = int(np.searchsorted(peaks, math.floor(record * (1 + self.gain)), side="right"))
+            if i == len(peaks):
+                return out
+            record = int(counts[i])
+            out.append((lo + i, record))
+
+    def _decide(self, until: int) -> list[Milestone]:
+        """Decide the seconds up to ``until``: the final rate records they set."""
+        st = self.state
+        if until <= st.decided_until:
+            return []
+        records = st.records
+        found: list[Milestone] = []
+        for second, count in self._greedy(st.decided_until, until, records[-1]["value"] if records else 0):
+            previous = records[-1]["value"] if records else 0
+            at = int(np.searchsorted(st.last_second, second))
+            m = rate_record_milestone(self.run, previous, count, int(st.last_seq[at]),
+                                      self.start_us + second * US_PER_S, self.zone)
+            found.append(dataclasses.replace(m, timing="final"))
+            records.append({"second": second, "value": count, "id": m.id})
+        st.decided_until = until
+        gone = int(np.searchsorted(st.last_second, until))
+        st.last_second, st.last_time, st.last_order = (st.last_second[gone:], st.last_time[gone:],
+                                                       st.last_order[gone:])
+        st.last_kind, st.last_seq = st.last_kind[gone:], st.last_seq[gone:]
+        return found
+
+    def _final_records(self, second: np.ndarray, late: OrderBatch, before: np.ndarray,
+                       watermark: int) -> list[Milestone]:
+        """Decide the seconds this batch's watermark passes, and take in the placed orders that
+        arrived into decided seconds (``late``, their ``second`` and the watermark each arrived
+        at), in arrival order.
+
+        An order into a decided second changes the chain only if that second is a record or
+        now beats the record before it; the chain up to that second depends only on earlier
+        changes, so one vectorised test finds the next order that changes it, and the loop
+        runs once per change, not per order."""
+        st = self.state
+        counts = st.second_orders
+        np.subtract.at(counts, second, 1)  # back in one by one, as they arrived
+        found: list[Milestone] = []
+        pos = 0
+        while True:
+            k = self._first_change(second[pos:], self._until(watermark)) if pos < len(second) else -1
+            if k < 0:
+                found += self._decide(self._until(watermark))
+                np.add.at(counts, second[pos:], 1)
+                return found
+            k += pos
+            found += self._decide(self._until(int(before[k])))
+            np.add.at(counts, second[pos:k + 1], 1)
+            found += self._rechain(int(second[k]), int(late.seq[k]), int(late.event_time[k]),
+                                   int(late.order_id[k]))
+            pos = k + 1
+
+    def _first_change(self, second: np.ndarray, until: int) -> int:
+        """The first of these orders (into decided seconds) that changes the record chain, or
+        −1; the chain is as it would be with the seconds up to ``until`` decided."""
+        st = self.state
+        more = self._greedy(st.decided_until, until, st.records[-1]["value"] if st.records else 0)
+        chain_second = np.array([r["second"] for r in st.records] + [s for s, _ in more], np.int64)
+        chain_value = np.array([r["value"] for r in st.records] + [c for _, c in more], np.int64)
+        # the count each order brings its second to: earlier orders of this run of arrivals too
+        by = np.argsort(second, kind="stable")
+        s_sorted = second[by]
+        starts = np.flatnonzero(np.diff(s_sorted, prepend=np.int64(-1)) != 0)
+        rank = np.empty(len(second), np.int64)
+        rank[by] = np.arange(len(second)) - np.repeat(starts, np.diff(starts, append=len(second)))
+        count = st.second_orders[second] + rank + 1
+        at = np.searchsorted(chain_second, second, side="right") - 1  # the record standing there
+        is_record = (at >= 0) & (chain_second[np.maximum(at, 0)] == second)
+        standing = np.where(is_record, at - 1, at)
+        previous = np.where(standing >= 0, chain_value[np.maximum(standing, 0)], 0)
+        changes = is_record | (count > np.floor(previous * (1 + self.gain)))
+        return int(np.argmax(changes)) if changes.any() else -1
+
+    def _rechain(self, second: int, seq: int, time_us: int, order_id: int) -> list[Milestone]:
+        """The chain from ``second`` on, recomputed over the decided seconds; each record up to
+        where it meets the old chain again is announced as a correction."""
+        st = self.state
+        old = st.records
+        j = next((i for i, r in enumerate(old) if r["second"] >= second), len(old))
+        start = old[j - 1]["value"] if j else 0
+        new = self._greedy(second, st.decided_until, start)
+        old_keys = {(r["second"], r["value"], old[i - 1]["value"] if i else 0): i
+                    for i, r in enumerate(old) if i >= j}
+        chain = old[:j]
+        found: list[Milestone] = []
+        when = format_time(time_us, self.zone, precision="milliseconds")
+        previous = start
+        for x, count in new:
+            rejoin = old_keys.get((x, count, previous))
+            if rejoin is not None:
+                chain += old[rejoin:]
+                break
+            standing = next((r for r in reversed(old) if r["second"] <= x), None)
+            m = rate_record_milestone(self.run, previous, count, seq, self.start_us + x * US_PER_S,
+                                      self.zone)
+            how = "raises that second's count" if x == second else "changes the record before it"
+            ident = f"{m.id}:correction:{order_id}"  # one per late order (a seq is not stable)
+            found.append(dataclasses.replace(
+                m, id=ident, headline=f"Correction: {m.headline} — a late order of {when} {how}",
+                timing="correction", corrects=standing["id"] if standing else m.id))
+            chain.append({"second": x, "value": count, "id": ident})
+            previous = count
+        st.records = chain
+        st.corrected += len(found)
+        return found
+
+    def rate_records(self) -> list[tuple[int, int, str]]:
+        """The final rate-record chain as it stands, corrections applied: (second's start µs,
+        orders in it, the id of the milestone that last announced it), oldest first. After
+        ``finish()`` it is the chain of the exact per-second series."""
+        return [(self.start_us + r["second"] * US_PER_S, r["value"], r["id"]) for r in self.state.records]
 
     # --- views ------------------------------------------------------------------------------------
 
@@ -542,7 +816,7 @@ class EventTimeAggregator:
     def format(self, amount_minor: int) -> str:
         return self.live.format(amount_minor)
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """The event-time figures a summary and a tick carry."""
         st = self.state
         return {"watermark": None if st.max_time_us == _MIN else
