@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.conftest import Mosquitto, find_binary  # the tests' real broker
 from tests.publish.helpers import Listener, make_milestones
-from ticker.publish.mqtt import Publisher
+from ticker.publish import Publisher
 from ticker.publish.topics import RunInfo, milestone_topic
 
 

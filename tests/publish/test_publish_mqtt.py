@@ -339,8 +339,7 @@ def test_the_protocol_is_mqtt5_on_mosquitto_and_311_on_amqtt(backend: Backend,
                                                              unique_run: str) -> None:
     publisher = Publisher(backend.url, info_for(unique_run)).start()
     try:
-        expected = 5 if backend.name == "mosquitto" else 4  # paho's MQTTv5 / MQTTv311
-        assert int(publisher._protocol) == expected
+        assert publisher.protocol == ("5" if backend.name == "mosquitto" else "3.1.1")
     finally:
         assert publisher.close().ok
 
@@ -417,7 +416,7 @@ def test_reconnect_delays_stay_under_a_second_and_start_over_at_each_connack() -
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from ticker.publish.mqtt import Backoff
+    from ticker.publish.session import Backoff
 
     @given(jitter=st.lists(st.floats(0.8, 1.2), min_size=1, max_size=40),
            connack_at=st.sets(st.integers(0, 39)))

@@ -20,6 +20,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from ticker.publish import upstream_workarounds
 from ticker.publish.url import PublishError
 
 #: amqtt logs every connection at INFO and refusals at WARNING; a library must not print them
@@ -118,13 +119,13 @@ class EmbeddedBroker:
             self._started.set()
 
     async def _main(self) -> None:
-        from amqtt.broker import Broker
+        from amqtt.broker import Broker  # type: ignore[import-untyped]  # amqtt 0.12: no py.typed
 
         self._stop = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._loop.set_exception_handler(_quiet_cancellations)
+        self._loop.set_exception_handler(upstream_workarounds.quiet_cancellations)
         broker = Broker(_config(self.host, self._requested_port))
-        writers = _track_connections(broker)
+        writers = upstream_workarounds.close_each_connection(broker)
         try:
             await broker.start()
         except Exception as exc:
@@ -135,71 +136,11 @@ class EmbeddedBroker:
                            f"{self.host}:{self._requested_port}: {' '.join(str(why).split())}")
             return
         try:
-            server = broker._servers["default"].instance  # amqtt has no public "bound port"
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = upstream_workarounds.bound_port(broker)
             self._started.set()
             await self._stop.wait()
         finally:
-            await _shutdown(broker, writers)
-
-
-def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Drop the CancelledError tracebacks that Python 3.11's stream callbacks report when a
-    client's task is cancelled at shutdown; anything else goes to asyncio's default handler."""
-    if isinstance(context.get("exception"), asyncio.CancelledError):
-        return
-    loop.default_exception_handler(context)
-
-
-def _track_connections(broker: Any) -> set[asyncio.StreamWriter]:
-    """Remember every client connection's writer, and close it when amqtt is done with it.
-
-    amqtt 0.12 does not always close a client's transport (at shutdown above all), which leaves
-    an unclosed socket to the garbage collector. ``stream_connected`` is amqtt's public
-    per-connection entry point; wrapping it on the instance costs one set insert per connection.
-    """
-    writers: set[asyncio.StreamWriter] = set()
-    handle = broker.stream_connected
-
-    async def stream_connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                               listener_name: str) -> None:
-        writers.add(writer)
-        try:
-            await handle(reader, writer, listener_name=listener_name)
-        finally:
-            writers.discard(writer)
-            if not writer.is_closing():
-                writer.close()
-
-    broker.stream_connected = stream_connected
-    return writers
-
-
-async def _shutdown(broker: Any, writers: set[asyncio.StreamWriter]) -> None:
-    """``broker.shutdown()``, bounded, then close what it left open.
-
-    amqtt 0.12 on Python 3.11 sometimes never finishes ``shutdown()``: a connected client's
-    reader task is cancelled inside ``asyncio.wait_for`` and its inner read is left pending, so
-    it waits forever for the reader to stop. After ``SHUTDOWN_TIMEOUT_S`` we close the listeners
-    and connections ourselves and cancel every task left.
-    """
-    try:
-        async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
-            await broker.shutdown()
-    except TimeoutError:
-        logging.getLogger(__name__).debug("amqtt shutdown timed out; closing what it left")
-        for server in getattr(broker, "_servers", {}).values():  # it never got to close them
-            instance = getattr(server, "instance", None)
-            if instance is not None:
-                instance.close()
-    for writer in list(writers):
-        if not writer.is_closing():
-            writer.close()
-    for task in asyncio.all_tasks():
-        if task is not asyncio.current_task():
-            task.cancel()
-    for _ in range(3):  # let the transports' connection_lost callbacks close their sockets
-        await asyncio.sleep(0)
+            await upstream_workarounds.shutdown_broker(broker, writers, SHUTDOWN_TIMEOUT_S)
 
 
 def run_broker(host: str = "127.0.0.1", port: int = 1883, *, out: TextIO | None = None,

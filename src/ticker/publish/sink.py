@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,11 +18,14 @@ from ticker.events import OrderBatch
 from ticker.publish import topics
 from ticker.publish.broker import PROTOCOL as BROKER_PROTOCOL
 from ticker.publish.broker import EmbeddedBroker
-from ticker.publish.mqtt import Publisher
+from ticker.publish.publisher import Publisher
 from ticker.publish.topics import RunInfo
 from ticker.publish.url import PublishError
 from ticker.sink import RunStart
 from ticker.views import Delivery, Summary, Tick
+
+if TYPE_CHECKING:
+    from ticker.engine import Run
 
 ORDER_PARTITIONS = 8
 
@@ -29,7 +33,7 @@ ORDER_PARTITIONS = 8
 DEFAULT_PORT = 1883
 
 
-def connect(run, url: str, *, tick_hz: float = 10.0, ca_file: str | None = None,
+def connect(run: Run, url: str, *, tick_hz: float = 10.0, ca_file: str | None = None,
             orders: bool = False) -> MqttSink:
     """A started sink for ``run``: to ``url``, or with ``url=""`` to the local default broker.
 

@@ -37,7 +37,8 @@ from sortedcontainers import SortedKeyList
 
 from ticker.clock import parse_time
 from ticker.publish import topics
-from ticker.publish.mqtt import _discard, describe_connect_error
+from ticker.publish.connect import describe_connect_error
+from ticker.publish.upstream_workarounds import discard
 from ticker.publish.url import MqttUrl, PublishError, parse_url
 
 #: Where ``ticker watch`` looks when given no URL and no ``TICKER_MQTT_URL``.
@@ -125,7 +126,7 @@ async def _watch(url: MqttUrl, subs: list[str], printer: _Printer, err: TextIO,
     try:
         await client.__aenter__()
     except aiomqtt.MqttError as exc:
-        _discard(client)
+        discard(client)
         print(f"ticker: {describe_connect_error(exc, url, timeout)}", file=err)
         return 1
     try:

@@ -37,7 +37,8 @@ import aiomqtt
 import orjson
 
 from ticker.publish import topics
-from ticker.publish.mqtt import _discard, describe_connect_error
+from ticker.publish.connect import describe_connect_error
+from ticker.publish.upstream_workarounds import discard
 from ticker.publish.url import MqttUrl, PublishError, parse_url
 from ticker.screen.state import FILTERS, Festival, RunSnapshot, Update
 
@@ -153,7 +154,7 @@ class ScreenServer:
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
-            _discard(client)
+            discard(client)
             raise PublishError(describe_connect_error(exc, self.mqtt_url, self.connect_timeout)) \
                 from None
         try:
@@ -261,7 +262,7 @@ class ScreenServer:
                     try:
                         await client.__aenter__()
                     except aiomqtt.MqttError:
-                        _discard(client)
+                        discard(client)
                         raise
                 for topic_filter in FILTERS:
                     await client.subscribe(topic_filter, qos=1)
