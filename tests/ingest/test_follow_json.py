@@ -74,8 +74,10 @@ def publish_all(client: paho.Client, topic: str, payloads: list[bytes]) -> None:
 
 
 def handled(f: Follower) -> int:
-    return (f.log.next_seq if f.log else 0) + (f.dead.count if f.dead else len(f.dead_early)) + (
-        f.parser.duplicates if f.parser else 0)
+    live = f.live
+    if live is None:
+        return len(f.dead_early)
+    return live.log.next_seq + live.dead.count + live.parser.duplicates
 
 
 def corrupt(field: str, value) -> bytes:

@@ -49,15 +49,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from ticker.aggregate import Aggregator
-from ticker.aggregate.eventtime import aggregator_for
+from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.engine import ReplayOptions, Run, _checkpoint, _restore, _tick, make_summary
 from ticker.errors import TickerError
-from ticker.eventlog import EventLog
+from ticker.eventlog import EventLog, FsyncPolicy
 from ticker.events import COLUMNS, FRAME_MAGIC, FrameError, OrderBatch, rebatch
 from ticker.ingest import rundir as ingest_rundir
 from ticker.ingest.deadletters import DeadLetters, count_lines
@@ -67,8 +69,13 @@ from ticker.ingest.orders import Catalogue, DuplicateOrder, OrderParser, RecentO
 from ticker.publish.url import PublishError, parse_url
 from ticker.rundir import RunDir, RunDirError, write_atomic
 from ticker.scenario import Scenario, resolve
-from ticker.sink import OrderSink, RunStart
+from ticker.sink import OrderSink, RunStart, Sink
 from ticker.views import Tick
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as paho
+
+    from ticker.publish.sink import MqttSink
 
 DEFAULT_TOPICS = ("ticker/+/orders/+",)
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
@@ -88,7 +95,7 @@ class FollowOptions:
     currency: str = "CNY"
     tick_hz: float = 10.0
     snapshot_every: int = 1 << 23
-    fsync: str = "interval"
+    fsync: FsyncPolicy = "interval"
     idle_s: float = 5.0  # after the source's "finished", how long to wait for missing seqs
     ca_file: str | None = None
     publish: bool = True
@@ -173,6 +180,21 @@ class _State:
         self.skips = [[f, k] for f, k in self.skips if f <= at]
 
 
+@dataclass
+class _Live:
+    """What exists once the run does (at its first usable payload, or on resume): made together,
+    used together."""
+
+    scenario: Scenario
+    aggregator: Aggregator | EventTimeAggregator
+    log: EventLog
+    catalogue: Catalogue
+    parser: OrderParser
+    dead: DeadLetters
+    reasm: Reassembler
+    runner: Run
+
+
 class Follower:
     def __init__(self, opts: FollowOptions):
         self.opts = opts
@@ -183,32 +205,32 @@ class Follower:
         self.stop = threading.Event()
         self.ready = threading.Event()  # connected and subscribed: what is published now arrives
         self.state = _State()
-        self.scenario: Scenario | None = None
-        self.aggregator: Aggregator | None = None
-        self.log: EventLog | None = None
-        self.dead: DeadLetters | None = None
-        self.catalogue: Catalogue | None = None
-        self.parser: OrderParser | None = None
-        self.reasm: Reassembler | None = None
-        self.sinks: list = []
-        self.mqtt_sink = None
-        self.runner: Run | None = None
+        self.live: _Live | None = None  # the run, once it exists
+        self.sinks: list[Sink] = []
+        self.mqtt_sink: _FollowSink | None = None
         self.unacked: list[tuple[int, int, int]] = []  # (last source seq, mid, qos): frames waiting
-        self.source_status: dict | None = None
+        self.source_status: dict[str, Any] | None = None
         self.finished_at: float | None = None
-        self.dead_early: list[tuple[str, str, bytes]] = []
+        self.dead_early: list[tuple[str, str, object]] = []
         self.notes: list[str] = []
         self.events0 = 0
         self.last_tick = 0.0
         self.ticked = -1  # the seq the last tick showed
-        self.client = None
+        self.client: paho.Client | None = None
         self.ordered = True  # the ordered fold (no --disorder): events must come in time order
 
     # --- MQTT (paho, its own network thread) -----------------------------------------------
 
-    def _connect(self) -> None:
+    def _opened(self) -> _Live:
+        """The run, where the code runs only once it exists."""
+        assert self.live is not None, "the run is not open yet"
+        return self.live
+
+    def _connect(self) -> paho.Client:
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.reasoncodes import ReasonCode
 
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id(self.run),
                              clean_session=False, protocol=paho.MQTTv311, manual_ack=True)
@@ -216,11 +238,13 @@ class Follower:
             client.username_pw_set(self.url.username, self.url.password)
         if self.url.tls:
             client.tls_set_context(ssl.create_default_context(cafile=self.opts.ca_file))
-        client.reconnect_delay_set(0.05, 1.0)
+        # paho annotates the delays as whole seconds; it waits any float
+        client.reconnect_delay_set(0.05, 1.0)  # type: ignore[arg-type]
         connected = threading.Event()
         refused: list[str] = []
 
-        def on_connect(c, userdata, flags, reason, properties=None):
+        def on_connect(c: paho.Client, userdata: object, flags: paho.ConnectFlags, reason: ReasonCode,
+                       properties: Properties | None = None) -> None:
             if reason.is_failure:
                 refused.append(str(reason))
                 connected.set()
@@ -231,14 +255,15 @@ class Follower:
             if self.state.source:
                 c.subscribe(f"ticker/{self.state.source}/status", 1)
 
-        def on_subscribe(c, userdata, mid, reason_codes, properties=None):
+        def on_subscribe(c: paho.Client, userdata: object, mid: int, reason_codes: list[ReasonCode],
+                         properties: Properties | None = None) -> None:
             failed = [str(r) for r in reason_codes if r.is_failure]
             if failed:
                 refused.append(f"subscription refused ({failed[0]})")
             connected.set()
             self.ready.set()
 
-        def on_message(c, userdata, message):
+        def on_message(c: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
             self.inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload)))
 
         client.on_connect = on_connect
@@ -255,9 +280,11 @@ class Follower:
             raise PublishError(f"MQTT broker {self.url} refused the connection: "
                                f"{refused[0] if refused else 'no answer within 10 s'}")
         self.client = client
+        return client
 
     def _ack(self, message: _Message) -> None:
         if message.qos:
+            assert self.client is not None  # messages come from it
             self.client.ack(message.mid, message.qos)
 
     # --- the run directory ---------------------------------------------------------------
@@ -281,27 +308,29 @@ class Follower:
         self.state = _State(saved.get("mode"), saved.get("source"), saved.get("skips", []))
         from ticker.scenario import load_scenario
 
-        self.scenario = load_scenario(self.run_dir.scenario_path)
-        names = ingest_rundir.reopen_catalogue(self.run_dir, self.scenario)
-        self.log = EventLog(self.run_dir.log, fsync=self.opts.fsync)
-        if self.log.recovery is not None:
-            self.notes.append(f"recovered the event log: {self.log.recovery}")
-        self.aggregator, notes = _restore(self.scenario, names, meta["run"], self.run_dir,
-                                          self.log.next_seq, meta.get("disorder"))
+        scenario = load_scenario(self.run_dir.scenario_path)
+        names = ingest_rundir.reopen_catalogue(self.run_dir, scenario)
+        log = EventLog(self.run_dir.log, fsync=self.opts.fsync)
+        if log.recovery is not None:
+            self.notes.append(f"recovered the event log: {log.recovery}")
+        aggregator, notes = _restore(scenario, names, meta["run"], self.run_dir,
+                                     log.next_seq, meta.get("disorder"))
         self.ordered = not meta.get("disorder")
         self.notes += notes
-        tail = self.log.next_seq - self.aggregator.state.next_seq
-        for batch in self.log.read(self.aggregator.state.next_seq):
-            self.aggregator.apply(batch)
-        self.notes.append(f"resuming {meta['run']} at seq {self.log.next_seq:,} ({tail:,} events "
+        tail = log.next_seq - aggregator.state.next_seq
+        for batch in log.read(aggregator.state.next_seq):
+            aggregator.apply(batch)
+        self.notes.append(f"resuming {meta['run']} at seq {log.next_seq:,} ({tail:,} events "
                           "re-folded from the log)")
-        self._ready(names, meta)
+        live = self._ready(scenario, log, aggregator, names, meta)
         if self.state.mode == "json":  # duplicates: remember the log's latest orders again
-            start = max(0, self.log.next_seq - self.parser.recent.size)
-            for batch in self.log.read(start):  # (read from a seq: the batches start there)
-                self.parser.recent.add_batch(batch)
-            self.parser.last_time_us = self.aggregator.state.last_time_us
-        self.dead.count = count_lines(self.run_dir.dead_letters_path)
+            recent = live.parser.recent
+            assert recent is not None  # follow's parser keeps them (see _ready)
+            start = max(0, log.next_seq - recent.size)
+            for batch in log.read(start):  # (read from a seq: the batches start there)
+                recent.add_batch(batch)
+            live.parser.last_time_us = aggregator.state.last_time_us
+        live.dead.count = count_lines(self.run_dir.dead_letters_path)
         meta["state"] = "running"
         self.run_dir.write_meta(meta)
         return True
@@ -312,33 +341,32 @@ class Follower:
         names, notes = ingest_rundir.create(self.run_dir, self.run, scenario, bundled=bundled,
                                             source=source, disorder=disorder)
         self.notes += notes
-        self.scenario = scenario
         self.ordered = disorder is None
         self._save_state()
-        self.log = EventLog(self.run_dir.log, fsync=self.opts.fsync)
-        self.aggregator = aggregator_for(scenario, names, self.run, disorder)
-        self._ready(names, self.run_dir.meta())
+        log = EventLog(self.run_dir.log, fsync=self.opts.fsync)
+        aggregator = aggregator_for(scenario, names, self.run, disorder)
+        self._ready(scenario, log, aggregator, names, self.run_dir.meta())
 
-    def _ready(self, names, meta: dict) -> None:
-        self.catalogue = Catalogue(names)
-        self.parser = OrderParser(self.scenario, self.catalogue, recent=RecentOrders(),
-                                  ordered=self.ordered)
-        self.dead = DeadLetters(self.run_dir.dead_letters_path)
-        self.state.forget_after(self.log.next_seq)
-        self.reasm = Reassembler(self.log.next_seq + self.state.offset(self.log.next_seq))
+    def _ready(self, scenario: Scenario, log: EventLog, aggregator: Aggregator | EventTimeAggregator,
+               names: tuple[str, ...], meta: dict[str, Any]) -> _Live:
+        catalogue = Catalogue(names)
+        parser = OrderParser(scenario, catalogue, recent=RecentOrders(), ordered=self.ordered)
+        dead = DeadLetters(self.run_dir.dead_letters_path)
+        self.state.forget_after(log.next_seq)
+        reasm = Reassembler(log.next_seq + self.state.offset(log.next_seq))
         options = ReplayOptions(scale=meta.get("scale", 1.0), seed=0, run_dir=self.run_dir.path,
                                 snapshot_every=self.opts.snapshot_every, tick_hz=self.opts.tick_hz)
-        self.runner = Run(self.scenario, 0, meta.get("scale", 1.0), meta["run"],
-                          tuple(self.catalogue.names), self.aggregator, iter(()), 0, None,
-                          self.run_dir, options, self.notes)
-        self.events0 = self.aggregator.state.next_seq
+        runner = Run(scenario, 0, meta.get("scale", 1.0), meta["run"], tuple(catalogue.names),
+                     aggregator, iter(()), 0, None, self.run_dir, options, self.notes)
+        live = self.live = _Live(scenario, aggregator, log, catalogue, parser, dead, reasm, runner)
+        self.events0 = aggregator.state.next_seq
         if self.opts.publish:
             from ticker.publish.sink import connect
 
-            self.mqtt_sink = _FollowSink(connect(self.runner, str(self.opts.url), tick_hz=self.opts.tick_hz,
+            self.mqtt_sink = _FollowSink(connect(runner, str(self.opts.url), tick_hz=self.opts.tick_hz,
                                                  ca_file=self.opts.ca_file), self)
             self.sinks.append(self.mqtt_sink)
-        start = self.runner.start_info()
+        start = runner.start_info()
         for sink in self.sinks:
             sink.start(start)
         for where, reason, raw in self.dead_early:
@@ -346,11 +374,12 @@ class Follower:
         self.dead_early.clear()
         if self.state.source and self.client is not None:
             self.client.subscribe(f"ticker/{self.state.source}/status", 1)
+        return live
 
     def _ensure_run(self, message: _Message, kind: str, source: str | None) -> bool:
         """Create the run at its first usable payload; False if it must wait (frames without a
         scenario wait for the source's status, which names it)."""
-        if self.aggregator is not None:
+        if self.live is not None:
             return True
         self.state.mode, self.state.source = kind, source
         if self.opts.scenario:
@@ -382,10 +411,10 @@ class Follower:
     # --- handling messages -----------------------------------------------------------------
 
     def _dead(self, where: str, reason: str, raw: object) -> None:
-        if self.dead is None:  # before the run exists: written once it does
+        if self.live is None:  # before the run exists: written once it does
             self.dead_early.append((where, reason, raw))
             return
-        line = self.dead.add(where, reason, raw)
+        line = self.live.dead.add(where, reason, raw)
         if self.client is not None and self.opts.publish:
             self.client.publish(f"ticker/{self.run}/dead-letters", line, qos=1)
 
@@ -400,7 +429,7 @@ class Follower:
 
     def step(self, timeout: float = 0.1) -> None:
         """Take what the broker has handed over, log it, acknowledge it, fold it."""
-        messages = []
+        messages: list[_Message] = []
         try:
             messages.append(self.inbox.get(timeout=timeout))
             while len(messages) < DRAIN_MESSAGES:
@@ -449,10 +478,10 @@ class Follower:
                 self._ensure_run(m, "json", None)
                 self._json(m, rows)
                 ack_now.append(m)
-        batch = self._frames_batch(frames, waiting) if frames else None
+        received = self._frames_batch(frames, waiting) if frames else None
         if len(rows):
-            batch = rows.batch(self.log.next_seq)
-        self._commit(batch, ack_now)
+            received = rows.batch(self._opened().log.next_seq)
+        self._commit(received, ack_now)
 
     def _json(self, m: _Message, rows: Rows) -> None:
         try:
@@ -461,10 +490,11 @@ class Follower:
             self._dead(m.topic, f"not JSON ({exc})", m.payload)
             return
         orders = doc if isinstance(doc, list) else [doc]
+        parser = self._opened().parser
         for i, order in enumerate(orders):
             where = m.topic if len(orders) == 1 else f"{m.topic}[{i}]"
             try:
-                self.parser.parse(order, rows)
+                parser.parse(order, rows)
             except DuplicateOrder:
                 continue  # counted by the parser: a redelivery, not bad input
             except RowError as exc:
@@ -474,8 +504,9 @@ class Follower:
         """What the aggregator would refuse in a frame, as a dead-letter reason."""
         if not len(batch):
             return None
-        sc = self.scenario
-        limits = (("brand", len(self.catalogue.names)), ("platform", len(sc.platforms)),
+        live = self._opened()
+        sc = live.scenario
+        limits = (("brand", len(live.catalogue.names)), ("platform", len(sc.platforms)),
                   ("region", len(sc.regions)), ("kind", 2))
         for column, size in limits:
             values = getattr(batch, column)
@@ -492,8 +523,9 @@ class Follower:
             return f"event times outside every sales window of {sc.name}"
         return None
 
-    def _frames_batch(self, frames: list[OrderBatch], waiting) -> OrderBatch | None:
-        released = self.reasm.add(OrderBatch.concat(frames))
+    def _frames_batch(self, frames: list[OrderBatch], waiting: list[tuple[_Message, OrderBatch]]
+                      ) -> OrderBatch | None:
+        released = self._opened().reasm.add(OrderBatch.concat(frames))
         for m, b in waiting:
             self.unacked.append((int(b.seq.max()), m.mid, m.qos))
         return self._renumber(released)
@@ -502,7 +534,8 @@ class Follower:
         """Source-ordered events -> the follower's seqs, recording any skip in follow.json first."""
         if not len(released):
             return None
-        at = self.log.next_seq
+        live = self._opened()
+        at = live.log.next_seq
         skips = len(self.state.skips)
         first, end = int(released.seq[0]), int(released.seq[-1]) + 1
         if first - at != self.state.offset():  # seqs given up on before this run
@@ -510,7 +543,7 @@ class Follower:
         # the ordered fold (no --disorder) needs event-time order: an event
         # before the latest folded one is dead-lettered, and its seq skipped
         times = released.event_time
-        peak = np.maximum.accumulate(np.concatenate([[self.aggregator.state.last_time_us], times]))
+        peak = np.maximum.accumulate(np.concatenate([[live.aggregator.state.last_time_us], times]))
         behind = times < peak[:-1] if self.ordered else np.zeros(len(times), bool)
         if behind.any():
             for i in np.flatnonzero(behind).tolist():
@@ -523,63 +556,69 @@ class Follower:
         if not len(released):
             return None
         columns = released.columns()
-        columns["seq"] = np.arange(self.log.next_seq, self.log.next_seq + len(released), dtype=np.int64)
+        columns["seq"] = np.arange(live.log.next_seq, live.log.next_seq + len(released), dtype=np.int64)
         return OrderBatch(**columns)
 
     def _commit(self, batch: OrderBatch | None, ack_now: list[_Message]) -> None:
         """Log, then acknowledge, then fold and publish."""
-        if self.catalogue is not None:
-            new = self.catalogue.take_new()
+        live = self.live
+        if live is not None:
+            new = live.catalogue.take_new()
             self.run_dir.append_catalogue(new)  # before the log can hold an id that needs it
-            self.aggregator.add_brands(new)
+            live.aggregator.add_brands(new)
         if batch is not None:
-            self.log.append(batch)
-        if self.dead is not None:
-            self.dead.flush()
+            assert live is not None  # a batch is made by the run's parser or reassembler
+            live.log.append(batch)
+        if live is not None:
+            live.dead.flush()
         for m in ack_now:
             self._ack(m)
-        if self.reasm is not None and self.unacked:
-            done = [u for u in self.unacked if u[0] < self.reasm.next]
-            self.unacked = [u for u in self.unacked if u[0] >= self.reasm.next]
+        if live is not None and self.unacked:
+            done = [u for u in self.unacked if u[0] < live.reasm.next]
+            self.unacked = [u for u in self.unacked if u[0] >= live.reasm.next]
             for _, mid, qos in done:
                 if qos:
+                    assert self.client is not None  # the frames came from it
                     self.client.ack(mid, qos)
         if batch is not None:
             self._fold(batch)
         now = time.perf_counter()
-        behind = self.runner is not None and self.ticked != self.aggregator.state.next_seq
-        if behind and (batch is None or now - self.last_tick >= 1.0 / self.opts.tick_hz):
+        behind = live is not None and self.ticked != live.aggregator.state.next_seq
+        if live is not None and behind and (
+                batch is None or now - self.last_tick >= 1.0 / self.opts.tick_hz):
             # at most tick_hz a second while orders flow, and the latest state once they pause
-            self.last_tick, self.ticked = now, self.aggregator.state.next_seq
-            _tick(self.runner, self.sinks)
+            self.last_tick, self.ticked = now, live.aggregator.state.next_seq
+            _tick(live.runner, self.sinks)
 
     def _fold(self, batch: OrderBatch) -> None:
+        live = self._opened()
         every = -(-max(1, self.opts.snapshot_every) // (1 << 16)) * (1 << 16)
         for piece in rebatch([batch], every=every):
-            found = self.aggregator.apply(piece)
+            found = live.aggregator.apply(piece)
             for sink in self.sinks:
                 if isinstance(sink, OrderSink):
                     sink.orders(piece)
                 if found:
                     sink.milestones(found)
-            if self.aggregator.state.next_seq % every == 0:
-                self.log.sync()
-                _checkpoint(self.runner)
+            if live.aggregator.state.next_seq % every == 0:
+                live.log.sync()
+                _checkpoint(live.runner)
 
     # --- the loop ------------------------------------------------------------------------------
 
     def source_done(self) -> bool:
         """The followed run says finished, and its events are all here (or nothing came for
         ``idle_s`` since it said so)."""
-        if self.finished_at is None or self.state.mode != "frames" or self.reasm is None:
+        if self.finished_at is None or self.state.mode != "frames" or self.live is None:
             return False
+        reasm = self.live.reasm
         events = self.source_status.get("events") if self.source_status else None
-        if isinstance(events, int) and self.reasm.next >= events and not len(self.reasm.pending):
+        if isinstance(events, int) and reasm.next >= events and not len(reasm.pending):
             return True
         return self.inbox.empty() and time.monotonic() - self.finished_at > self.opts.idle_s
 
-    def run_loop(self) -> dict:
-        self._connect()
+    def run_loop(self) -> dict[str, Any]:
+        client = self._connect()
         try:
             if self._open_existing():
                 self._say(*self.notes)
@@ -589,47 +628,48 @@ class Follower:
                     break
             return self._finish()
         finally:
-            self.client.loop_stop()
+            client.loop_stop()
             with contextlib.suppress(Exception):
-                self.client.disconnect()
+                client.disconnect()
 
     def _say(self, *lines: str) -> None:
         if self.opts.on_progress:
             for line in lines:
                 self.opts.on_progress(line)
 
-    def _finish(self) -> dict:
-        if self.aggregator is None:
+    def _finish(self) -> dict[str, Any]:
+        live = self.live
+        if live is None:
             raise FollowError(f"stopped before any order arrived on {', '.join(self.opts.topics)}; "
                               "nothing recorded")
-        if self.reasm is not None and len(self.reasm.pending):  # give up on the gaps
-            rest, skipped = self.reasm.release_rest()
+        if len(live.reasm.pending):  # give up on the gaps
+            rest, skipped = live.reasm.release_rest()
             self._commit(self._renumber(rest), [])
             self.notes.append(f"{skipped:,} seqs of {self.state.source} never arrived")
         finished = self.finished_at is not None and self.state.mode == "frames"
-        found = self.aggregator.finish()
+        found = live.aggregator.finish()
         if found:
             for sink in self.sinks:
                 sink.milestones(found)
-        _tick(self.runner, self.sinks)
-        self.log.sync()
-        _checkpoint(self.runner)
-        summary = make_summary(self.runner, 0.0, self.aggregator.state.next_seq - self.events0)
+        _tick(live.runner, self.sinks)
+        live.log.sync()
+        _checkpoint(live.runner)
+        summary = make_summary(live.runner, 0.0, live.aggregator.state.next_seq - self.events0)
         summary.sections["ingest"] = {
             "follow": str(self.url), "topics": list(self.opts.topics), "mode": self.state.mode,
-            "source": self.state.source, "accepted": self.aggregator.state.next_seq,
-            "rejected": self.dead.count, "dead_letters": str(self.run_dir.dead_letters_path),
-            "duplicates": self.parser.duplicates + (self.reasm.duplicates if self.reasm else 0),
+            "source": self.state.source, "accepted": live.aggregator.state.next_seq,
+            "rejected": live.dead.count, "dead_letters": str(self.run_dir.dead_letters_path),
+            "duplicates": live.parser.duplicates + live.reasm.duplicates,
             "skipped_seqs": self.state.offset(),
         }
-        self.dead.close()
-        self.log.close()
+        live.dead.close()
+        live.log.close()
         for sink in self.sinks:
             sink.finish(summary)
         self.run_dir.write_summary(summary.to_json())
         meta = self.run_dir.meta()
         meta["state"] = "finished" if finished else "stopped"
-        meta["events"] = self.aggregator.state.next_seq
+        meta["events"] = live.aggregator.state.next_seq
         self.run_dir.write_meta(meta)
         return summary.to_json()
 
@@ -637,10 +677,10 @@ class Follower:
 class _FollowSink:
     """The replay's MQTT sink, with the follower's counts in every tick."""
 
-    def __init__(self, sink, follower: Follower):
+    def __init__(self, sink: MqttSink, follower: Follower):
         self.sink, self.follower = sink, follower
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.sink, name)
 
     def start(self, run: RunStart) -> None:
@@ -651,12 +691,12 @@ class _FollowSink:
     def tick(self, tick: Tick) -> None:
         from ticker.publish import topics
 
-        f = self.follower
+        live = self.follower.live
         payload = topics.tick_json(self.sink.info, event_time_us=tick.event_time_us, seq=tick.seq,
                                    gmv_minor=tick.gmv_minor, orders=tick.orders,
                                    orders_per_s=tick.orders_per_s)
-        payload["dead_letters"] = f.dead.count if f.dead else 0
-        payload["duplicates"] = f.parser.duplicates + (f.reasm.duplicates if f.reasm else 0)
+        payload["dead_letters"] = live.dead.count if live else 0
+        payload["duplicates"] = live.parser.duplicates + live.reasm.duplicates if live else 0
         self.sink.publisher.tick(payload)
         self.sink.publisher.leaderboard(topics.leaderboard_json(
             self.sink.info, event_time_us=tick.event_time_us, brands=list(tick.leaderboard)))
@@ -667,16 +707,16 @@ def _frame_source(topic: str) -> str:
     return parts[1] if len(parts) >= 4 and parts[0] == "ticker" and parts[2] == "orders" else topic
 
 
-def _event_json(batch: OrderBatch, i: int) -> dict:
+def _event_json(batch: OrderBatch, i: int) -> dict[str, int]:
     return {name: int(getattr(batch, name)[i]) for name in COLUMNS}
 
 
-def follow(opts: FollowOptions) -> tuple[dict, Follower]:
+def follow(opts: FollowOptions) -> tuple[dict[str, Any], Follower]:
     """Run until SIGINT/SIGTERM or the followed run finishes; returns the summary."""
     follower = Follower(opts)
-    previous = {}
+    previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: FrameType | None) -> None:
         follower.stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
