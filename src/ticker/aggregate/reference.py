@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sortedcontainers import SortedList  # type: ignore[import-untyped]  # ships no type hints
+from sortedcontainers import SortedList
 
 from ticker.aggregate.milestones import (
     Milestone,
@@ -171,7 +171,8 @@ class EventTimeReferenceFold:
         self.rules = {"live": copy.deepcopy(self.live.rules), "final": copy.deepcopy(self.final.rules)}
         self.max_seen: int | None = None
         self.remembered: dict[tuple[int, int, int], int] = {}  # (time, id, kind) -> until
-        self.buffer: SortedList = SortedList()  # (time, order id, kind, arrival seq, event)
+        # (time, order id, kind, arrival seq, event)
+        self.buffer: SortedList[tuple[int, int, int, int, dict[str, int]]] = SortedList()
         self.buffer_max = 0
         self.second_orders: dict[int, int] = {}
         self.second_gmv: dict[int, int] = {}
