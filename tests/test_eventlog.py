@@ -852,3 +852,55 @@ def test_columns_are_what_the_frame_holds():
     # the record-size arithmetic in these tests assumes 39 bytes an event, 24 a frame header
     assert sum(dt.itemsize for dt in COLUMNS.values()) == 39
     assert len(make_batch(0, 3).to_frame()) == 24 + 3 * 39
+
+
+# --- stretches written elsewhere and adopted (a cluster's workers) ----------------------------------
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.suffix == ".seg"}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(1, 50), min_size=2, max_size=12), data=st.data())
+def test_stretches_adopted_in_order_give_the_straight_log(tmp_path_factory, sizes, data) -> None:
+    """Invariant: a log cut at segment boundaries, each stretch written by its own EventLog from
+    its start seq and adopted in seq order, is byte for byte the log written straight, and
+    an unbroken prefix after every adoption."""
+    root = tmp_path_factory.mktemp("adopt")
+    batches = make_batches(sizes)
+    segment_bytes = 2 * _record_bytes(50)
+    write_log(root / "straight", batches, segment_bytes=segment_bytes)
+    with EventLog(root / "straight", readonly=True) as straight:
+        firsts = [s.first_seq for s in straight.segments()]
+    cuts = sorted(data.draw(st.sets(st.sampled_from(firsts[1:]), max_size=4), label="cuts")
+                  ) if len(firsts) > 1 else []
+    bounds = [0, *cuts, sum(sizes)]
+    whole = OrderBatch.concat(batches)
+    with EventLog(root / "adopted", fsync="never", segment_bytes=segment_bytes) as log:
+        for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+            staged = root / f"staged-{k}"
+            # the stretch cut into the same batches as the straight log's appends
+            pieces = [b.slice(max(lo, b.first_seq) - b.first_seq, min(hi, b.end_seq) - b.first_seq)
+                      for b in batches if b.first_seq < hi and b.end_seq > lo]
+            write_log(staged, pieces, segment_bytes=segment_bytes, start_seq=lo)
+            log.adopt(staged)
+            assert log.next_seq == hi and not list(staged.glob("*.seg"))
+            assert verify_log(root / "adopted") == []
+        assert OrderBatch.concat(list(log.read())).to_frame() == whole.to_frame()
+    assert _files(root / "adopted") == _files(root / "straight")
+
+
+def test_a_stretch_that_does_not_continue_the_log_is_refused_and_nothing_moves(tmp_path) -> None:
+    write_log(tmp_path / "log", make_batches([10]))
+    write_log(tmp_path / "late", make_batches([5], first=12), start_seq=12)
+    write_log(tmp_path / "early", make_batches([5], first=8), start_seq=8)
+    with EventLog(tmp_path / "log", fsync="never") as log:
+        for staged in ("late", "early"):
+            with pytest.raises(CorruptLogError) as caught:
+                log.adopt(tmp_path / staged)
+            assert "expected seq 10" in str(caught.value)
+            assert len(list((tmp_path / staged).glob("*.seg"))) == 1
+        assert log.next_seq == 10
+        log.append(make_batch(10, 3))  # the log goes on as before
+    assert verify_log(tmp_path / "log") == []

@@ -2,7 +2,8 @@
 
 The log is the truth of a run (``DESIGN.md``, invariant 3): state is a fold over it. It lives in a
 directory (the run directory's ``log/``) as segment files named by the first sequence number they
-hold, zero-padded so names sort in seq order (``00000000000001048576.seg``). A segment is closed
+hold, zero-padded so names sort in seq order (``00000000000001048576.seg``); segments written
+elsewhere (a cluster's workers) join the log whole, in seq order (:meth:`EventLog.adopt`). A segment is closed
 before a record would take it past ``segment_bytes`` (default 64 MiB); a lone record larger than
 that gets a segment of its own. The log always starts at seq 0 and its seqs are contiguous.
 
@@ -99,6 +100,7 @@ __all__ = [
     "Recovery",
     "SegmentInfo",
     "SequenceError",
+    "segment_events",
     "segment_name",
     "sync_directory",
     "verify_log",
@@ -556,12 +558,14 @@ class EventLog:
     anything: a torn tail is reported and ignored. ``check="full"`` checksums every record on
     open instead of just the last segment (one pass over the whole log); ``check="readable"``
     (read-only) does too, but ends the log before the first damage (:attr:`damage`) instead of
-    raising: ``replay --partial``.
+    raising: ``replay --partial``. ``start_seq`` opens a stretch of a log written elsewhere
+    for :meth:`adopt` (a cluster worker's segments): it starts at that seq instead of 0.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: FsyncPolicy = "every",
                  fsync_interval: float = 1.0, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 readonly: bool = False, check: Literal["tail", "full", "readable"] = "tail"):
+                 readonly: bool = False, check: Literal["tail", "full", "readable"] = "tail",
+                 start_seq: int = 0):
         if fsync not in _POLICIES:
             raise ValueError(f"fsync policy {fsync!r}: expected one of {', '.join(_POLICIES)}")
         if not fsync_interval > 0:
@@ -589,7 +593,9 @@ class EventLog:
         self._last_sync = time.monotonic()
         self._failed: BaseException | None = None
         self._closed = False
-        self._next_seq = 0
+        #: the log's first seq: 0, but for a stretch of a log staged elsewhere (:meth:`adopt`)
+        self.start_seq = start_seq
+        self._next_seq = start_seq
         if readonly:
             if not self.directory.is_dir():
                 raise FileNotFoundError(f"no event log at {self.directory} (expected a directory "
@@ -628,7 +634,7 @@ class EventLog:
         for path, named in files:
             if named is None and not readable:
                 raise CorruptLogError(_misnamed(path))
-        expected = 0
+        expected = self.start_seq
         for i, (path, named) in enumerate(files):
             if named is None:
                 self.damage = _misnamed(path)
@@ -824,6 +830,40 @@ class EventLog:
             if self._fd is not None and self._dirty:
                 self._sync_now()
 
+    def adopt(self, directory: str | os.PathLike[str]) -> None:
+        """Move the segments of the log stretch in ``directory`` (written by another
+        :class:`EventLog` from ``start_seq`` = this log's :attr:`next_seq`, and closed) to the
+        end of this log, in seq order, each synced into place before the next: the log is an
+        unbroken prefix throughout. Its headers (and the last segment's checksums) are checked
+        first, as on any open; :class:`CorruptLogError` or :class:`SequenceError` and nothing
+        moved if it does not continue this log exactly. Cost: a header walk, renames.
+        """
+        stretch = EventLog(directory, readonly=True, start_seq=self._next_seq)
+        if stretch.recovery is not None:
+            raise CorruptLogError(LogProblem("torn", stretch.recovery.segment,
+                                             stretch.recovery.offset, "a staged segment is torn"))
+        with self._lock:
+            self._check_next(self._next_seq, 0)  # closed or read-only: refused before any move
+            if self.readonly:
+                raise ValueError(f"adopt into the event log {self.directory}, opened read-only")
+            if self._fd is not None:  # the active segment is complete: the stretch starts anew
+                if self.fsync != "never" and self._dirty:
+                    self._sync_now()
+                os.close(self._fd)
+                self._fd = None
+            for staged in stretch._segments:
+                segment = _Segment(self.directory / staged.path.name, staged.first_seq)
+                os.rename(staged.path, segment.path)
+                for i, (offset, first) in enumerate(zip(staged.offsets, staged.seqs, strict=True)):
+                    end = staged.seqs[i + 1] if i + 1 < len(staged.seqs) else staged.end_seq
+                    nxt = staged.offsets[i + 1] if i + 1 < len(staged.offsets) else staged.size
+                    segment.add(offset, first, end - first, nxt - offset)
+                if self.fsync != "never":
+                    sync_directory(self.directory)
+                self._segments.append(segment)
+                self._firsts.append(segment.first_seq)
+                self._next_seq = segment.end_seq
+
     # --- reading --------------------------------------------------------------------------------
 
     def read(self, from_seq: int = 0, to_seq: int | None = None) -> Iterator[OrderBatch]:
@@ -955,7 +995,16 @@ def sync_directory(directory: Path) -> None:
 #: Events per event-log record. Records start at multiples of it whatever the batch size, so
 #: the same (scenario, seed, scale) writes the same log bytes however the stream was batched.
 LOG_RECORD_EVENTS = 1 << 16
-_QUEUED_RECORDS = 16  # records waiting for the log writer thread: 16 × 2.5 MB
+_QUEUED_RECORDS = 16
+
+
+def segment_events(segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> int:
+    """Events in every segment but the last of a log written by :class:`LogWriter`: as many
+    whole records of :data:`LOG_RECORD_EVENTS` as fit in ``segment_bytes`` (at least one). Its
+    multiples are the log's segment boundaries, whoever writes the segments."""
+    payload = FRAME_HEADER_BYTES + LOG_RECORD_EVENTS * EVENT_BYTES
+    record = RECORD_HEADER_BYTES + payload + _padding(payload)
+    return max(1, segment_bytes // record) * LOG_RECORD_EVENTS  # records waiting for the log writer thread: 16 × 2.5 MB
 
 
 class LogWriter:
