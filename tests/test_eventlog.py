@@ -3,6 +3,7 @@ torn tail, and precise reports of every other kind of damage (DESIGN.md invarian
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -878,7 +879,7 @@ def test_stretches_adopted_in_order_give_the_straight_log(tmp_path_factory, size
     bounds = [0, *cuts, sum(sizes)]
     whole = OrderBatch.concat(batches)
     with EventLog(root / "adopted", fsync="never", segment_bytes=segment_bytes) as log:
-        for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             staged = root / f"staged-{k}"
             # the stretch cut into the same batches as the straight log's appends
             pieces = [b.slice(max(lo, b.first_seq) - b.first_seq, min(hi, b.end_seq) - b.first_seq)

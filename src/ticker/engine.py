@@ -38,7 +38,14 @@ from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.clock import US_PER_S
 from ticker.errors import TickerError
-from ticker.eventlog import LOG_RECORD_EVENTS, CorruptLogError, EventLog, FsyncPolicy, LogWriter
+from ticker.eventlog import (
+    DEFAULT_SEGMENT_BYTES,
+    LOG_RECORD_EVENTS,
+    CorruptLogError,
+    EventLog,
+    FsyncPolicy,
+    LogWriter,
+)
 from ticker.events import EVENT_BYTES, OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id, scenario_digest
 from ticker.scenario import Scenario, make_plan, resolve
@@ -65,6 +72,7 @@ class ReplayOptions:
     record: bool = True  # write the event log and snapshots
     fsync: FsyncPolicy = "interval"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # rounded up to whole log records
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES  # the event log's segment size
     batch_size: int = DEFAULT_BATCH_EVENTS
     workers: int = 1
     disorder: str | None = None  # a profile name or file, "none"; None: the scenario's [disorder]
@@ -210,6 +218,7 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
         raise ReplayError(f"{run_dir.path}: cannot resume: the scenario file differs from the one "
                           "the run was recorded with (run.json's scenario_sha256)")
     meta["scenario_sha256"] = digest
+    run_dir.clear_staging()  # what a cluster's workers wrote and its driver never took in
     log = _open_log(run_dir, options)
     notes = []
     if log.recovery is not None:
@@ -219,9 +228,13 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
                                       meta.get("disorder"))
     notes += notes_snap
     tail = log.next_seq - aggregator.state.next_seq
-    # Re-fold what the log holds beyond the snapshot, then carry on generating.
-    for batch in rebatch(log.read(aggregator.state.next_seq), options.batch_size):
+    # Re-fold what the log holds beyond the snapshot, writing the snapshots missing on the way
+    # (a cluster run's driver writes them only at its end), then carry on generating.
+    every, have = snapshot_interval(options), set(run_dir.snapshot_seqs())
+    for batch in rebatch(log.read(aggregator.state.next_seq), options.batch_size, every=every):
         aggregator.apply(batch)
+        if (seq := aggregator.state.next_seq) % every == 0 and seq not in have:
+            run_dir.write_snapshot(aggregator.state, run)
     notes.append(f"resuming {run} at seq {log.next_seq:,} ({tail:,} events re-folded from the log)")
     run_dir.write_meta(meta)
     profile = _disorder(scenario, options)
@@ -252,7 +265,7 @@ def _open_log(run_dir: RunDir, options: ReplayOptions) -> LogWriter:
     """The log for appending; on resume every record is checksummed first, so a damaged record
     anywhere stops the resume (a finished run must not carry one silently)."""
     try:
-        return LogWriter(EventLog(run_dir.log, fsync=options.fsync,
+        return LogWriter(EventLog(run_dir.log, fsync=options.fsync, segment_bytes=options.segment_bytes,
                                   check="full" if options.resume else "tail"))
     except CorruptLogError as exc:
         raise ReplayError(f"{exc} (run 'ticker verify {run_dir.path}')") from None
@@ -380,7 +393,7 @@ def _drive(run: Run, sinks: Sequence[Sink], stop: _StopSignals) -> Summary:
     agg = run.aggregator
     options = run.options
     pacer = Pacer(run.scenario, options.speed)
-    every = -(-max(1, options.snapshot_every) // LOG_RECORD_EVENTS) * LOG_RECORD_EVENTS
+    every = snapshot_interval(options)
     interval = 1.0 / options.tick_hz
     last_tick = 0.0
     wall0 = time.perf_counter()
@@ -434,6 +447,11 @@ def _drive(run: Run, sinks: Sequence[Sink], stop: _StopSignals) -> Summary:
         meta["state"] = "finished"
         run.run_dir.write_meta(meta)
     return summary
+
+
+def snapshot_interval(options: ReplayOptions) -> int:
+    """Events between snapshots: ``snapshot_every`` rounded up to whole log records."""
+    return -(-max(1, options.snapshot_every) // LOG_RECORD_EVENTS) * LOG_RECORD_EVENTS
 
 
 def _no_wait(seconds: float) -> None:

@@ -995,7 +995,7 @@ def sync_directory(directory: Path) -> None:
 #: Events per event-log record. Records start at multiples of it whatever the batch size, so
 #: the same (scenario, seed, scale) writes the same log bytes however the stream was batched.
 LOG_RECORD_EVENTS = 1 << 16
-_QUEUED_RECORDS = 16
+_QUEUED_RECORDS = 16  # records waiting for the log writer thread: 16 × 2.5 MB
 
 
 def segment_events(segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> int:
@@ -1004,7 +1004,7 @@ def segment_events(segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> int:
     multiples are the log's segment boundaries, whoever writes the segments."""
     payload = FRAME_HEADER_BYTES + LOG_RECORD_EVENTS * EVENT_BYTES
     record = RECORD_HEADER_BYTES + payload + _padding(payload)
-    return max(1, segment_bytes // record) * LOG_RECORD_EVENTS  # records waiting for the log writer thread: 16 × 2.5 MB
+    return max(1, segment_bytes // record) * LOG_RECORD_EVENTS
 
 
 class LogWriter:

@@ -6,6 +6,7 @@
       run.json            what was run: scenario name, seed, scale, batch size, ticker version
       scenario.toml       the scenario file exactly as run
       log/                the event log segments (the truth)
+      log/.staging/       a cluster run's segments not yet in the log (gone when it ends)
       snapshots/          aggregate state at a seq, snap-{seq}.npz, written atomically
       catalogue.jsonl     ingested runs only: the brand names in id order, append-only; the
                           log's brand ids index it (a generated run's catalogue is its scenario's)
@@ -64,6 +65,14 @@ class RunDir:
     @property
     def log(self) -> Path:
         return self.path / "log"
+
+    @property
+    def staging(self) -> Path:
+        """Where a cluster's workers write their log segments until the driver takes them in."""
+        return self.log / ".staging"
+
+    def clear_staging(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     @property
     def snapshots(self) -> Path:

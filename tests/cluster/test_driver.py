@@ -189,10 +189,33 @@ def test_cli_cluster_replay_has_the_single_process_summary(tmp_path: Path) -> No
     assert a == b and a["milestones"]
 
 
+def test_cli_cluster_recorded_run_is_verified_queried_and_replayed(tmp_path: Path) -> None:
+    """``--cluster`` records by default: ``verify``, ``state --at`` and a replay of the run
+    directory read it as any run's."""
+    run_dir = tmp_path / "run"
+    done = _ticker("replay", "smoke", "--mqtt", "none", "--quiet", "--cluster", "local:2",
+                   "--run-dir", str(run_dir), "--summary", str(tmp_path / "cluster.json"),
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    verified = _ticker("verify", str(run_dir), cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    state = _ticker("state", str(run_dir), "--at", "2021-11-11T00:30", "--json", cwd=tmp_path)
+    assert state.returncode == 0, state.stderr
+    assert orjson.loads(state.stdout)["orders"] > 0
+    again = _ticker("replay", str(run_dir), "--no-log", "--mqtt", "none", "--quiet", "--summary",
+                    str(tmp_path / "again.json"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    a, b = (orjson.loads((tmp_path / f).read_bytes()) for f in ("cluster.json", "again.json"))
+    for key in ("wall_s", "events_per_s"):
+        a.pop(key), b.pop(key)
+    assert a == b and a["milestones"]
+    assert not (run_dir / "log" / ".staging").exists()
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--cluster", "local:0", "--no-log"], "expected local:N"),
     (["--cluster", "mqtt://x:1", "--no-log"], "expected local:N"),
-    (["--cluster", "local:2"], "add --no-log"),
+    (["--cluster", "local:2", "--resume"], "finish a recorded run on one process"),
     (["--cluster", "local:2", "--no-log", "--speed", "realtime"], "drop --speed"),
     (["--cluster", "tcp://127.0.0.1:1", "--no-log"], "cannot reach the Dask scheduler"),
 ])

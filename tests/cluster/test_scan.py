@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ticker.aggregate import Aggregator
 from ticker.cluster import scan
 from ticker.engine import ReplayOptions, execute, prepare
-from ticker.scenario import bundled_names, make_plan, resolve
+from ticker.scenario import bundled_names, generate, make_plan, resolve
 
 
 @functools.cache
@@ -101,6 +101,53 @@ def test_any_partition_gives_the_same_result(data, fraction: float) -> None:
     cuts = data.draw(st.lists(st.integers(1, total - 1), max_size=12, unique=True), label="cuts")
     layout = scan.parts_at(plan, [0, *cuts, total])
     assert_identical(name, scale, scanned(name, scale, layout, fraction))
+
+
+def states_between(name: str, scale: float, cuts: list[int]) -> list:
+    """The single-process aggregator's state after each seq of ``cuts`` (ascending), folding
+    batches cut there as a run's snapshots are."""
+    plan, reference = single(name, scale)
+    agg = Aggregator(plan.scenario, reference.run)
+    out = []
+    for batch in generate(plan.scenario, seed=plan.seed, scale=scale):
+        for piece in _cut_at(batch, cuts):
+            agg.apply(piece)
+            if piece.end_seq in cuts:
+                out.append(agg.state.copy())
+    return out
+
+
+def _cut_at(batch, cuts: list[int]):
+    lo = batch.first_seq
+    for c in [c for c in cuts if batch.first_seq < c < batch.end_seq] + [batch.end_seq]:
+        yield batch.slice(lo - batch.first_seq, c - batch.first_seq)
+        lo = c
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_state_at_any_part_boundary_is_the_single_process_state_there(data) -> None:
+    """What a recorded cluster run writes as snapshots: the state after any prefix of parts,
+    the last second still open (no rate record for it yet), is the single-process state at
+    that seq."""
+    name, scale = data.draw(st.sampled_from(SMALL[:3]), label="scenario")
+    plan, reference = single(name, scale)
+    total = plan.total_events
+    cuts = sorted(data.draw(st.lists(st.integers(1, total - 1), min_size=1, max_size=8,
+                                     unique=True), label="cuts"))
+    at = set(data.draw(st.lists(st.sampled_from(cuts), min_size=1, unique=True), label="at"))
+    template = Aggregator(plan.scenario, reference.run)
+    counters = scan.Counters.build(plan, template)
+    scans = scan.scan_parts(plan, template, counters, scan.parts_at(plan, [0, *cuts, total]))
+    probes = scan.plan_crossings(scans, template, counters)
+    crossings = scan.find_crossings(plan, template, probes)
+    got = list(scan.states(template, [s.summary() for s in scans], crossings, at))
+    expected = states_between(name, scale, sorted(at))
+    assert len(got) == len(expected) + 1
+    for mine, theirs in zip(got, expected, strict=False):
+        assert theirs.differences(mine) == []
+        assert mine.milestones == theirs.milestones
+    assert reference.state.differences(got[-1]) == []
 
 
 def test_pass_two_regenerates_only_pieces_that_can_cross() -> None:

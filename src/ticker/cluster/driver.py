@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from ticker import __version__
-from ticker.aggregate import Aggregator
+import numpy as np
+
+from ticker import __version__, eventlog
+from ticker.aggregate import AggregateState, Aggregator
 from ticker.cluster import scan
 from ticker.errors import TickerError
 from ticker.scenario import Scenario, make_plan
@@ -135,18 +140,54 @@ def _checked(job: Job) -> tuple[Plan, Aggregator, scan.Counters]:
     return plan, template, counters
 
 
-def pass1(job: Job, pieces: list[scan.Piece]) -> scan.PartScan:
+@dataclass(frozen=True)
+class Staging:
+    """Where and how the workers write their stretches of the event log (shared storage)."""
+
+    directory: str  # absolute: the run directory's log/.staging, as every worker sees it
+    fsync: str
+    segment_bytes: int
+
+
+@dataclass
+class Stretch:
+    """Pass 1's result for one task: its consecutive parts, and the log stretch it staged."""
+
+    scans: list[scan.PartScan]
+    staged: str | None
+
+
+def pass1(job: Job, parts: list[list[scan.Piece]], staging: Staging | None = None) -> Stretch:
     plan, template, counters = _checked(job)
-    return scan.scan_part(plan, template, counters, pieces)
+    if staging is None:
+        return Stretch(scan.scan_parts(plan, template, counters, parts), None)
+    # A directory of its own for each attempt: a task Dask reruns never writes into the
+    # segments of an attempt that died (the driver takes the one named in the result it got).
+    lo = parts[0][0].lo
+    where = Path(staging.directory) / f"{eventlog.segment_name(lo)}-{uuid.uuid4().hex[:8]}"
+    writer = eventlog.LogWriter(eventlog.EventLog(
+        where, fsync=staging.fsync, segment_bytes=staging.segment_bytes,  # type: ignore[arg-type]
+        start_seq=lo))
+    try:
+        scans = scan.scan_parts(plan, template, counters, parts, writer.append)
+    finally:
+        writer.close()
+    return Stretch(scans, str(where))
 
 
-def summarize(part: scan.PartScan) -> scan.PartScan:
-    return part.summary()
+def sees(path: str) -> bool:
+    """Whether this worker sees the file ``path`` (the driver's staging area)."""
+    return Path(path).is_file()
 
 
-def probes_of(job: Job, part: scan.PartScan, start) -> list[scan.Probe]:
+def summarize(stretch: Stretch) -> Stretch:
+    return Stretch([s.summary() for s in stretch.scans], stretch.staged)
+
+
+def probes_of(job: Job, stretch: Stretch, starts: list[np.ndarray]) -> list[scan.Probe]:
     _, template, counters = _checked(job)
-    return scan.piece_probes(part, start, template, counters)
+    return [p for part, start in zip(stretch.scans, starts, strict=True)
+            for p in scan.piece_probes(part, start, template, counters)]
 
 
 def pass2(job: Job, probes: list[scan.Probe]):
@@ -178,8 +219,21 @@ class ClusterResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds: check, pass1, merge, pass2
 
 
-def check_workers(client, job: Job) -> int:
-    """Refuse a cluster whose workers run another ticker or compute another plan; one line."""
+@dataclass
+class Recording:
+    """What a recorded run adds to the scan: workers stage whole segments of the event log, the
+    driver takes them into the log in seq order (``adopt``, :meth:`EventLog.adopt`) and writes
+    the state at every ``snapshot_every`` seqs (``snapshot``), as one process would."""
+
+    staging: Staging
+    snapshot_every: int
+    adopt: Callable[[Path], None]
+    snapshot: Callable[[AggregateState], None]
+
+
+def check_workers(client: Any, job: Job, staging: Staging | None = None) -> int:
+    """Refuse a cluster whose workers run another ticker, compute another plan or (recording)
+    cannot see the staging area; one line."""
     answers = client.run(identify, job.scenario, job.seed, job.scale, job.run)
     if not answers:
         raise ClusterError("the Dask cluster has no workers")
@@ -191,36 +245,72 @@ def check_workers(client, job: Job) -> int:
             raise ClusterError(f"worker {address} computes plan fingerprint {fingerprint} for "
                                f"{job.run}, this driver {job.fingerprint}: install the same "
                                "ticker and numpy on every worker")
+    if staging is not None:
+        Path(staging.directory).mkdir(parents=True, exist_ok=True)
+        probe = Path(staging.directory) / f".visible-{uuid.uuid4().hex[:8]}"
+        probe.touch()
+        try:
+            seen = client.run(sees, str(probe))
+        finally:
+            probe.unlink()
+        for address, ok in sorted(seen.items()):
+            if not ok:
+                raise ClusterError(f"worker {address} cannot see {staging.directory}: workers "
+                                   "write the event log into the run directory, which needs "
+                                   "storage shared with this driver (or run with --no-log)")
     return len(answers)
 
 
-def run_scan(client, scenario: Scenario, seed: int, scale: float, run: str,
-             parts: int | None = None) -> ClusterResult:
-    """The replay of (scenario, seed, scale) on the cluster behind ``client``, without a log."""
+def layout(plan: Plan, parts: int, recording: Recording | None) -> list[list[list[scan.Piece]]]:
+    """The tasks of pass 1, each a run of consecutive parts. Without a log: one part a task, on
+    chunk boundaries. Recording: tasks on the log's segment boundaries (each writes whole
+    segments), cut into parts at the snapshot seqs inside them."""
+    if recording is None:
+        return [[pieces] for pieces in scan.split(plan, parts)]
+    every = recording.snapshot_every
+    align = eventlog.segment_events(recording.staging.segment_bytes)
+    tasks = []
+    for pieces in scan.split(plan, parts, align):
+        lo, hi = pieces[0].lo, pieces[-1].hi
+        tasks.append(scan.parts_at(plan, [lo, *range(lo - lo % every + every, hi, every), hi]))
+    return tasks
+
+
+def run_scan(client: Any, scenario: Scenario, seed: int, scale: float, run: str,
+             parts: int | None = None, recording: Recording | None = None) -> ClusterResult:
+    """The replay of (scenario, seed, scale) on the cluster behind ``client``; with
+    ``recording``, its event log and snapshots too."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     plan = make_plan(scenario, seed, scale)
     template = Aggregator(scenario, run)
     counters = scan.Counters.build(plan, template)
     job = Job(scenario, seed, scale, run, scan.plan_fingerprint(plan))
-    workers = check_workers(client, job)
+    staging = recording.staging if recording is not None else None
+    workers = check_workers(client, job, staging)
     timings["check"] = time.perf_counter() - t0
-    layout = scan.split(plan, parts or PARTS_PER_WORKER * workers)
+    tasks = layout(plan, parts or PARTS_PER_WORKER * workers, recording)
     token = uuid.uuid4().hex[:12]  # run-specific keys: never a cached result of another run
 
     t1 = time.perf_counter()
-    scans = [client.submit(pass1, job, pieces, key=f"ticker-pass1-{token}-{k}", pure=False)
-             for k, pieces in enumerate(layout)]
-    summaries = client.gather([client.submit(summarize, f, key=f"ticker-sum-{token}-{k}", pure=False)
-                               for k, f in enumerate(scans)])
+    stretches = [client.submit(pass1, job, task, staging, key=f"ticker-pass1-{token}-{k}",
+                               pure=False) for k, task in enumerate(tasks)]
+    futures = [client.submit(summarize, f, key=f"ticker-sum-{token}-{k}", pure=False)
+               for k, f in enumerate(stretches)]
+    if recording is None:
+        summaries: list[Stretch] = client.gather(futures)
+    else:
+        summaries = _adopted_in_order(futures, recording.adopt)
     timings["pass1"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    starts = scan.counter_starts(summaries)
-    found = client.gather([client.submit(probes_of, job, f, start, key=f"ticker-probe-{token}-{k}",
-                                         pure=False)
-                           for k, (f, start) in enumerate(zip(scans, starts, strict=True))])
-    probes = [p for part in found for p in part] + scan.part_probes(summaries, template, counters)
-    del scans  # the per-piece sums are no longer needed on the workers
+    flat = [s for stretch in summaries for s in stretch.scans]
+    starts = iter(scan.counter_starts(flat))
+    found = client.gather([
+        client.submit(probes_of, job, f, [next(starts) for _ in stretch.scans],
+                      key=f"ticker-probe-{token}-{k}", pure=False)
+        for k, (f, stretch) in enumerate(zip(stretches, summaries, strict=True))])
+    probes = [p for part in found for p in part] + scan.part_probes(flat, template, counters)
+    del stretches  # the per-piece sums are no longer needed on the workers
     groups = scan.balance(probes, 2 * workers)
     timings["merge"] = time.perf_counter() - t2
     t3 = time.perf_counter()
@@ -228,8 +318,31 @@ def run_scan(client, scenario: Scenario, seed: int, scale: float, run: str,
                                              pure=False) for k, g in enumerate(groups)])
     timings["pass2"] = time.perf_counter() - t3
     t4 = time.perf_counter()
-    aggregator = scan.assemble(template, summaries, [m for ms in crossings for m in ms])
+    at = {s.end_seq for s in flat if s.end_seq % recording.snapshot_every == 0} \
+        if recording is not None else set()
+    for state in scan.states(template, flat, [m for ms in crossings for m in ms], at):
+        if state.open_second >= 0 and recording is not None:
+            recording.snapshot(state)
+        else:
+            final = state
     timings["merge"] += time.perf_counter() - t4
     timings["total"] = time.perf_counter() - t0
-    return ClusterResult(aggregator, workers, len(layout), len(probes),
+    aggregator = Aggregator(scenario, run, final, brand_names=template.brand_names)
+    return ClusterResult(aggregator, workers, len(tasks), len(probes),
                          sum(p.events for p in probes), timings)
+
+
+def _adopted_in_order(futures: list[Any], adopt: Callable[[Path], None]) -> list[Stretch]:
+    """The stretches as they complete; each staged log stretch taken into the log as soon as
+    every one before it is (the log stays an unbroken prefix)."""
+    done: list[Stretch | None] = [None] * len(futures)
+    index = {f.key: k for k, f in enumerate(futures)}
+    taken = 0
+    for future in _dask().as_completed(futures):
+        done[index[future.key]] = future.result()
+        while taken < len(done) and (stretch := done[taken]) is not None:
+            assert stretch.staged is not None
+            adopt(Path(stretch.staged))
+            shutil.rmtree(stretch.staged)  # what is left: the stretch's lock file
+            taken += 1
+    return [s for s in done if s is not None]

@@ -8,11 +8,20 @@ final tick when the result is in; the summary is the single-process run's, field
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
-from ticker.cluster.driver import ClusterError, ClusterResult, connect, run_scan
-from ticker.engine import ReplayOptions, Run, make_summary
+from ticker.aggregate import AggregateState
+from ticker.cluster.driver import (
+    ClusterError,
+    ClusterResult,
+    Recording,
+    Staging,
+    connect,
+    run_scan,
+)
+from ticker.engine import ReplayOptions, Run, make_summary, snapshot_interval
 from ticker.sink import Sink
 from ticker.views import Summary
 
@@ -23,11 +32,10 @@ def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
         raise ClusterError("--cluster replays a scenario; a recorded run is re-read with 'ticker "
                            "replay RUN_DIR' on one process")
     if options.resume:
-        raise ClusterError("--cluster cannot --resume (a cluster run is not recorded)")
+        raise ClusterError("--cluster cannot --resume: finish a recorded run on one process "
+                           "(the same command without --cluster)")
     if options.speed is not None:
         raise ClusterError("--cluster runs as fast as it can; drop --speed")
-    if options.record:
-        raise ClusterError("--cluster does not record an event log yet: add --no-log")
     if options.disorder not in (None, "none", "off"):
         raise ClusterError("--cluster folds the ordered stream; --disorder runs on one process")
 
@@ -38,6 +46,11 @@ def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None
     ``note`` is told how the cluster did before the milestones are shown."""
     try:
         return _drive(run, sinks, spec, parts, client, note)
+    except BaseException:
+        if run.log is not None:  # release the log (its lock); what it holds is a prefix
+            with contextlib.suppress(OSError, ValueError):
+                run.log.close()
+        raise
     finally:  # every sink is closed, as the single-process pipeline closes them
         for sink in reversed(sinks):
             sink.close()
@@ -51,11 +64,12 @@ def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client
     start = run.start_info()
     for sink in sinks:
         sink.start(start)
+    recording = _recording(run)
     if client is None:
         with connect(spec) as own:
-            result = run_scan(own, run.scenario, run.seed, run.scale, run.run, parts)
+            result = run_scan(own, run.scenario, run.seed, run.scale, run.run, parts, recording)
     else:
-        result = run_scan(client, run.scenario, run.seed, run.scale, run.run, parts)
+        result = run_scan(client, run.scenario, run.seed, run.scale, run.run, parts, recording)
     run.aggregator = result.aggregator
     if note is not None:
         note(describe(result))
@@ -65,9 +79,35 @@ def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client
     _tick(run, sinks)
     wall = time.perf_counter() - wall0
     summary = make_summary(run, wall, result.aggregator.state.next_seq)
+    if run.run_dir is not None:  # as a single-process run ends: the final snapshot first
+        run.run_dir.write_snapshot(result.aggregator.state, run.run)
+        run.run_dir.write_milestones(result.aggregator.state.milestones, run.scenario.zone)
+        run.run_dir.clear_staging()
+    if run.log is not None:
+        run.log.close()
     for sink in sinks:
         sink.finish(summary)
+    if run.run_dir is not None:
+        run.run_dir.write_summary(summary.to_json())
+        meta = run.run_dir.meta()
+        meta["state"] = "finished"
+        run.run_dir.write_meta(meta)
     return summary, result
+
+
+def _recording(run: Run) -> Recording | None:
+    """A recorded run: its workers stage segments in the run directory, the driver takes them
+    into the run's log and writes the snapshots a single process would."""
+    if run.run_dir is None or run.log is None:
+        return None
+    run_dir, options = run.run_dir, run.options
+    staging = Staging(str(run_dir.staging.absolute()), options.fsync, options.segment_bytes)
+
+    def snapshot(state: AggregateState) -> None:
+        run_dir.write_snapshot(state, run.run)
+        run_dir.write_milestones(state.milestones, run.scenario.zone)
+
+    return Recording(staging, snapshot_interval(options), run.log.log.adopt, snapshot)
 
 
 def describe(result: ClusterResult) -> str:

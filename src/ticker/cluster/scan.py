@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -106,8 +107,17 @@ def parts_at(plan: Plan, bounds: list[int]) -> list[list[Piece]]:
     return out
 
 
-def piece_batch(plan: Plan, piece: Piece) -> OrderBatch:
-    batch = generate_chunk(plan, piece.chunk)
+def piece_batch(plan: Plan, piece: Piece, cache: dict[int, OrderBatch] | None = None
+                ) -> OrderBatch:
+    """The events of ``piece``; ``cache`` keeps the last chunk made, for a neighbour piece of
+    the same chunk (a part cut at a snapshot seq)."""
+    if cache is not None and piece.chunk in cache:
+        batch = cache[piece.chunk]
+    else:
+        batch = generate_chunk(plan, piece.chunk)
+        if cache is not None:
+            cache.clear()
+            cache[piece.chunk] = batch
     first = int(plan.chunk_seq[piece.chunk])
     if piece.lo == first and piece.hi == batch.end_seq:
         return batch
@@ -200,14 +210,18 @@ class PartScan:
         return replace(self, piece_net=None, piece_pos=None)
 
 
-def scan_part(plan: Plan, aggregator: Aggregator, counters: Counters, pieces: list[Piece]
-              ) -> PartScan:
-    """Pass 1 over one part: generate its pieces and fold the additive state; O(events)."""
+def scan_part(plan: Plan, aggregator: Aggregator, counters: Counters, pieces: list[Piece],
+              log: Callable[[OrderBatch], None] | None = None,
+              cache: dict[int, OrderBatch] | None = None) -> PartScan:
+    """Pass 1 over one part: generate its pieces and fold the additive state; O(events).
+    ``log`` is handed every batch in seq order (a worker's staged event log)."""
     fold = _PartFold(plan, aggregator, pieces)
     piece_net = np.zeros((len(pieces), counters.width), np.int64)
     piece_pos = np.zeros((len(pieces), counters.width), np.int64)
     for i, piece in enumerate(pieces):
-        batch = piece_batch(plan, piece)
+        batch = piece_batch(plan, piece, cache)
+        if log is not None:
+            log(batch)
         piece_net[i], piece_pos[i] = counters.sums(batch)
         fold.add(batch)
     return PartScan(pieces[0].lo, pieces[-1].hi, fold.last_time, fold.orders, fold.refunds,
@@ -215,6 +229,14 @@ def scan_part(plan: Plan, aggregator: Aggregator, counters: Counters, pieces: li
                     fold.mix_gmv, fold.mix_orders, fold.sec_lo, fold.second_orders,
                     fold.second_gmv, fold.second_last_seq, piece_net, piece_pos, pieces,
                     piece_net.sum(axis=0))
+
+
+def scan_parts(plan: Plan, aggregator: Aggregator, counters: Counters, parts: list[list[Piece]],
+               log: Callable[[OrderBatch], None] | None = None) -> list[PartScan]:
+    """:func:`scan_part` over consecutive parts (one task's stretch cut at snapshot seqs), each
+    chunk generated once."""
+    cache: dict[int, OrderBatch] = {}
+    return [scan_part(plan, aggregator, counters, pieces, log, cache) for pieces in parts]
 
 
 class _PartFold:
@@ -436,7 +458,39 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
 def assemble(template: Aggregator, scans: list[PartScan], crossings: list[Milestone]
              ) -> Aggregator:
     """The single-process aggregator's final state (after ``finish()``), from pass 1 and pass 2."""
-    st = template.state.copy()
+    *_, final = states(template, scans, crossings)
+    return Aggregator(template.scenario, template.run, final, brand_names=template.brand_names)
+
+
+def states(template: Aggregator, scans: list[PartScan], crossings: list[Milestone],
+           at: Collection[int] = ()) -> Iterator[AggregateState]:
+    """The single-process aggregator's state after the events ``[0, seq)`` for every ``seq`` in
+    ``at`` that ends one of ``scans`` (in seq order: what its snapshots hold there, the last
+    second still open), then its final state (after ``finish()``)."""
+    final = _added(template.state.copy(), scans)
+    ranked = _ranked(template, crossings)
+    # Rate records: the aggregator's rule over every second with events, in order, each second
+    # named by its last event (a second cut by parts: the later part's).
+    last_seq: dict[int, int] = {}
+    for s in scans:
+        busy = np.flatnonzero(s.second_last_seq >= 0)
+        last_seq.update(zip((busy + s.sec_lo).tolist(), s.second_last_seq[busy].tolist(),
+                            strict=True))
+    order = sorted(last_seq)
+    recorder = Aggregator(template.scenario, template.run, final, brand_names=template.brand_names)
+    records = [(second, recorder._records([second], [last_seq[second]])) for second in order]
+    if at:
+        st = template.state.copy()
+        for j, s in enumerate(scans[:-1]):
+            _added(st, [s])
+            if s.end_seq in at:
+                yield _completed(template, st.copy(), scans[: j + 1], ranked, records, closed=False)
+    final.rate_record = template.state.rate_record
+    yield _completed(template, final, scans, ranked, records, closed=True)
+
+
+def _added(st: AggregateState, scans: list[PartScan]) -> AggregateState:
+    """``st`` plus the additive state of ``scans`` (in place)."""
     for s in scans:
         st.brand_gmv += s.brand_net
         st.brand_orders += s.brand_orders
@@ -447,30 +501,52 @@ def assemble(template: Aggregator, scans: list[PartScan], crossings: list[Milest
         st.second_gmv[window] += s.second_gmv
         st.orders += s.orders
         st.refunds += s.refunds
-    st.gmv_minor = int(st.brand_gmv.sum())
     if scans:
+        st.gmv_minor = int(st.brand_gmv.sum())
         st.next_seq = scans[-1].end_seq
         st.last_time_us = scans[-1].last_time_us
         st.open_second_last_seq = st.next_seq - 1
-    earliest: dict[tuple, Milestone] = {}
+    return st
+
+
+def _ranked(template: Aggregator, crossings: list[Milestone]) -> list[Milestone]:
+    """For each (kind, subject, threshold) the earliest hit, in canonical order, brand races
+    ranked by seq across parts."""
+    earliest: dict[tuple[str, str, int], Milestone] = {}
     for m in crossings:
         key = (m.kind, m.subject, m.threshold_minor)
         if key not in earliest or m.seq < earliest[key].seq:
             earliest[key] = m
-    milestones = sorted(earliest.values(), key=milestone_sort_key)
+    count: dict[int, int] = {}
+    out = []
+    for m in sorted(earliest.values(), key=milestone_sort_key):
+        if m.kind == "brand_gmv":
+            count[m.threshold_minor] = rank = count.get(m.threshold_minor, 0) + 1
+            m = brand_milestone(template.run, m.subject, m.threshold_minor, m.value_minor, m.seq,
+                                m.event_time_us, rank, template.currency)
+        out.append(m)
+    return out
+
+
+def _completed(template: Aggregator, st: AggregateState, scans: list[PartScan],
+               ranked: list[Milestone], records: list[tuple[int, list[Milestone]]], *,
+               closed: bool) -> AggregateState:
+    """``st`` (the additive state of ``scans``) with the milestones reached by its end and what
+    follows from them: levels, race counts, rules, the rate record, the open second."""
+    end = st.next_seq
+    if closed:
+        st.open_second = -1
+    elif scans:
+        st.open_second = (st.last_time_us - template.start_us) // US_PER_S
+    out = [m for m in ranked if m.seq < end]
     level_of = {int(t): i for i, t in enumerate(template.thresholds)}
     index_of = {name: b for b, name in enumerate(template.brand_names)}
-    out: list[Milestone] = []
-    for m in milestones:
-        if m.kind == "brand_gmv":  # ranked by seq across parts
-            level = level_of[m.threshold_minor]
-            st.race_count[level] += 1
+    for m in out:
+        if m.kind == "brand_gmv":
+            st.race_count[level_of[m.threshold_minor]] += 1
             st.brand_level[index_of[m.subject]] += 1
-            m = brand_milestone(template.run, m.subject, m.threshold_minor, m.value_minor, m.seq,
-                                m.event_time_us, int(st.race_count[level]), template.currency)
         elif m.kind == "gmv":
             st.gmv_level += 1
-        out.append(m)
     for r, rule in enumerate(template.rules):
         hit = next((m for m in out if m.kind == "time_to_value" and m.subject == rule.subject
                     and m.threshold_minor == rule.value_minor), None)
@@ -480,17 +556,12 @@ def assemble(template: Aggregator, scans: list[PartScan], crossings: list[Milest
             st.rule_value[r] = sum(int(s.counter_net[1 + r]) for s in scans)
             st.rule_done[r] = bool(scans) and st.last_time_us >= rule.start_us and \
                 st.last_time_us >= rule.deadline_us
-    agg = Aggregator(template.scenario, template.run, st, brand_names=template.brand_names)
-    # Rate records: the aggregator's rule over every second with events, in order.
-    seconds, last_seqs = [], []
-    for s in scans:
-        busy = np.flatnonzero(s.second_last_seq >= 0)
-        seconds += (busy + s.sec_lo).tolist()
-        last_seqs += s.second_last_seq[busy].tolist()
-    merged_seconds = dict(zip(seconds, last_seqs, strict=True))  # a second cut by parts: its last
-    order = sorted(merged_seconds)
-    out += agg._records(order, [merged_seconds[s] for s in order])
+    for second, found in records:  # a second still open is not complete: not yet a record
+        if not closed and second >= st.open_second:
+            break
+        for m in found:
+            st.rate_record = m.value_minor
+        out += found
     out.sort(key=milestone_sort_key)
     st.milestones = out
-    st.open_second = -1
-    return agg
+    return st
