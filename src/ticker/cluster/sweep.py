@@ -16,12 +16,17 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import timezone
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ticker.aggregate.milestones import Milestone
 from ticker.clock import format_time
 from ticker.errors import TickerError
 from ticker.money import money_label
 from ticker.scenario import Scenario
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 MAX_SEEDS = 100_000
 
@@ -49,7 +54,7 @@ def parse_seeds(text: str) -> range:
 _tuned = False
 
 
-def replay_seed(scenario: Scenario, seed: int, scale: float) -> dict:
+def replay_seed(scenario: Scenario, seed: int, scale: float) -> dict[str, Any]:
     """One seed's replay without a log, on this process; its summary."""
     global _tuned
     from ticker.engine import ReplayOptions, _prepare_generated, execute, tune_allocator
@@ -61,25 +66,53 @@ def replay_seed(scenario: Scenario, seed: int, scale: float) -> dict:
     return execute(run, []).to_json()
 
 
+class MilestoneSpread(TypedDict):
+    """When one milestone was reached across the seeds (event times as milestones give them)."""
+
+    kind: str
+    subject: str
+    threshold_minor: int
+    what: str
+    reached: int  # seeds that reached it
+    earliest: str
+    median: str
+    latest: str
+
+
+class Race(TypedDict):
+    threshold_minor: int
+    what: str
+    winners: dict[str, int]  # brand -> seeds it was first in
+
+
+class FactRate(TypedDict):
+    fact: str
+    metric: str
+    holds: int
+    measured: int  # seeds where it could be measured
+    runs: int
+    rate: float | None
+
+
 @dataclass
 class Sweep:
     scenario: Scenario
     scale: float
     seeds: range
-    summaries: list[dict]
+    summaries: list[dict[str, Any]]  # each seed's summary JSON
     wall_s: float
-    milestones: list[dict] = field(default_factory=list)
-    races: list[dict] = field(default_factory=list)
-    facts: list[dict] = field(default_factory=list)
+    milestones: list[MilestoneSpread] = field(default_factory=list)
+    races: list[Race] = field(default_factory=list)
+    facts: list[FactRate] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"scenario": self.scenario.name, "scale": self.scale,
                 "seeds": [self.seeds.start, self.seeds.stop - 1], "runs": len(self.summaries),
                 "milestones": self.milestones, "races": self.races, "facts": self.facts,
                 "wall_s": round(self.wall_s, 3)}
 
 
-def run_sweep(scenario: Scenario, seeds: range, scale: float, client=None) -> Sweep:
+def run_sweep(scenario: Scenario, seeds: range, scale: float, client: Client | None = None) -> Sweep:
     """Replay every seed (on ``client``'s cluster when given) and gather the variation."""
     t0 = time.perf_counter()
     if client is None:
@@ -99,9 +132,9 @@ def run_sweep(scenario: Scenario, seeds: range, scale: float, client=None) -> Sw
 
 def _gather_milestones(sweep: Sweep) -> None:
     zone = sweep.scenario.zone
-    times: dict[tuple, list[int]] = defaultdict(list)
-    headline: dict[tuple, str] = {}
-    winners: dict[int, Counter] = defaultdict(Counter)
+    times: dict[tuple[str, str, int], list[int]] = defaultdict(list)  # (kind, subject, threshold)
+    headline: dict[tuple[str, str, int], str] = {}
+    winners: dict[int, Counter[str]] = defaultdict(Counter)
     for summary in sweep.summaries:
         for m in (Milestone.from_json(d) for d in summary["milestones"]):
             if m.kind == "rate_record":
@@ -135,8 +168,8 @@ def _gather_milestones(sweep: Sweep) -> None:
 def _gather_facts(sweep: Sweep) -> None:
     from ticker.report import build_report
 
-    holds: Counter = Counter()
-    measured: Counter = Counter()
+    holds: Counter[str] = Counter()
+    measured: Counter[str] = Counter()
     for summary in sweep.summaries:
         for fact in build_report(sweep.scenario, summary).facts:
             if fact.measured_value is not None or fact.metric == "time_to_value":
@@ -158,8 +191,10 @@ def render(sweep: Sweep) -> None:
     title = (f"{sweep.scenario.title}: {runs} seeds ({sweep.seeds.start}-{sweep.seeds.stop - 1}) "
              f"at scale {sweep.scale:g}, {sweep.wall_s:.1f} s")
     table = Table(title=title)
-    for col, justify in (("milestone", "left"), ("reached", "right"), ("earliest", "left"),
-                         ("median", "left"), ("latest", "left")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("milestone", "left"), ("reached", "right"), ("earliest", "left"), ("median", "left"),
+        ("latest", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for m in sweep.milestones:
         table.add_row(m["what"], f"{m['reached']}/{runs}", _short(m["earliest"]),
@@ -183,7 +218,7 @@ def render(sweep: Sweep) -> None:
         console.print(facts)
 
 
-def _time(us: int, zone) -> str:
+def _time(us: int, zone: timezone) -> str:
     return format_time(us, zone, precision="microseconds")  # as milestones give it
 
 
