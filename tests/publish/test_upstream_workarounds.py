@@ -12,11 +12,12 @@ from ticker.publish import upstream_workarounds
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
 
-@pytest.mark.parametrize("qos", [0, 1])
-async def test_a_cancelled_publish_is_cancelled_whenever_the_cancel_lands(mosquitto, unique_run: str,
-                                                                          qos: int) -> None:
-    """Cancel a publish after k loop iterations, for every k from "at once" to "long after the
-    acknowledgement": whenever ``cancel()`` finds the task unfinished, the task ends cancelled.
+@pytest.mark.parametrize("call", ["publish QoS 0", "publish QoS 1", "subscribe"])
+async def test_a_cancelled_call_is_cancelled_whenever_the_cancel_lands(mosquitto, unique_run: str,
+                                                                       call: str) -> None:
+    """Cancel a publish (or subscribe) after k loop iterations, for every k from "at once" to
+    "long after the acknowledgement": whenever ``cancel()`` finds the task unfinished, the task
+    ends cancelled.
 
     aiomqtt 2.5's own ``publish(timeout=...)`` on Python 3.11 breaks this at the iterations in
     which the acknowledgement completes (QoS 0 here: k = 4 to 6), returning as if never
@@ -26,8 +27,12 @@ async def test_a_cancelled_publish_is_cancelled_whenever_the_cancel_lands(mosqui
     cancelled_unfinished = finished = 0
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, timeout=10) as client:
         for k in range(80):
-            task = asyncio.create_task(upstream_workarounds.publish(
-                client, topic, b"x", qos=qos, retain=False, timeout=10))
+            if call == "subscribe":
+                work = upstream_workarounds.subscribe(client, f"{topic}/{k}", qos=1, timeout=10)
+            else:
+                work = upstream_workarounds.publish(client, topic, b"x", qos=int(call[-1]),
+                                                    retain=False, timeout=10)
+            task = asyncio.create_task(work)
             for _ in range(k):
                 await asyncio.sleep(0)
             if task.cancel():

@@ -44,6 +44,21 @@ async def publish(client: aiomqtt.Client, topic: str, payload: bytes, *, qos: in
         raise aiomqtt.MqttError("Operation timed out") from None
 
 
+async def subscribe(client: aiomqtt.Client, topic: str, *, qos: int, timeout: float) -> None:
+    """``client.subscribe`` waiting at most ``timeout`` s for the SUBACK, whose cancellation is
+    never lost.
+
+    Works around: the same ``asyncio.wait_for`` of aiomqtt 2.5 on Python 3.11 as :func:`publish`
+    (a Ctrl-C landing as the SUBACK arrives would be swallowed, and ``ticker watch`` or the
+    screen's subscriber would carry on). Expiry is aiomqtt's ``MqttError("Operation timed out")``.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await client.subscribe(topic, qos=qos, timeout=math.inf)
+    except TimeoutError:
+        raise aiomqtt.MqttError("Operation timed out") from None
+
+
 def set_connect_timeout(client: aiomqtt.Client, timeout: float) -> None:
     """Make paho's TCP/TLS connect obey ``timeout``.
 

@@ -38,7 +38,7 @@ from sortedcontainers import SortedKeyList
 from ticker.clock import parse_time
 from ticker.publish import topics
 from ticker.publish.connect import describe_connect_error
-from ticker.publish.upstream_workarounds import discard
+from ticker.publish.upstream_workarounds import discard, subscribe
 from ticker.publish.url import MqttUrl, PublishError, parse_url
 
 #: Where ``ticker watch`` looks when given no URL and no ``TICKER_MQTT_URL``.
@@ -131,7 +131,7 @@ async def _watch(url: MqttUrl, subs: list[str], printer: _Printer, err: TextIO,
         return 1
     try:
         for sub in subs:
-            await client.subscribe(sub, qos=1)
+            await subscribe(client, sub, qos=1, timeout=timeout)
         if max_messages is not None and max_messages <= 0:
             return 0
         shown = 0

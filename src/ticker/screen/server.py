@@ -38,7 +38,7 @@ import orjson
 
 from ticker.publish import topics
 from ticker.publish.connect import describe_connect_error
-from ticker.publish.upstream_workarounds import discard
+from ticker.publish.upstream_workarounds import discard, subscribe
 from ticker.publish.url import MqttUrl, PublishError, parse_url
 from ticker.screen.state import FILTERS, Festival, RunSnapshot, Update
 
@@ -265,7 +265,8 @@ class ScreenServer:
                         discard(client)
                         raise
                 for topic_filter in FILTERS:
-                    await client.subscribe(topic_filter, qos=1)
+                    await subscribe(client, topic_filter, qos=1,
+                                    timeout=self.connect_timeout)
                 self._set_link("connected", "")
                 backoff = MIN_BACKOFF
                 async for message in client.messages:
