@@ -25,8 +25,12 @@ async def test_a_cancelled_call_is_cancelled_whenever_the_cancel_lands(mosquitto
     """
     topic = f"ticker-test/{unique_run}/cancel"
     cancelled_unfinished = finished = 0
+    k = -1
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, timeout=10) as client:
-        for k in range(80):
+        # k: every count up to 100, then 10 % steps, until 5 calls finished before their
+        # cancel (past the acknowledgement however long a loaded broker takes to send it)
+        while finished < 5:
+            k = k + 1 if k < 100 else k + k // 10
             if call == "subscribe":
                 work = upstream_workarounds.subscribe(client, f"{topic}/{k}", qos=1, timeout=10)
             else:
@@ -42,7 +46,7 @@ async def test_a_cancelled_call_is_cancelled_whenever_the_cancel_lands(mosquitto
             else:
                 await task  # finished before the cancel: its result stands
                 finished += 1
-    assert cancelled_unfinished and finished  # the sweep spans the acknowledgement
+    assert cancelled_unfinished  # the sweep began before the acknowledgement
 
 
 async def test_a_publish_that_is_never_acknowledged_times_out_as_a_dead_connection(
