@@ -89,13 +89,13 @@ def test_a_second_run_is_computed_again(client, tmp_path: Path) -> None:
 
 
 class KillOnce(distributed.WorkerPlugin):
-    """SIGKILLs the worker process the first time any worker starts a pass-1 task."""
+    """SIGKILLs the worker process the first time any worker starts a task of ``phase``."""
 
-    def __init__(self, marker: str):
-        self.marker = marker
+    def __init__(self, marker: str, phase: str):
+        self.marker, self.phase = marker, phase
 
     def transition(self, key, start, finish, **kwargs) -> None:
-        if finish == "executing" and str(key).startswith("ticker-pass1"):
+        if finish == "executing" and str(key).startswith(self.phase):
             try:
                 os.rename(self.marker, self.marker + ".taken")  # atomic: only one worker dies
             except FileNotFoundError:
@@ -103,11 +103,14 @@ class KillOnce(distributed.WorkerPlugin):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path: Path) -> None:
+@pytest.mark.parametrize("phase", ["ticker-pass1", "ticker-pass2"])
+def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path: Path, phase: str) -> None:
+    """Killed in pass 1 (the part scans it held are lost: Dask reruns them) or in pass 2 (a
+    crossing search): the same result."""
     marker = tmp_path / "kill"
     marker.write_text("")
     before = set(client.run(os.getpid).values())
-    client.register_plugin(KillOnce(str(marker)), name="kill-once")
+    client.register_plugin(KillOnce(str(marker), phase), name="kill-once")
     try:
         result = on_cluster(client, "double11-2021", 0.001, 6)
     finally:
@@ -116,6 +119,7 @@ def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path: Path) -> None
     client.wait_for_workers(2)
     after = set(client.run(os.getpid).values())
     assert len(before - after) == 1, "the killed worker's process should have been replaced"
+    assert result.probes > 0
     assert_identical("double11-2021", 0.001, result.aggregator)
 
 

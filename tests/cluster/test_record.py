@@ -6,6 +6,7 @@ a single-process --resume finishes to the same bytes."""
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import subprocess
 import sys
@@ -17,10 +18,14 @@ import pytest
 
 pytest.importorskip("distributed", reason="needs ticker[cluster] (scripts/test installs it)")
 
+import cloudpickle  # (comes with distributed)
+
 from ticker.cluster import driver
 from ticker.cluster.replay import execute as on_cluster
 from ticker.engine import ReplayOptions, execute, prepare
 from ticker.eventlog import LOG_RECORD_EVENTS, segment_events, verify_log
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
 RECORD = 2_555_968  # bytes of a whole log record (LOG_RECORD_EVENTS events)
 
@@ -160,3 +165,44 @@ def test_a_worker_that_cannot_see_the_run_directory_is_refused_before_work(clien
     assert text.startswith(f"worker {worker} cannot see ") and "shared" in text
     assert "--no-log" in text and "\n" not in text
     assert not list((tmp_path / "run" / "log").glob("*.seg"))
+
+
+def _die_mid_stretch(marker: str, undo: bool = False) -> None:
+    """Make the first worker to start a second segment of a staged stretch die right there (a
+    stretch half written: one whole segment and an empty one on disk)."""
+    import ticker.eventlog as e
+
+    real = e.EventLog.__dict__.get("_real_roll", e.EventLog._roll)
+    e.EventLog._real_roll = real  # type: ignore[attr-defined]
+    if undo:
+        e.EventLog._roll = real  # type: ignore[method-assign]
+        return
+
+    def roll(self, first_seq: int):
+        segment = real(self, first_seq)
+        if ".staging" in str(self.directory) and len(self._segments) == 2:
+            try:
+                os.rename(marker, marker + ".taken")  # atomic: only one worker dies
+            except FileNotFoundError:
+                return segment
+            os.kill(os.getpid(), signal.SIGKILL)
+        return segment
+
+    e.EventLog._roll = roll  # type: ignore[method-assign]
+
+
+def test_a_worker_killed_while_writing_its_stretch_changes_nothing(client, single, tmp_path: Path
+                                                                   ) -> None:
+    case = CASES[1]
+    marker = tmp_path / "kill"
+    marker.write_text("")
+    client.run(_die_mid_stretch, str(marker))
+    try:
+        run = prepare(case[0], options(tmp_path / "cluster", case))
+        on_cluster(run, [], "", 4, client=client)
+    finally:
+        client.wait_for_workers(2)
+        client.run(_die_mid_stretch, str(marker), True)
+    assert (tmp_path / "kill.taken").exists(), "no worker was killed"
+    expected, got = single(case), contents(tmp_path / "cluster")
+    assert [n for n in sorted(set(expected) | set(got)) if got.get(n) != expected.get(n)] == []
