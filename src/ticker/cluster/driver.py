@@ -27,7 +27,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +38,11 @@ from ticker.cluster import scan
 from ticker.errors import TickerError
 from ticker.scenario import Scenario, make_plan
 from ticker.scenario.generate import Plan
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ticker.aggregate.milestones import Milestone
 
 #: Parts per worker by default: enough to keep every worker busy to the end of pass 1.
 PARTS_PER_WORKER = 4
@@ -49,7 +55,7 @@ class ClusterError(TickerError, ValueError):
 # --- connecting -----------------------------------------------------------------------------------
 
 
-def _dask():
+def _dask() -> ModuleType:
     try:
         import distributed
     except ImportError:
@@ -72,7 +78,7 @@ def parse_cluster(spec: str) -> tuple[str, int | str]:
 
 
 @contextlib.contextmanager
-def connect(spec: str) -> Iterator:
+def connect(spec: str) -> Iterator[Client]:
     """A Dask client for ``spec``: a fresh local cluster on 127.0.0.1 (everything, the HTTP
     server included, on loopback), or a running scheduler; closed on exit."""
     distributed = _dask()
@@ -190,7 +196,7 @@ def probes_of(job: Job, stretch: Stretch, starts: list[np.ndarray]) -> list[scan
             for p in scan.piece_probes(part, start, template, counters)]
 
 
-def pass2(job: Job, probes: list[scan.Probe]):
+def pass2(job: Job, probes: list[scan.Probe]) -> list[Milestone]:
     plan, template, _ = _checked(job)
     return scan.find_crossings(plan, template, probes)
 
@@ -231,7 +237,7 @@ class Recording:
     snapshot: Callable[[AggregateState], None]
 
 
-def check_workers(client: Any, job: Job, staging: Staging | None = None) -> int:
+def check_workers(client: Client, job: Job, staging: Staging | None = None) -> int:
     """Refuse a cluster whose workers run another ticker, compute another plan or (recording)
     cannot see the staging area; one line."""
     answers = client.run(identify, job.scenario, job.seed, job.scale, job.run)
@@ -276,7 +282,7 @@ def layout(plan: Plan, parts: int, recording: Recording | None) -> list[list[lis
     return tasks
 
 
-def run_scan(client: Any, scenario: Scenario, seed: int, scale: float, run: str,
+def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: str,
              parts: int | None = None, recording: Recording | None = None) -> ClusterResult:
     """The replay of (scenario, seed, scale) on the cluster behind ``client``; with
     ``recording``, its event log and snapshots too."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ticker.aggregate import AggregateState
 from ticker.cluster.driver import (
@@ -24,6 +25,9 @@ from ticker.cluster.driver import (
 from ticker.engine import ReplayOptions, Run, make_summary, snapshot_interval
 from ticker.sink import Sink
 from ticker.views import Summary
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
@@ -40,7 +44,8 @@ def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
         raise ClusterError("--cluster folds the ordered stream; --disorder runs on one process")
 
 
-def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None, *, client=None,
+def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None, *,
+            client: Client | None = None,
             note: Callable[[str], None] | None = None) -> tuple[Summary, ClusterResult]:
     """Compute ``run`` on the cluster ``spec`` (or ``client``); returns (summary, result).
     ``note`` is told how the cluster did before the milestones are shown."""
@@ -56,7 +61,7 @@ def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None
             sink.close()
 
 
-def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client,
+def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client: Client | None,
            note: Callable[[str], None] | None) -> tuple[Summary, ClusterResult]:
     from ticker.engine import _tick  # the engine's one way to show the state to the sinks
 

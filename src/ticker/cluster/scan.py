@@ -35,13 +35,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ticker import __version__
 from ticker.aggregate import AggregateState, Aggregator
-from ticker.aggregate.aggregator import milestone_sort_key
+from ticker.aggregate.aggregator import _Rule, milestone_sort_key
 from ticker.aggregate.milestones import Milestone, brand_milestone
 from ticker.clock import US_PER_S
 from ticker.events import OrderBatch
@@ -132,7 +132,7 @@ class Counters:
     """The counters indexed per piece: column 0 the festival, then the time-to-value rules, then
     the indexed brands. ``code[b]`` is brand ``b``'s column, or 0 when it is not indexed."""
 
-    rules: tuple  # the aggregator's compiled rules
+    rules: tuple[_Rule, ...]  # the aggregator's compiled rules
     brands: np.ndarray  # int64: the indexed brands, ascending
     code: np.ndarray  # int32[brands]
 
@@ -202,8 +202,8 @@ class PartScan:
     second_last_seq: np.ndarray  # the last event of each second in the part, -1 if none
     piece_net: np.ndarray | None  # int64[pieces, counters]; None in a summary
     piece_pos: np.ndarray | None
-    pieces: list[Piece] = field(default_factory=list)
-    counter_net: np.ndarray | None = None  # int64[counters]: the part's net sum of each
+    pieces: list[Piece]
+    counter_net: np.ndarray  # int64[counters]: the part's net sum of each
 
     def summary(self) -> PartScan:
         """Without the per-piece sums (which stay on the worker for pass 2)."""
@@ -310,7 +310,8 @@ def _reachable(start: np.ndarray, pos: np.ndarray, thresholds: np.ndarray) -> np
     """Whether some threshold lies in ``(start, start + pos]``, element-wise."""
     above = np.searchsorted(thresholds, start, side="right")  # first threshold > start
     nxt = np.append(thresholds, _NEVER)[above]
-    return (pos > 0) & (start + pos >= nxt)
+    reachable: np.ndarray = (pos > 0) & (start + pos >= nxt)  # (numpy's stubs: Any)
+    return reachable
 
 
 def counter_starts(scans: list[PartScan]) -> list[np.ndarray]:
@@ -324,6 +325,7 @@ def piece_probes(scan: PartScan, start: np.ndarray, aggregator: Aggregator, coun
     """The part's pieces where the festival, a rule or an indexed brand can first reach a
     threshold, given the counters' values at the part's start; O(pieces × counters)."""
     net, pos = scan.piece_net, scan.piece_pos
+    assert net is not None and pos is not None, "pass 2 runs on the part's worker, which keeps them"
     at = start + np.cumsum(net, axis=0) - net  # every counter at the start of every piece
     probes: dict[int, Probe] = {}
 
