@@ -77,7 +77,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if args.cluster:
             from ticker.cluster.replay import check_options
 
-            check_options((Path(args.scenario) / "run.json").is_file(), options)
+            check_options(args.scenario, options)
         run = prepare(args.scenario, options)
         terminal = TerminalTicker(title=run.scenario.title, currency=run.scenario.currency,
                                   zone=run.scenario.zone, total_events=run.total_events,

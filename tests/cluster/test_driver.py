@@ -216,6 +216,26 @@ def test_cli_cluster_recorded_run_is_verified_queried_and_replayed(tmp_path: Pat
     assert not (run_dir / "log" / ".staging").exists()
 
 
+def test_cli_cluster_refuses_a_scenario_with_its_own_disorder(tmp_path: Path) -> None:
+    """The two-pass scan is exact for the ordered stream: a scenario's [disorder] table (an
+    arrival-ordered run) is refused in one line before anything is written; --disorder none
+    runs its ordered stream, with the plain scenario's result."""
+    from ticker.scenario import resolve
+
+    text = resolve("smoke").text + "\n[disorder]\nlateness_s = 2\nlate = 0.01\nlate_max_s = 30\n"
+    (tmp_path / "late.toml").write_text(text)
+    done = _ticker("replay", "late.toml", "--mqtt", "none", "--cluster", "local:2", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "[disorder]" in done.stderr and "--disorder none" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "runs").exists()
+    ordered = _ticker("replay", "late.toml", "--mqtt", "none", "--quiet", "--no-log", "--cluster",
+                      "local:2", "--disorder", "none", "--summary", str(tmp_path / "s.json"),
+                      cwd=tmp_path)
+    assert ordered.returncode == 0, ordered.stderr
+    assert orjson.loads((tmp_path / "s.json").read_bytes())["milestones"]
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--cluster", "local:0", "--no-log"], "expected local:N"),
     (["--cluster", "mqtt://x:1", "--no-log"], "expected local:N"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ticker.aggregate import AggregateState
@@ -23,6 +24,7 @@ from ticker.cluster.driver import (
     run_scan,
 )
 from ticker.engine import ReplayOptions, Run, make_summary, snapshot_interval
+from ticker.scenario import resolve
 from ticker.sink import Sink
 from ticker.views import Summary
 
@@ -30,9 +32,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 
-def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
+def check_options(source: str | Path, options: ReplayOptions) -> None:
     """Refuse what a cluster replay cannot do, before anything starts; one line."""
-    if source_is_run_dir:
+    if (Path(source) / "run.json").is_file():
         raise ClusterError("--cluster replays a scenario; a recorded run is re-read with 'ticker "
                            "replay RUN_DIR' on one process")
     if options.resume:
@@ -42,6 +44,12 @@ def check_options(source_is_run_dir: bool, options: ReplayOptions) -> None:
         raise ClusterError("--cluster runs as fast as it can; drop --speed")
     if options.disorder not in (None, "none", "off"):
         raise ClusterError("--cluster folds the ordered stream; --disorder runs on one process")
+    if options.disorder is None and (scenario := resolve(str(source))).disorder is not None:
+        # the two-pass scan is exact for the ordered stream; arrival order is a property of the
+        # whole stream (a late order lands in another part), folded by event time on one process
+        raise ClusterError(f"--cluster folds the ordered stream; {scenario.name}'s [disorder] "
+                           "table runs on one process (or add --disorder none for its ordered "
+                           "stream)")
 
 
 def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None, *,
