@@ -195,9 +195,26 @@ class Aggregator:
         st.next_seq = batch.end_seq
         st.last_time_us = int(times[-1])
 
+        found = self._threshold_crossings(batch, refunds, gmv_before, batch_gmv + refunded,
+                                          running[1:])
+        for r, rule in enumerate(self.rules):
+            if not st.rule_done[r] and times[-1] >= rule.start_us:
+                found += self._time_to_value(batch, r, rule)
+        found += self._rate_records(batch, first, last, seconds, ends)
+        found.sort(key=milestone_sort_key)
+        self._record(found)
+        return found
+
+    def _threshold_crossings(self, batch: OrderBatch, refunds: np.ndarray, gmv_before: int,
+                             placed_gmv: int, batch_running: np.ndarray) -> list[Milestone]:
+        """Festival GMV thresholds and brand races crossed by ``batch``, whose amounts are
+        already in the totals (``batch_running``: their running sum; ``placed_gmv``: the sum of
+        its positive amounts)."""
+        st = self.state
+        brand, amount = batch.brand, batch.amount_minor
         found: list[Milestone] = []
-        if self.gmv_every and gmv_before + batch_gmv + refunded >= (st.gmv_level + 1) * self.gmv_every:
-            found += self._gmv_crossings(batch, gmv_before, running[1:])
+        if self.gmv_every and gmv_before + placed_gmv >= (st.gmv_level + 1) * self.gmv_every:
+            found += self._gmv_crossings(batch, gmv_before, batch_running)
         if len(self.thresholds):
             candidates = np.flatnonzero(st.brand_gmv >= self._next_threshold)
             if len(refunds):  # a brand may have crossed, then fallen back below by the batch's end
@@ -208,12 +225,6 @@ class Aggregator:
                 candidates = np.union1d(candidates, dipped)
             if len(candidates):
                 found += self._brand_crossings(batch, candidates)
-        for r, rule in enumerate(self.rules):
-            if not st.rule_done[r] and times[-1] >= rule.start_us:
-                found += self._time_to_value(batch, r, rule)
-        found += self._rate_records(batch, first, last, seconds, ends)
-        found.sort(key=milestone_sort_key)
-        self._record(found)
         return found
 
     def _mix_code(self, batch: OrderBatch) -> np.ndarray:

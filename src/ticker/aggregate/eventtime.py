@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ticker.aggregate.aggregator import Aggregator, BatchRejected, _Rule
+from ticker.aggregate.aggregator import Aggregator, BatchRejected, _Rule, milestone_sort_key
 from ticker.aggregate.milestones import Milestone, rate_record_milestone, time_to_value_milestone
 from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, SnapshotError, write_npz
 from ticker.clock import US_PER_S, format_time
@@ -61,6 +61,8 @@ from ticker.views import BrandGMV, Peak
 _MIN = np.iinfo(np.int64).min
 _TIMING_ORDER = {"live": 0, "final": 1, "correction": 2}
 _KIND_ORDER = {"gmv": 0, "brand_gmv": 1, "time_to_value": 2, "rate_record": 3}
+#: no piece of the final stream yet (see EventTimeAggregator._final)
+_NO_SEGMENT = (OrderBatch.empty(), np.zeros(0, bool), np.zeros(0, np.intp), np.zeros(0, np.int64))
 #: the state's own arrays (besides the two inner states and the reorder buffer)
 _OWN_ARRAYS = ("second_orders", "second_gmv", "dedup_time", "dedup_keys", "dedup_until",
                "last_second", "last_time", "last_order", "last_kind", "last_seq")
@@ -220,15 +222,45 @@ class EventTimeState:
 
 
 class _InnerFold(Aggregator):
-    """Today's fold on one of the two streams, for its totals and its order-count milestones
-    (festival GMV, brand races). Its time rules are the outer fold's, at each order's own event
-    time (the inner clock is the running maximum); so are the final stream's rate records
-    (decided as the watermark passes each second, corrected by late orders)."""
+    """Today's fold on one of the two streams, for its order-count milestones (festival GMV,
+    brand races) and, on the live stream, its totals and rate records. Its time rules are the
+    outer fold's, at each order's own event time (the inner clock is the running maximum); so
+    are the final stream's rate records (decided as the watermark passes each second).
+
+    The outer fold has checked every batch, so the inner folds skip the checks; the final one
+    (``totals=False``) keeps only what its milestones need: festival and brand GMV."""
 
     def __init__(self, scenario: Scenario, run: str, state: AggregateState | None, *,
                  brand_names: Sequence[str], rate_records: bool):
         super().__init__(scenario, run, state, brand_names=brand_names)
         self.rate_records = rate_records
+
+    def _validate(self, batch: OrderBatch) -> np.ndarray:
+        refunds: np.ndarray = np.flatnonzero(batch.kind.view(bool))
+        return refunds
+
+    def apply(self, batch: OrderBatch) -> list[Milestone]:
+        if self.rate_records or not len(batch):
+            return super().apply(batch)
+        st = self.state
+        amount = batch.amount_minor
+        refunds = self._validate(batch)
+        running = self._running(len(batch))
+        np.cumsum(amount, out=running[1:])
+        gmv_before, batch_gmv = st.gmv_minor, int(running[-1])
+        np.add.at(st.brand_gmv, batch.brand, amount)
+        st.gmv_minor += batch_gmv
+        st.orders += len(batch) - len(refunds)
+        st.refunds += len(refunds)
+        st.next_seq = batch.end_seq
+        st.last_time_us = int(batch.event_time[-1])
+        st.open_second = (st.last_time_us - self.start_us) // US_PER_S
+        st.open_second_last_seq = int(batch.seq[-1])
+        found = self._threshold_crossings(batch, refunds, gmv_before,
+                                          batch_gmv - int(amount[refunds].sum()), running[1:])
+        found.sort(key=milestone_sort_key)
+        self._record(found)
+        return found
 
     def _time_to_value(self, batch: OrderBatch, r: int, rule: _Rule) -> list[Milestone]:
         return []
@@ -272,6 +304,8 @@ class EventTimeAggregator:
         self.zone, self.start_us, self.currency = scenario.zone, scenario.start_us, scenario.currency
         self.thresholds = self.live.thresholds
         self.gain = scenario.milestones.rate_record_min_gain
+        #: this batch's piece of the final stream, its late and counted rows and places
+        self._segment = _NO_SEGMENT
 
     @property
     def watermark_us(self) -> int:
@@ -300,7 +334,7 @@ class EventTimeAggregator:
         before[0] = st.watermark_us(cfg.lateness_us)
         before[1:] = after[:-1]
 
-        accepted = self._deduplicate(batch, before, after[-1])
+        accepted, by_time = self._deduplicate(batch, before, after[-1])
         self.accepted = accepted  # which events of the last batch counted (not redeliveries)
         rows = np.flatnonzero(accepted)
         late_rows = rows[times[rows] < before[rows]]
@@ -323,30 +357,40 @@ class EventTimeAggregator:
         # The final stream: the reorder buffer releases on-time events once the watermark passes
         # their time, in (event time, order id, kind) order; a late event is released on arrival,
         # i.e. after every on-time event whose time is before the watermark it arrived at.
-        on_time = rows[~late[rows]]
-        pool = OrderBatch.concat([st.buffer, taken if not len(late_rows) else batch.take(on_time),
-                                  batch.take(late_rows)])
-        held = len(pool) - len(late_rows)
-        place = pool.event_time.copy()
+        # on-time orders by event time (the dedup's sort): the buffer is kept in final order, so
+        # the final order's stable sort merges two sorted runs
+        # The pool is the buffer and the batch side by side; ``pick`` names its held orders
+        # (the buffer, then the on-time arrivals by time) and then the late ones.
+        on_time_mask = accepted & ~late
+        on_time = by_time[on_time_mask[by_time]]
+        b = len(st.buffer)
+        pool = OrderBatch.concat([st.buffer, batch])
+        pick = np.concatenate([np.arange(b), b + on_time, b + late_rows])
+        held = len(pick) - len(late_rows)
+        place = pool.event_time[pick]
         place[held:] = before[late_rows]
-        out = np.ones(len(pool), bool)
-        out[:held] = pool.event_time[:held] < after[-1]
-        segment_rows = _final_order(np.flatnonzero(out), place, held, pool)
-        segment = pool.take(segment_rows)
-        # the buffer's size after each arrival: what entered minus what the watermark released
-        released = segment_rows[segment_rows < held]
-        leave = np.searchsorted(after, pool.event_time[released], side="right")  # sorted queries
-        size = len(st.buffer) + np.cumsum(np.bincount(on_time, minlength=n)
-                                          - np.bincount(leave, minlength=n)[:n])
+        out = np.ones(len(pick), bool)
+        out[:held] = place[:held] < after[-1]
+        segment_rows = _final_order(np.flatnonzero(out), place, held, pool, pick)
+        segment = pool.take(pick[segment_rows])
+        is_late = segment_rows >= held
+        # The buffer's size after each arrival: what entered minus what the watermark released.
+        # It only falls when the watermark moves, so its largest is just before a move (or at
+        # the end): only those arrivals are counted (released times come sorted).
+        peaks = np.append(np.flatnonzero(after[1:] != after[:-1]), n - 1)
+        released = place[segment_rows[~is_late]]
+        size = (len(st.buffer) + np.cumsum(on_time_mask)[peaks]
+                - np.searchsorted(released, after[peaks], side="left"))
         st.buffer_max = max(st.buffer_max, int(size.max()))
-        st.buffer = pool.take(np.flatnonzero(~out))
-        counted = np.ones(len(pool), bool)  # counts in its second's decision (not a correction)
+        st.buffer = pool.take(pick[_final_order(np.flatnonzero(~out), place, held, pool, pick)])
+        counted = np.ones(len(pick), bool)  # counts in its second's decision (not a correction)
         counted[held:] = ~into_decided[np.searchsorted(rows, late_rows)]
-        found += self._final(segment, segment_rows >= held, counted[segment_rows])
+        found += self._final(segment, is_late, counted[segment_rows], place[segment_rows])
 
         placed = into_decided & (taken.kind == 0)
         found += self._final_records(second[placed], taken.take(np.flatnonzero(placed)),
                                      before[rows[placed]], int(after[-1]))
+        self._keep_last_events()
         st.next_seq = batch.end_seq
         st.max_time_us = int(seen[-1])
         return self._record(found)
@@ -355,12 +399,15 @@ class EventTimeAggregator:
         """The end of the stream: release the reorder buffer, close both folds' last seconds."""
         st = self.state
         pool = st.buffer
-        order = _final_order(np.arange(len(pool)), pool.event_time, len(pool), pool)
-        found = self._final(pool.take(order), np.zeros(len(pool), bool), np.ones(len(pool), bool))
+        order = _final_order(np.arange(len(pool)), pool.event_time, len(pool), pool, np.arange(len(pool)))
+        segment = pool.take(order)
+        found = self._final(segment, np.zeros(len(pool), bool), np.ones(len(pool), bool),
+                            segment.event_time)
         st.buffer = OrderBatch.empty()
         found += self._remap(self.live.finish(), None, "live")
         found += self._remap(self.final.finish(), None, "final")
         found += self._decide(self.live.seconds)
+        self._keep_last_events()
         return self._record(found)
 
     def _record(self, found: list[Milestone]) -> list[Milestone]:
@@ -390,11 +437,13 @@ class EventTimeAggregator:
                                 f"sales window of {self.scenario.name}")
         probe = copy.copy(self.live)
         probe.state = dataclasses.replace(self.live.state, next_seq=batch.first_seq, last_time_us=_MIN)
-        probe.validate(OrderBatch(**{**batch.columns(), "event_time": np.full(len(times), times.min())}))
+        Aggregator._validate(probe, OrderBatch(**{**batch.columns(),
+                                                  "event_time": np.full(len(times), times.min())}))
 
-    def _deduplicate(self, batch: OrderBatch, before: np.ndarray, watermark_end: int) -> np.ndarray:
+    def _deduplicate(self, batch: OrderBatch, before: np.ndarray, watermark_end: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """Which events are accepted: not a redelivery (same order id, kind and event time) of
-        an accepted event still remembered.
+        an accepted event still remembered; and the batch's rows by event time (stable).
 
         Only events sharing an event time with another of the batch or with a remembered one can
         be redeliveries; the stream is nearly in time order, so a stable sort by time is cheap
@@ -411,8 +460,9 @@ class EventTimeAggregator:
         shared[1:] |= same
         shared[:-1] |= same
         wt = st.dedup_time
-        if len(wt):
-            shared |= wt[np.minimum(np.searchsorted(wt, ts), len(wt) - 1)] == ts
+        if len(wt):  # only times up to the window's newest can be in it: a prefix of ts
+            k = int(np.searchsorted(ts, wt[-1], side="right"))
+            shared[:k] |= wt[np.minimum(np.searchsorted(wt, ts[:k]), len(wt) - 1)] == ts[:k]
         keep_until = np.maximum(times, before) + self.config.dedup_us
         accepted = np.ones(n, bool)
         cand = by_time[shared]  # in time order, arrival order within a time
@@ -459,7 +509,7 @@ class EventTimeAggregator:
         merge = np.argsort(wt[alive], kind="stable")
         st.dedup_time, st.dedup_keys = wt[alive][merge], wk[alive][merge]
         st.dedup_until = wu[alive][merge]
-        return accepted
+        return accepted, by_time
 
     def _add_series(self, batch: OrderBatch) -> np.ndarray:
         """Per-second orders and GMV by event time: order-independent sums. Returns each
@@ -520,10 +570,14 @@ class EventTimeAggregator:
                     "headline": m.headline})
         return out
 
-    def _final(self, segment: OrderBatch, is_late: np.ndarray, counted: np.ndarray) -> list[Milestone]:
+    def _final(self, segment: OrderBatch, is_late: np.ndarray, counted: np.ndarray,
+               place: np.ndarray) -> list[Milestone]:
         """Fold the next piece of the final stream; late events in it are checked against the
         final milestones announced before them. ``counted``: the events that count in their
-        second's rate-record decision (all but late orders into an already decided second)."""
+        second's rate-record decision (all but late orders into an already decided second);
+        ``place``: each one's place in the final order (event time; a late one's: the watermark
+        it arrived at), sorted."""
+        self._segment = (segment, is_late, np.flatnonzero(is_late & counted), place)
         if not len(segment):
             return []
         base = self.final.state.next_seq
@@ -535,7 +589,6 @@ class EventTimeAggregator:
         late = np.flatnonzero(is_late)
         if len(late) and self.state.open_finals:
             found += self._corrections(segment.take(late), base + late)
-        self._note_last_events(segment, is_late, counted)
         return found
 
     def _corrections(self, late: OrderBatch, inner_seq: np.ndarray) -> list[Milestone]:
@@ -645,27 +698,54 @@ class EventTimeAggregator:
     # one), the chain is recomputed from that second and each record that changed is announced
     # as a correction naming the record that stood there. ``rate_records()`` is the chain.
 
-    def _note_last_events(self, segment: OrderBatch, is_late: np.ndarray, counted: np.ndarray) -> None:
-        """Keep, for each second not yet decided, its last counted order in event-time order
-        (time, order id, kind): a rate record is attributed to it. On-time orders come sorted,
-        so each second's last is where the second changes; late ones are few."""
+    def _last_event(self, second: int) -> int:
+        """The arrival seq of ``second``'s last counted order in event-time order (time, order
+        id, kind): the one kept from earlier batches, this batch's final-stream segment (its
+        on-time orders come sorted: one binary search) and its late orders counted there."""
         st = self.state
-        on_time = np.flatnonzero(~is_late)
-        t = segment.event_time[on_time]
-        sec = (t - self.start_us) // US_PER_S
-        ends = np.flatnonzero(np.diff(sec, append=np.int64(-1)) != 0)
-        pick = np.concatenate([on_time[ends], np.flatnonzero(is_late & counted)])
-        if not len(pick):
-            return
-        second = np.concatenate([st.last_second, (segment.event_time[pick] - self.start_us) // US_PER_S])
-        time = np.concatenate([st.last_time, segment.event_time[pick]])
-        order = np.concatenate([st.last_order, segment.order_id[pick]])
-        kind = np.concatenate([st.last_kind, segment.kind[pick].astype(np.int64)])
-        seq = np.concatenate([st.last_seq, segment.seq[pick]])
+        segment, is_late, late, place = self._segment
+        start = self.start_us + second * US_PER_S
+        best: tuple[int, int, int, int] | None = None
+        at = int(np.searchsorted(st.last_second, second))
+        if at < len(st.last_second) and st.last_second[at] == second:
+            best = (int(st.last_time[at]), int(st.last_order[at]), int(st.last_kind[at]),
+                    int(st.last_seq[at]))
+        i = int(np.searchsorted(place, start + US_PER_S)) - 1
+        while i >= 0 and is_late[i]:
+            i -= 1
+        rows = [i] if i >= 0 and segment.event_time[i] >= start else []
+        rows += late[(segment.event_time[late] >= start)
+                     & (segment.event_time[late] < start + US_PER_S)].tolist()
+        for row in rows:
+            mine = (int(segment.event_time[row]), int(segment.order_id[row]), int(segment.kind[row]),
+                    int(segment.seq[row]))
+            best = mine if best is None else max(best, mine)
+        assert best is not None, f"second {second} decided with orders but none kept"
+        return best[3]
+
+    def _keep_last_events(self) -> None:
+        """Keep the last counted order of each second still undecided (the second the
+        watermark is in, at most a couple): from before, and from this batch's segment."""
+        st = self.state
+        segment, is_late, late, place = self._segment
+        lo = self.start_us + st.decided_until * US_PER_S
+        rows = late[segment.event_time[late] >= lo]
+        tail = int(np.searchsorted(place, lo))
+        on_time = np.flatnonzero(~is_late[tail:]) + tail
+        sec_on = (segment.event_time[on_time] - self.start_us) // US_PER_S
+        rows = np.concatenate([rows, on_time[np.flatnonzero(np.diff(sec_on, append=np.int64(-1)) != 0)]])
+        keep = st.last_second >= st.decided_until
+        second = np.concatenate([st.last_second[keep],
+                                 (segment.event_time[rows] - self.start_us) // US_PER_S])
+        time = np.concatenate([st.last_time[keep], segment.event_time[rows]])
+        order = np.concatenate([st.last_order[keep], segment.order_id[rows]])
+        kind = np.concatenate([st.last_kind[keep], segment.kind[rows].astype(np.int64)])
+        seq = np.concatenate([st.last_seq[keep], segment.seq[rows]])
         by = np.lexsort((kind, order, time, second))
-        keep = by[np.flatnonzero(np.diff(second[by], append=np.int64(-1)) != 0)]
-        st.last_second, st.last_time, st.last_order = second[keep], time[keep], order[keep]
-        st.last_kind, st.last_seq = kind[keep], seq[keep]
+        last = by[np.flatnonzero(np.diff(second[by], append=np.int64(-1)) != 0)]
+        st.last_second, st.last_time, st.last_order = second[last], time[last], order[last]
+        st.last_kind, st.last_seq = kind[last], seq[last]
+        self._segment = _NO_SEGMENT
 
     def _until(self, watermark: int) -> int:
         """How many festival seconds a watermark has passed (second s when W ≥ its end)."""
@@ -699,16 +779,11 @@ class EventTimeAggregator:
         found: list[Milestone] = []
         for second, count in self._greedy(st.decided_until, until, records[-1]["value"] if records else 0):
             previous = records[-1]["value"] if records else 0
-            at = int(np.searchsorted(st.last_second, second))
-            m = rate_record_milestone(self.run, previous, count, int(st.last_seq[at]),
+            m = rate_record_milestone(self.run, previous, count, self._last_event(second),
                                       self.start_us + second * US_PER_S, self.zone)
             found.append(dataclasses.replace(m, timing="final"))
             records.append({"second": second, "value": count, "id": m.id})
         st.decided_until = until
-        gone = int(np.searchsorted(st.last_second, until))
-        st.last_second, st.last_time, st.last_order = (st.last_second[gone:], st.last_time[gone:],
-                                                       st.last_order[gone:])
-        st.last_kind, st.last_seq = st.last_kind[gone:], st.last_seq[gone:]
         return found
 
     def _final_records(self, second: np.ndarray, late: OrderBatch, before: np.ndarray,
@@ -836,11 +911,13 @@ def _keys(order_id: np.ndarray, kind: np.ndarray) -> np.ndarray:
     return (order_id.view(np.uint64) << np.uint64(1)) | kind.astype(np.uint64)
 
 
-def _final_order(rows: np.ndarray, place: np.ndarray, held: int, pool: OrderBatch) -> np.ndarray:
-    """``rows`` of ``pool`` in final-stream order: by place (event time; a late event's: the
-    watermark it arrived at), a late event before an on-time one at the same place, then order
-    id and kind (late events: arrival). The pool is nearly sorted, so a stable sort by place
-    (timsort) is cheap; only ties go through a full lexsort."""
+def _final_order(rows: np.ndarray, place: np.ndarray, held: int, pool: OrderBatch, pick: np.ndarray
+                 ) -> np.ndarray:
+    """``rows`` (of ``pick``, the orders of ``pool`` in play; ``held`` of them on time, then
+    the late ones) in final-stream order: by place (event time; a late event's: the watermark
+    it arrived at), a late event before an on-time one at the same place, then order id and
+    kind (late events: arrival). The rows come as a few sorted runs, so a stable sort by place
+    (timsort) is a merge; only ties go through a full lexsort."""
     rows = rows[np.argsort(place[rows], kind="stable")]
     p = place[rows]
     tied = np.zeros(len(rows), bool)
@@ -850,7 +927,7 @@ def _final_order(rows: np.ndarray, place: np.ndarray, held: int, pool: OrderBatc
     if tied.any():
         t = rows[tied]
         late = t >= held
-        key1 = np.where(late, pool.seq[t], pool.order_id[t])
-        key2 = np.where(late, 0, pool.kind[t])
+        key1 = np.where(late, pool.seq[pick[t]], pool.order_id[pick[t]])
+        key2 = np.where(late, 0, pool.kind[pick[t]])
         rows[tied] = t[np.lexsort((key2, key1, ~late, place[t]))]
     return rows
