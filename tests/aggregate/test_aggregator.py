@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ticker.aggregate import Aggregator, BatchRejected, milestone_sort_key
 from ticker.aggregate.reference import ReferenceFold
 from ticker.events import COLUMNS, OrderBatch
+from ticker.views import BrandGMV, Peak, Snapshot
 
 from .unit_scenario import NAMES, UNIT
 
@@ -110,6 +111,11 @@ def test_aggregator_agrees_with_reference_fold(case):
     assert (agg.leaderboard(), agg.peak(), agg.brands_over()) == (board, peak, over)
     assert agg.leaderboard(99) == expected_views(ref, 99)[0]  # capped at the catalogue
     assert agg.leaderboard(1) == expected_views(ref, 1)[0]
+    assert agg.snapshot() == Snapshot(
+        run="unit", events=ref.next_seq, event_time_us=int(stream.event_time[-1]) if len(stream) else 0,
+        gmv_minor=ref.gmv, orders=ref.orders, refunds=ref.refunds, peak=Peak(*peak),
+        leaderboard=tuple(BrandGMV(*row) for row in board), brands_over=over,
+        milestones=tuple(sorted(ref.milestones, key=milestone_sort_key)))
 
 
 @given(streams())

@@ -34,7 +34,6 @@ from ticker.aggregate.state import AggregateState
 from ticker.clock import US_PER_S
 from ticker.errors import TickerError
 from ticker.events import OrderBatch
-from ticker.money import format_money
 from ticker.scenario.brands import catalogue
 from ticker.scenario.model import Scenario, TimeToValue
 from ticker.views import BrandGMV, Peak, Snapshot
@@ -533,7 +532,9 @@ class Aggregator:
     def snapshot(self) -> Snapshot:
         """Everything the views show, at once, as one immutable value."""
         st = self.state
-        return Snapshot(run=self.run, events=st.next_seq, event_time_us=st.last_time_us,
+        # before the first event last_time_us is int64's minimum (the order check's "nothing yet")
+        return Snapshot(run=self.run, events=st.next_seq,
+                        event_time_us=st.last_time_us if st.next_seq else 0,
                         gmv_minor=st.gmv_minor, orders=st.orders, refunds=st.refunds,
                         peak=self.peak(), leaderboard=tuple(self.leaderboard()),
                         brands_over=self.brands_over(), milestones=self.milestones)
@@ -541,6 +542,3 @@ class Aggregator:
     def brands_over(self) -> dict[int, int]:
         """Brands that have passed each brand threshold (a pass is never taken back)."""
         return {int(t): int(c) for t, c in zip(self.thresholds, self.state.race_count, strict=True)}
-
-    def format(self, amount_minor: int) -> str:
-        return format_money(amount_minor, self.currency)

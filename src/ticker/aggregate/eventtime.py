@@ -888,9 +888,6 @@ class EventTimeAggregator:
         """Brands past each threshold by the final milestones."""
         return self.final.brands_over()
 
-    def format(self, amount_minor: int) -> str:
-        return self.live.format(amount_minor)
-
     def report(self) -> dict[str, Any]:
         """The event-time figures a summary and a tick carry."""
         st = self.state
