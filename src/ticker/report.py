@@ -31,9 +31,9 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import numpy as np
 from rich.console import Console
@@ -43,6 +43,14 @@ from ticker.clock import US_PER_S, format_clock, format_duration, offset_text, p
 from ticker.errors import TickerError
 from ticker.money import Currency, format_money, money_label
 from ticker.scenario.model import Scenario, Target
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
+
+    from ticker.scenario.model import SalesWindow
 
 __all__ = [
     "FactCheck",
@@ -86,7 +94,7 @@ class FactCheck:
     measured_value: Any
     unit: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"fact": self.fact, "metric": self.metric, "source": self.source,
                 "expected": self.expected, "measured": self.measured,
                 "difference": self.difference, "tolerance": self.tolerance, "ok": self.ok,
@@ -102,7 +110,7 @@ class Report:
     scenario: Scenario
     seed: int
     scale: float
-    summary: dict
+    summary: dict[str, Any]  # summary.json
     facts: tuple[FactCheck, ...]
     milestones: tuple[Milestone, ...]
     path: Path | None = None  # the run directory, when the report was read from one
@@ -121,7 +129,7 @@ class Report:
         """Every fact holds (a scenario without targets has nothing to fail)."""
         return all(f.ok for f in self.facts)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The ``--json`` shape; keys are stable, new ones may be added."""
         zone = self.scenario.zone
         out = {"run": self.run, "scenario": self.scenario.name, "seed": self.seed,
@@ -142,7 +150,7 @@ class Report:
 # --- reading a run ------------------------------------------------------------------------------
 
 
-def load_report(path: str | os.PathLike) -> Report:
+def load_report(path: str | os.PathLike[str]) -> Report:
     """Check a finished run directory against its scenario's targets.
 
     Reads ``run.json``, ``scenario.toml`` (the scenario exactly as run) and ``summary.json``;
@@ -175,7 +183,7 @@ def load_report(path: str | os.PathLike) -> Report:
                         fold_brands=lambda before_us: _fold_brands(rd.path, scenario, before_us))
 
 
-def build_report(scenario: Scenario, summary: dict, *, path: Path | None = None,
+def build_report(scenario: Scenario, summary: dict[str, Any], *, path: Path | None = None,
                  fold_brands: Callable[[int | None], np.ndarray] | None = None) -> Report:
     """Check ``summary`` (the DESIGN.md summary contract) against ``scenario``'s targets.
 
@@ -239,7 +247,7 @@ def _fold_brands(path: Path, scenario: Scenario, before_us: int | None) -> np.nd
 @dataclass
 class _Context:
     scenario: Scenario
-    summary: dict
+    summary: dict[str, Any]
     scale: float
     milestones: list[Milestone]
     fold_brands: Callable[[int | None], np.ndarray] | None
@@ -485,7 +493,7 @@ def render(report: Report, out: TextIO, *, width: int | None = None) -> None:
         _render_event_time(console, report, shown)
 
 
-def _render_event_time(console, report: Report, shown: list[Milestone]) -> None:
+def _render_event_time(console: Console, report: Report, shown: list[Milestone]) -> None:
     """An arrival-ordered run: the stream's disorder, and live against final for each shown
     milestone (the facts above are checked on the final ones)."""
     from rich.text import Text
@@ -591,7 +599,7 @@ def _bin_words(size: int) -> str:
     return f"{size}-s" if size < 60 else f"{size // 60}-min" if size < 3600 else f"{size // 3600}-h"
 
 
-def write_png(report: Report, png: str | os.PathLike, *, top_brands: int = 6,
+def write_png(report: Report, png: str | os.PathLike[str], *, top_brands: int = 6,
               dpi: int = 110) -> list[str]:
     """Draw the run into ``png``: GMV and orders/s with the milestones; the top brands' races.
 
@@ -701,7 +709,7 @@ class _Chart:
     GMV_COLOR = "#1f4e9c"
     RATE_COLOR = "#e07b39"
 
-    def __init__(self, fig, canvas, report: Report, data: _ChartData):
+    def __init__(self, fig: Figure, canvas: FigureCanvasAgg, report: Report, data: _ChartData):
         self.fig, self.canvas, self.report, self.data = fig, canvas, report, data
         self.unplaced: list[str] = []  # callouts left without a place
         sc = report.scenario
@@ -709,11 +717,13 @@ class _Chart:
         self.offset_us = int(sc.zone.utcoffset(None).total_seconds()) * US_PER_S
         import matplotlib.dates as mdates
 
-        self.epoch = mdates.date2num(np.datetime64("1970-01-01T00:00:00"))
+        self.epoch: float = mdates.date2num(np.datetime64("1970-01-01T00:00:00"))
 
     def x(self, us: np.ndarray | int) -> np.ndarray | float:
         """Event time (µs, UTC) -> matplotlib date number of the festival's wall clock."""
-        return self.epoch + (np.asarray(us, dtype=np.float64) + self.offset_us) / (86_400 * US_PER_S)
+        days: np.ndarray | float = self.epoch + (np.asarray(us, dtype=np.float64) + self.offset_us) / (
+            86_400 * US_PER_S)  # numpy's stubs: Any
+        return days
 
     def draw(self) -> None:
         from matplotlib.gridspec import GridSpec
@@ -740,7 +750,7 @@ class _Chart:
 
     # --- panel 1 -------------------------------------------------------------------------------
 
-    def _gmv_panel(self, axes: list) -> None:
+    def _gmv_panel(self, axes: list[Axes]) -> None:
         sc, data, s = self.sc, self.data, self.report.summary
         per, unit = _money_unit(int(data.cum_gmv[-1]) if len(data.cum_gmv) else 0, sc.currency)
         bin_s = _bin_seconds(max(w.seconds for w in sc.windows))
@@ -791,12 +801,12 @@ class _Chart:
                         f"{money_label(m.threshold_minor, sc.currency)}")
             else:
                 continue
-            i = _window_index(sc, m.event_time_us)
-            if i is None:
+            window = _window_index(sc, m.event_time_us)
+            if window is None:
                 continue
             second = (m.event_time_us - sc.start_us) // US_PER_S
             y = (m.value_minor if m.kind == "gmv" else int(data.cum_gmv[second])) / per
-            labels[i].append(_Label(float(self.x(m.event_time_us)), y,
+            labels[window].append(_Label(float(self.x(m.event_time_us)), y,
                                     f"{text}\n{format_clock(m.event_time_us, sc.zone)}",
                                     "#7a1f5c" if m.kind == "brand_gmv" else self.GMV_COLOR))
         top_gmv = max(1.0, float(data.cum_gmv[-1]) / per) if len(data.cum_gmv) else 1.0
@@ -815,14 +825,14 @@ class _Chart:
         for k, ax in enumerate(axes):
             ax.tick_params(axis="y", labelleft=k == 0, left=k == 0, colors=self.GMV_COLOR)
         handles = axes[0].get_lines()[:1] + [ln for ln in rate_axes[0].get_lines()[:1]]
-        axes[-1].legend(handles, [h.get_label() for h in handles], loc="lower right",
+        axes[-1].legend(handles, [str(h.get_label()) for h in handles], loc="lower right",
                         fontsize=9, framealpha=0.9)
         axes[0].text(0.0, 1.12, f"Festival GMV ({unit}) and orders per second, with milestones",
                      transform=axes[0].transAxes, fontsize=12.5, fontweight="bold", va="bottom")
         for ax, rax, lab, marks in zip(axes, rate_axes, labels, self.marks, strict=True):
             self._place(ax, rax, lab, marks)
 
-    def _gmv_markers(self, axes: list, per: float) -> None:
+    def _gmv_markers(self, axes: list[Axes], per: float) -> None:
         """A dot and its amount at each festival GMV threshold, just off the curve.
 
         Below-right of the dot (under a rising curve), else above-left (at the right edge, or
@@ -831,7 +841,7 @@ class _Chart:
         """
         sc = self.sc
         renderer = self.canvas.get_renderer()
-        self.marks: list[list] = [[] for _ in axes]  # their boxes, for the callouts to avoid
+        self.marks: list[list[Bbox]] = [[] for _ in axes]  # their boxes, for the callouts to avoid
         for m in self.report.milestones:
             i = _window_index(sc, m.event_time_us) if m.kind == "gmv" else None
             if i is None:
@@ -855,7 +865,7 @@ class _Chart:
                     break
                 mark.remove()  # off the frame or on another amount: try the other side, or none
 
-    def _window_frame(self, ax, w, shade=None) -> None:
+    def _window_frame(self, ax: Axes, w: SalesWindow, shade: Axes | None = None) -> None:
         """Pad the window's x range a little, shade the window, title it, format the time axis."""
         import matplotlib.dates as mdates
 
@@ -870,7 +880,7 @@ class _Chart:
         ax.set_title(w.name, fontsize=10.5, color="0.25")
         ax.grid(axis="y", color="0.9", lw=0.6)
 
-    def _place(self, ax, rax, labels: list[_Label], obstacles: list) -> None:
+    def _place(self, ax: Axes, rax: Axes, labels: list[_Label], obstacles: list[Bbox]) -> None:
         """Put each callout in a lane where neither it nor its leader hits another callout.
 
         Lanes are rows in the top of the panel (the curves keep below them); a callout hangs
@@ -883,9 +893,10 @@ class _Chart:
 
         renderer = self.canvas.get_renderer()
         frame = ax.get_window_extent(renderer)
-        style = {"fontsize": 8.5, "zorder": 7, "va": "top"}
+        fontsize = 8.5
+        style: dict[str, Any] = {"fontsize": fontsize, "zorder": 7, "va": "top"}
         sizes = []
-        margin = 0.25 * style["fontsize"] * self.fig.dpi / 72 + 1.5  # the bbox pad, and a gap
+        margin = 0.25 * fontsize * self.fig.dpi / 72 + 1.5  # the bbox pad, and a gap
         for lab in labels:
             probe = ax.text(0, 0, lab.text, bbox={"boxstyle": "round,pad=0.25"}, **style)
             box = probe.get_window_extent(renderer)
@@ -915,10 +926,11 @@ class _Chart:
 
         order = sorted(range(len(labels)), key=lambda i: labels[i].x)
         choices = [options(i) for i in order]
-        best: dict[int, tuple[Bbox, tuple]] = {}
+        best: dict[int, tuple[Bbox, tuple[float, float, float, float]]] = {}
         budget = [60_000]  # placements tried: the layout is a nicety, never a hang
 
-        def search(k: int, chosen: dict, boxes: list, leaders: list) -> None:
+        def search(k: int, chosen: dict[int, tuple[Bbox, tuple[float, float, float, float]]],
+                   boxes: list[Bbox], leaders: list[tuple[float, float, float, float]]) -> None:
             nonlocal best
             if len(chosen) > len(best):
                 best = dict(chosen)
@@ -959,13 +971,16 @@ class _Chart:
 
     # --- panel 2 -------------------------------------------------------------------------------
 
-    def _brand_panel(self, axes: list) -> None:
+    def _brand_panel(self, axes: list[Axes]) -> None:
         sc, data = self.sc, self.data
         cur = sc.currency
         per, unit = _money_unit(max((g for _, g in data.brands), default=0), cur)
         import matplotlib as mpl
 
-        colors = mpl.colormaps["tab10"].colors
+        tab10 = mpl.colormaps["tab10"]
+        assert isinstance(tab10, mpl.colors.ListedColormap)
+        # ten RGB tuples (matplotlib types a listed colormap's colours as any array-like)
+        colors = cast(Sequence[tuple[float, float, float]], tab10.colors)
         crossings = {(m.subject, m.threshold_minor): m for m in self.report.milestones
                      if m.kind == "brand_gmv"}
         thresholds = sc.milestones.brand_thresholds_minor
@@ -982,7 +997,7 @@ class _Chart:
                 for t in shown:
                     m = crossings.get((name, t))
                     if m is not None and w.start_us <= m.event_time_us < w.end_us:
-                        ax.plot([self.x(m.event_time_us)], [m.value_minor / per], "o",
+                        ax.plot([float(self.x(m.event_time_us))], [m.value_minor / per], "o",
                                 color=colors[k % 10], ms=5, mec="white", zorder=5)
             for t in shown:
                 ax.axhline(t / per, color="0.45", lw=0.9, ls=(0, (5, 3)), zorder=2)
@@ -1010,7 +1025,7 @@ class _Chart:
                       color="0.3")
 
 
-def _hits(segment: tuple[float, float, float, float], box) -> bool:
+def _hits(segment: tuple[float, float, float, float], box: Bbox) -> bool:
     """Whether a line segment crosses a box (Liang–Barsky clipping), in display pixels."""
     x1, y1, x2, y2 = segment
     dx, dy = x2 - x1, y2 - y1
@@ -1049,11 +1064,11 @@ def _window_index(sc: Scenario, us: int) -> int | None:
     return None
 
 
-def _break_marks(axes: list) -> None:
+def _break_marks(axes: list[Axes]) -> None:
     """Diagonal ticks where the time axis is cut between two windows; inner spines hidden."""
     d = 0.012
     for k, ax in enumerate(axes):
-        kw = {"transform": ax.transAxes, "color": "0.3", "clip_on": False, "lw": 1}
+        kw: dict[str, Any] = {"transform": ax.transAxes, "color": "0.3", "clip_on": False, "lw": 1}
         if k < len(axes) - 1:
             ax.spines["right"].set_visible(False)
             ax.plot((1 - d, 1 + d), (-0.02, 0.02), **kw)
@@ -1070,10 +1085,10 @@ class _ClockFormatter:
     def __init__(self, window_seconds: int):
         self.short = window_seconds < 3600
 
-    def __call__(self, value: float, pos: int | None = None) -> str:
+    def __call__(self, value: float, pos: float | None = None) -> str:  # pos: the tick's index
         import matplotlib.dates as mdates
 
-        moment = mdates.num2date(value)
+        moment: datetime = mdates.num2date(value)
         if self.short:
             return moment.strftime("%H:%M:%S")
         if moment.hour == 0 and moment.minute == 0:
