@@ -49,7 +49,7 @@ from ticker.eventlog import (
 from ticker.events import EVENT_BYTES, OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id, scenario_digest
 from ticker.scenario import Scenario, make_plan, resolve
-from ticker.scenario.disorder import DisorderProfile, arrive, load_profile
+from ticker.scenario.disorder import DisorderProfile, arrive, load_profile, resume_point
 from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
 from ticker.scenario.generate import chunks as plan_chunks
 from ticker.sink import OrderSink, RunStart, Sink
@@ -283,10 +283,12 @@ def _disorder(scenario: Scenario, options: ReplayOptions) -> DisorderProfile | N
 def _generated(plan: Plan, start_seq: int, options: ReplayOptions,
                profile: DisorderProfile | None = None) -> Iterator[OrderBatch]:
     """The plan's stream from ``start_seq`` on, cut into the options' batches; with a disorder
-    profile, the arrival-ordered stream (made from the start and skipped up to ``start_seq``:
-    arrival order is a global property of the stream, not of a chunk)."""
+    profile, the arrival-ordered stream, made from the chunk whose orders can still arrive at
+    ``start_seq`` (``disorder.resume_point``) and skipped up to it."""
     if profile is not None:
-        arrived = arrive(plan_chunks(plan, workers=options.workers), profile, plan.seed)
+        c, first = resume_point(plan, profile, start_seq)
+        arrived = arrive(plan_chunks(plan, workers=options.workers, start_chunk=c), profile,
+                         plan.seed, first_seq=first)
         return rebatch(arrived, options.batch_size, from_seq=start_seq)
     if start_seq >= plan.total_events:
         return iter(())

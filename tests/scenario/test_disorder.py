@@ -138,3 +138,50 @@ def test_an_unknown_profile_name_lists_the_bundled_ones(tmp_path) -> None:
     broken.write_text("late = [", encoding="utf-8")
     with pytest.raises(DisorderError, match="not valid TOML"):
         load_profile(str(broken))
+
+
+@cache
+def festival() -> tuple:
+    """double11-2021 at a scale of a dozen chunks, and its whole arrival stream per profile."""
+    plan = make_plan(resolve("double11-2021"), scale=0.0003)
+    return plan, {p.name: OrderBatch.concat(arrive(chunks(plan), p, plan.seed)) for p in (REALISTIC, HARSH)}
+
+
+def resumed(plan, profile, start: int, count: int) -> OrderBatch:
+    """``count`` deliveries from arrival seq ``start``, made from the resume point on."""
+    from ticker.scenario.disorder import resume_point
+
+    c, first = resume_point(plan, profile, start)
+    stream = rebatch(arrive(chunks(plan, start_chunk=c), profile, plan.seed, first_seq=first),
+                     from_seq=start)
+    out, have = [], 0
+    for batch in stream:
+        out.append(batch)
+        have += len(batch)
+        if have >= count:
+            break
+    return OrderBatch.concat(out).slice(0, count)
+
+
+@settings(deadline=None)
+@given(data=st.data(), profile=st.sampled_from([REALISTIC, HARSH]))
+def test_a_resume_makes_the_arrival_stream_from_its_point_the_same(data, profile) -> None:
+    """Started at the resume point's chunk, numbered from its first seq: the deliveries from
+    any arrival seq on are the whole stream's, byte for byte."""
+    plan, whole = festival()
+    stream = whole[profile.name]
+    start = data.draw(st.one_of(st.integers(0, len(stream)),
+                                st.sampled_from([int(s) + d for s in plan.chunk_seq for d in (-1, 0, 1)
+                                                 if 0 <= int(s) + d <= len(stream)])))
+    count = min(3_000, len(stream) - start)
+    got = resumed(plan, profile, start, count)
+    assert got.equals(stream.slice(start, start + count))
+
+
+def test_a_late_resume_starts_a_few_chunks_back_not_at_the_start() -> None:
+    from ticker.scenario.disorder import resume_point
+
+    plan, whole = festival()
+    c, first = resume_point(plan, REALISTIC, len(whole["realistic"]) - 10)
+    assert plan.chunks - 4 <= c < plan.chunks
+    assert first <= len(whole["realistic"]) - 10

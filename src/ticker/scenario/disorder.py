@@ -37,12 +37,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ticker.errors import ProblemsError
 from ticker.events import COLUMNS, OrderBatch
+
+if TYPE_CHECKING:  # generate imports the model, which imports this module
+    from ticker.scenario.generate import Plan
 
 _US = 1_000_000
 _DUP_BITS = 24  # resolution of the duplicate fraction: 2^-24
@@ -97,6 +100,14 @@ class DisorderProfile:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def max_delay_us(self) -> int:
+        """No delivery arrives later than this after its order's event time: the group's end,
+        then the longer of a delay and a late arrival (+1 µs), then a redelivery's wait (+1 µs)."""
+        group = max(1, round(self.group_ms * 1000)) if self.group_ms > 0 else 0
+        return (group + math.ceil(max(self.delay_max_s, self.late_max_s) * _US) + 1
+                + math.ceil(self.duplicate_delay_max_s * _US) + 1)
 
     def duplicates_before(self, n: int) -> int:
         """How many of the first ``n`` ordered events are delivered twice (exact)."""
@@ -205,13 +216,13 @@ class Arrivals:
     most the orders of the last ``max(delay, late, redelivery)`` seconds of event time.
     """
 
-    def __init__(self, profile: DisorderProfile, seed: int):
+    def __init__(self, profile: DisorderProfile, seed: int, first_seq: int = 0):
         self.profile = profile
         self.key = _mix(np.array([seed & (2**64 - 1)], np.uint64))[0]
         self.pending = OrderBatch.empty()
         self.arrival = np.empty(0, np.int64)
         self.tie = np.empty(0, np.uint64)
-        self.next_seq = 0
+        self.next_seq = first_seq
         self.max_pending = 0
 
     def _deliveries(self, batch: OrderBatch) -> tuple[OrderBatch, np.ndarray, np.ndarray]:
@@ -287,11 +298,12 @@ class Arrivals:
         return OrderBatch(**columns)
 
 
-def arrive(ordered: Iterator[OrderBatch], profile: DisorderProfile, seed: int
+def arrive(ordered: Iterator[OrderBatch], profile: DisorderProfile, seed: int, first_seq: int = 0
            ) -> Iterator[OrderBatch]:
     """The arrival-ordered stream of an ordered one (see the module doc); same bytes for any
-    chunking of ``ordered``."""
-    merge = Arrivals(profile, seed)
+    chunking of ``ordered``. ``first_seq``: the arrival seq of ``ordered``'s first delivery
+    had the stream started earlier (a resume, see :func:`resume_point`)."""
+    merge = Arrivals(profile, seed, first_seq)
     for batch in ordered:
         out = merge.feed(batch)
         if len(out):
@@ -299,3 +311,32 @@ def arrive(ordered: Iterator[OrderBatch], profile: DisorderProfile, seed: int
     out = merge.flush()
     if len(out):
         yield out
+
+
+def resume_point(plan: Plan, profile: DisorderProfile, start_seq: int) -> tuple[int, int]:
+    """Where to start making the arrival-ordered stream to get its deliveries from arrival seq
+    ``start_seq`` on: ``(chunk, first_seq)`` — merge the ordered chunks from ``chunk`` on with
+    ``arrive(..., first_seq=first_seq)`` and drop what comes before ``start_seq``.
+
+    Why it is exact: a delivery arrives at most ``max_delay_us`` (D) after its order's event time.
+    Starting at chunk c, whose orders are all at or after T_c, every delivery at or after
+    T = T_c + D comes from chunk c or later (an earlier order arrives before T_c + D), so the
+    merge of chunks c.. releases the deliveries at or after T in the right order; and before
+    them it releases exactly those of chunks c.. that arrive before T. So numbering its output
+    from the count of every delivery of the chunks before c (their orders and, a systematic
+    sample, their duplicates: both exact) gives every delivery at or after T its true seq. The
+    chunk is the last one for which the deliveries before T surely number at most
+    ``start_seq`` (at most every delivery of the orders before T), so nothing from
+    ``start_seq`` on is numbered wrongly. The resume makes D of event time before its point
+    again instead of the whole festival.
+    """
+    first_us = plan.second_us[plan.chunk_sec[:-1]]  # chunk c's orders are all at or after this
+    ends = np.searchsorted(first_us, first_us + profile.max_delay_us, side="left")
+    before = plan.chunk_seq[ends]  # orders of the chunks that start before T_c + D
+    step = profile._dup_step()
+    surely = before + ((before * step) >> _DUP_BITS)  # their deliveries, duplicates included
+    c = int(np.searchsorted(surely, start_seq, side="right")) - 1
+    if c <= 0:
+        return 0, 0
+    n = int(plan.chunk_seq[c])
+    return c, n + profile.duplicates_before(n)
