@@ -8,6 +8,8 @@
    milestone, the wall time from the fold returning it to an independent subscriber receiving it.
 3. ``--publish-orders`` at scale 1, real time, for ``--orders-s`` seconds of the Nov 11 opening:
    the raw order frames an independent subscriber receives per second, and any dropped.
+4. (not by default) part 3's run without and with ``--publish-orders``, interleaved
+   ``--repeats`` times: the wall time per second of sale time each needs.
 
 Usage: python benchmarks/bench_replay.py [--scale 0.01] [--repeats 3] [--latency-s 300] [--orders-s 20]
                                         [--parts 1,2,3]
@@ -213,6 +215,25 @@ def publish_orders(broker: Mosquitto, seconds: float) -> None:
     print(report)
 
 
+def orders_cost(broker: Mosquitto, seconds: float, repeats: int) -> None:
+    """Part 3's run without and with ``--publish-orders``, interleaved: what publishing the raw
+    frames costs a paced replay (1.00 = it kept real time; the frames' wall time includes the
+    publisher's close, which waits for the last frames' PUBACKs)."""
+    walls: dict[bool, list[float]] = {False: [], True: []}
+    for _repeat, orders in itertools.product(range(repeats), (False, True)):
+        summary, _, sub, wall = paced(broker, 1.0, seconds, orders=orders)
+        report = summary.mqtt.report
+        assert not orders or sub.order_events == summary.events, report
+        assert "NOT delivered" not in report and "not acknowledged" not in report, report
+        walls[orders].append(wall)
+    print(f"\n4. the cost of --publish-orders: the first {seconds:g} s of Nov 11 2020 at scale 1, "
+          f"real time, {repeats} interleaved runs each; wall time / sale time")
+    for orders, values in walls.items():
+        runs = ", ".join(f"{w / seconds:.2f}" for w in values)
+        print(f"{'with' if orders else 'without':<8} order frames: median "
+              f"{statistics.median(values) / seconds:.2f}   runs {runs}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=0.01)
@@ -232,5 +253,7 @@ if __name__ == "__main__":
                 latency(broker, args.latency_s)
             if "3" in parts:
                 publish_orders(broker, args.orders_s)
+            if "4" in parts:
+                orders_cost(broker, args.orders_s, args.repeats)
         finally:
             broker.stop()
