@@ -1,4 +1,5 @@
-"""The wheel carries what a user needs: the bundled scenarios, the screen's page, the type marker."""
+"""The wheel carries what a user needs: the bundled scenarios and disorder profiles, the screen's
+page, the type marker."""
 
 from __future__ import annotations
 
@@ -29,3 +30,8 @@ def test_the_wheel_ships_every_bundled_scenario_and_py_typed(tmp_path):
         for page in pages:
             assert zf.read(f"ticker/screen/static/{page}") == (static / page).read_bytes()
     assert "ticker/py.typed" in names
+    profiles = sorted(p.name for p in (ROOT / "disorders").glob("*.toml"))
+    assert "realistic.toml" in profiles
+    with zipfile.ZipFile(wheel) as zf:
+        for p in profiles:  # the disorder profiles, force-included like the scenarios
+            assert zf.read(f"ticker/disorders/{p}") == (ROOT / "disorders" / p).read_bytes()

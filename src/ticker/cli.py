@@ -57,6 +57,18 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_disorders(args: argparse.Namespace) -> int:
+    from ticker.scenario.disorder import bundled_profiles, load_profile
+
+    for name in bundled_profiles():
+        p = load_profile(name)
+        print(f"{name:<14} lateness {p.lateness_s:g} s, dedup {p.dedup_s:g} s; groups of "
+              f"{p.group_ms:g} ms; {p.delayed:.2%} delayed (median {p.delay_median_s:g} s, at most "
+              f"{p.delay_max_s:g} s); {p.late:.2%} late (up to {p.late_max_s:g} s); "
+              f"{p.duplicates:.2%} delivered twice")
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
 
     from ticker.engine import ReplayOptions
@@ -338,6 +350,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": _cmd_export,
     "report": _cmd_report,
     "scenarios": _cmd_scenarios,
+    "disorders": _cmd_disorders,
     "replay": _cmd_replay,
     "watch": _cmd_watch,
     "screen": _cmd_screen,
@@ -372,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
     sub.add_parser("scenarios", help="list the bundled festival scenarios")
+    sub.add_parser("disorders", help="list the bundled disorder profiles (--disorder NAME)")
 
     p = sub.add_parser("replay", help="replay a festival (or a recorded run) and publish it",
                        description="Generate a scenario's orders (or re-read a recorded run's "

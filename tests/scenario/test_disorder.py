@@ -185,3 +185,18 @@ def test_a_late_resume_starts_a_few_chunks_back_not_at_the_start() -> None:
     c, first = resume_point(plan, REALISTIC, len(whole["realistic"]) - 10)
     assert plan.chunks - 4 <= c < plan.chunks
     assert first <= len(whole["realistic"]) - 10
+
+
+def test_ticker_disorders_lists_the_profiles_of_the_top_level_folder(capsys) -> None:
+    from pathlib import Path
+
+    from ticker.cli import main
+
+    folder = Path(__file__).resolve().parents[2] / "disorders"
+    assert bundled_profiles() == sorted(p.stem for p in folder.glob("*.toml")) and bundled_profiles()
+    assert main(["disorders"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == bundled_profiles()
+    realistic = next(line for line in lines if line.startswith("realistic "))
+    assert "lateness 5 s" in realistic and "0.10% late (up to 120 s)" in realistic
+    assert "0.20% delivered twice" in realistic

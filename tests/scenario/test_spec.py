@@ -162,7 +162,7 @@ def test_cli_reports_a_bad_scenario_file_in_one_line(
     # point it at a folder holding one broken scenario.
     (tmp_path / "broken.toml").write_text(SMOKE.replace('currency = "CNY"', 'currency = "EUR"'),
                                           encoding="utf-8")
-    monkeypatch.setattr(ticker.scenario, "_bundled_dir", lambda: tmp_path)
+    monkeypatch.setattr(ticker.scenario, "bundled_dir", lambda folder="scenarios": tmp_path)
     assert main(["scenarios"]) == 2
     captured = capsys.readouterr()
     assert captured.err == (f"ticker: {tmp_path / 'broken.toml'}: festival.currency: expected "

@@ -23,19 +23,19 @@ __all__ = [
 ]
 
 
-def _bundled_dir() -> Path:
-    """Where the bundled festivals are: inside the installed package (the wheel force-includes
-    the repository's ``scenarios/`` as ``ticker/scenarios``), else — running from a source
-    checkout or an editable install — the repository's top-level ``scenarios/`` itself."""
-    installed = Path(str(resources.files("ticker") / "scenarios"))
+def bundled_dir(folder: str = "scenarios") -> Path:
+    """Where a bundled folder of the repository's top level is (``scenarios``, ``disorders``):
+    inside the installed package (the wheel force-includes each as ``ticker/<folder>``), else —
+    running from a source checkout or an editable install — the repository's folder itself."""
+    installed = Path(str(resources.files("ticker") / folder))
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parents[3] / "scenarios"
+    return Path(__file__).resolve().parents[3] / folder
 
 
 def bundled_names() -> list[str]:
     """Names of the scenarios that ship with ticker, sorted."""
-    return sorted(p.stem for p in _bundled_dir().glob("*.toml"))
+    return sorted(p.stem for p in bundled_dir().glob("*.toml"))
 
 
 def resolve(name_or_path: str) -> Scenario:
@@ -43,7 +43,7 @@ def resolve(name_or_path: str) -> Scenario:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         return load_scenario(path)
-    bundled = _bundled_dir() / f"{name_or_path}.toml"
+    bundled = bundled_dir() / f"{name_or_path}.toml"
     if not bundled.exists():
         raise ScenarioError([f"{name_or_path}: no such scenario (expected a bundled name: "
                              f"{', '.join(bundled_names())}; or a path to a .toml file)"])

@@ -35,7 +35,6 @@ import math
 import tomllib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,7 +160,9 @@ def parse_profile(data: Any, where: str, name: str) -> DisorderProfile:
 
 
 def _bundled_dir() -> Path:
-    return Path(str(resources.files("ticker") / "disorders"))
+    from ticker.scenario import bundled_dir  # the package imports the model, which imports us
+
+    return bundled_dir("disorders")
 
 
 def bundled_profiles() -> list[str]:
