@@ -22,7 +22,7 @@ from .unit_scenario import NAMES, UNIT
 LATENESS = 3_000_000
 DEDUP = 5_000_000
 CONFIG = EventTimeConfig(LATENESS, DEDUP)
-SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def arrival(stream: OrderBatch, delays: list[int], redeliver: list[tuple[int, int]]) -> OrderBatch:

@@ -516,10 +516,12 @@ class EventTimeAggregator:
         event's second."""
         st = self.state
         second = (batch.event_time - self.start_us) // US_PER_S
-        size = len(st.second_orders)
         np.add.at(st.second_gmv, second, batch.amount_minor)  # exact: int64, not float weights
-        placed = batch.kind == 0
-        st.second_orders += np.bincount(second[placed], minlength=size)
+        placed = second[batch.kind == 0]
+        if len(placed):  # counted over the batch's own span of seconds, not the festival's
+            lo = int(placed.min())
+            counts = np.bincount(placed - lo)
+            st.second_orders[lo:lo + len(counts)] += counts
         return second
 
     def _feed(self, inner: Aggregator, batch: OrderBatch, timing: str) -> list[Milestone]:
