@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from ticker import __version__
-from ticker.aggregate import Aggregator, BatchRejected, SnapshotError
+from ticker.aggregate import Aggregator, BatchRejected
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.clock import US_PER_S
 from ticker.errors import TickerError
@@ -224,41 +224,20 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
     if log.recovery is not None:
         notes.append(f"recovered the event log: {log.recovery}")
     names = plan.catalogue.names
-    aggregator, notes_snap = _restore(scenario, names, run, run_dir, log.next_seq,
-                                      meta.get("disorder"))
-    notes += notes_snap
-    tail = log.next_seq - aggregator.state.next_seq
-    # Re-fold what the log holds beyond the snapshot, writing the snapshots missing on the way
-    # (a cluster run's driver writes them only at its end), then carry on generating.
+    # The newest readable snapshot plus the log's tail behind it, writing the snapshots missing
+    # on the way (a cluster run's driver writes them only at its end), then carry on generating.
     every, have = snapshot_interval(options), set(run_dir.snapshot_seqs())
-    for batch in rebatch(log.read(aggregator.state.next_seq), options.batch_size, every=every):
-        aggregator.apply(batch)
-        if (seq := aggregator.state.next_seq) % every == 0 and seq not in have:
-            run_dir.write_snapshot(aggregator.state, run)
-    notes.append(f"resuming {run} at seq {log.next_seq:,} ({tail:,} events re-folded from the log)")
+    missing = [s for s in range(every, log.next_seq + 1, every) if s not in have]
+    restored = run_dir.restore(log=log.log, scenario=scenario, brand_names=names, stops=missing,
+                               at_stop=lambda seq, agg: run_dir.write_snapshot(agg.state, run))
+    notes += restored.notes
+    notes.append(f"resuming {run} at seq {log.next_seq:,} ({restored.folded:,} events re-folded "
+                 "from the log)")
     run_dir.write_meta(meta)
     profile = _disorder(scenario, options)
-    return Run(scenario, meta["seed"], meta["scale"], run, names, aggregator,
+    return Run(scenario, meta["seed"], meta["scale"], run, names, restored.aggregator,
                _generated(plan, log.next_seq, options, profile), meta["events"], log, run_dir,
                options, notes)
-
-
-def _restore(scenario: Scenario, names: tuple[str, ...], run: str, run_dir: RunDir,
-             log_end: int, disorder: dict[str, Any] | None = None
-             ) -> tuple[Aggregator | EventTimeAggregator, list[str]]:
-    """The newest readable snapshot at or before the log's end, or a fresh aggregator."""
-    notes = []
-    for seq in reversed(run_dir.snapshot_seqs()):
-        if seq > log_end:
-            notes.append(f"ignoring snapshot at seq {seq:,}: beyond the log's end ({log_end:,})")
-            continue
-        try:
-            state = run_dir.load_snapshot(seq, run)
-            return aggregator_for(scenario, names, run, disorder, state), notes
-        except SnapshotError as exc:
-            notes.append(f"ignoring {exc}")
-            continue
-    return aggregator_for(scenario, names, run, disorder), notes
 
 
 def _open_log(run_dir: RunDir, options: ReplayOptions) -> LogWriter:

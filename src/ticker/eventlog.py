@@ -1032,9 +1032,6 @@ class LogWriter:
     def next_seq(self) -> int:
         return self.log.next_seq
 
-    def read(self, from_seq: int = 0) -> Iterator[OrderBatch]:
-        return self.log.read(from_seq)
-
     def _write(self) -> None:
         while (record := self._queue.get()) is not None:
             try:

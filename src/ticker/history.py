@@ -1,11 +1,11 @@
 """A recorded run's history: check it end to end (``ticker verify``) and read it at any moment
 (``ticker state --at``).
 
-Both rest on invariant 3 of the design: state = fold(log). ``verify`` re-folds the whole log with
-a fresh aggregator and compares, at every snapshot's seq, the fold with the snapshot, and at the
-end with the summary and the milestone file. ``state_at`` starts from the newest snapshot taken
-before the moment asked for and folds the log up to it, so it reads at most one snapshot interval
-of events.
+Both rest on invariant 3 of the design: state = fold(log), and on the one way to compute it,
+:meth:`RunDir.restore`. ``verify`` re-folds the whole log with a fresh aggregator and compares, at
+every snapshot's seq, the fold with the snapshot, and at the end with the summary and the
+milestone file. ``state_at`` starts from the newest snapshot taken before the moment asked for
+and folds the log up to it, so it reads at most one snapshot interval of events.
 """
 
 from __future__ import annotations
@@ -16,29 +16,17 @@ from typing import Any
 import orjson
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
-from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeState, aggregator_for
+from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeState
 from ticker.clock import format_time
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, verify_log
-from ticker.events import rebatch
 from ticker.money import format_money, money_label
 from ticker.rundir import RunDir, RunDirError
 from ticker.scenario import Scenario, ScenarioError
 
-_BATCH = 1 << 20
-
 
 class HistoryError(TickerError, ValueError):
     """The run cannot be read at all (one line for the user)."""
-
-
-def _open(run_dir: RunDir) -> tuple[dict[str, Any], Aggregator | EventTimeAggregator, EventLog]:
-    try:
-        meta, scenario, log = run_dir.open_recorded()
-        names = run_dir.brand_names(scenario)
-    except RunDirError as exc:
-        raise HistoryError(str(exc)) from None
-    return meta, aggregator_for(scenario, names, meta["run"], meta.get("disorder")), log
 
 
 def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
@@ -68,7 +56,6 @@ def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
             problems.append(f"{run_dir.path}: not repaired: the log itself is damaged, and "
                             "everything else is derived from it")
         return problems
-    agg = aggregator_for(scenario, names, meta["run"], meta.get("disorder"))
     log = EventLog(run_dir.log, readonly=True)
     end = log.next_seq
     if meta.get("events") not in (None, end) and meta.get("state") == "finished":
@@ -82,11 +69,14 @@ def verify_run(run_dir: RunDir, *, repair: bool = False) -> list[str]:
             if repair:
                 run_dir.snapshot_path(seq).unlink()
                 problems.append(f"repaired {run_dir.snapshot_path(seq)}: removed")
-    pending = [s for s in snapshots if 0 < s < end]
-    for batch in rebatch(log.read(0), _BATCH, at=pending):
-        agg.apply(batch)
-        if pending and agg.state.next_seq == pending[0]:
-            problems += _check_snapshot(run_dir, pending.pop(0), agg.state, meta["run"], repair)
+
+    def check(seq: int, agg: Aggregator | EventTimeAggregator) -> None:
+        problems.extend(_check_snapshot(run_dir, seq, agg.state, meta["run"], repair))
+
+    # The whole log re-folded from the start (the snapshots are what is checked), each snapshot
+    # compared as the fold passes its seq.
+    agg = run_dir.restore(trust_snapshots=False, stops=[s for s in snapshots if 0 < s < end],
+                          at_stop=check, log=log, scenario=scenario, brand_names=names).aggregator
     # A snapshot at the log's end was taken either mid-run (a crash right after it, or a
     # checkpoint interval ending there) or after the run's end (finish() closed the last
     # second): it is right if it matches the fold either before or after finish().
@@ -232,32 +222,14 @@ class StateAt:
 
 
 def state_at(run_dir: RunDir, at_us: int) -> StateAt:
-    """The state as of ``at_us`` (every event strictly before it), from the newest earlier
-    snapshot plus the log; O(events since that snapshot)."""
-    meta, agg, log = _open(run_dir)
-    # An arrival-ordered run: the state when its watermark reached ``at_us``, i.e. before the
-    # first order at or after at_us + lateness arrived (every final milestone before at_us is
-    # announced; totals hold what had arrived by then).
-    until = at_us + (agg.config.lateness_us if isinstance(agg, EventTimeAggregator) else 0)
-    start = 0
-    for seq in reversed(run_dir.snapshot_seqs()):
-        if seq > log.next_seq:
-            continue
-        try:
-            state = run_dir.load_snapshot(seq, meta["run"])
-        except SnapshotError:
-            continue
-        if state.next_seq and state.last_time_us < until and state.open_second >= 0:
-            agg = aggregator_for(agg.scenario, agg.brand_names, meta["run"], meta.get("disorder"),
-                                 state)
-            start = seq
-            break
-    folded = 0
-    for batch in rebatch(log.read(start), _BATCH, before_time=until):
-        agg.apply(batch)
-        folded += len(batch)
-    log.close()
-    return StateAt(at_us, agg, start, folded)
+    """The state as of ``at_us`` (every event strictly before it; an arrival-ordered run: when its
+    watermark reached it), from the newest earlier snapshot plus the log; O(events since that
+    snapshot)."""
+    try:
+        restored = run_dir.restore(before_time=at_us)
+    except RunDirError as exc:
+        raise HistoryError(str(exc)) from None
+    return StateAt(at_us, restored.aggregator, restored.from_snapshot, restored.folded)
 
 
 def render_state(found: StateAt, scenario: Scenario, *, top: int = 10, last: int = 5,

@@ -205,40 +205,30 @@ def build_report(scenario: Scenario, summary: dict[str, Any], *, path: Path | No
 
 
 def _fold_brands(path: Path, scenario: Scenario, before_us: int | None) -> np.ndarray:
-    """Every brand's net GMV from the log's events before ``before_us``: one pass, O(events).
-    An arrival-ordered log is folded by its event-time aggregator, so redeliveries count once
-    and every event before ``before_us`` counts, wherever it arrived."""
-    from ticker.aggregate.eventtime import aggregator_for
-    from ticker.eventlog import CorruptLogError, EventLog
-    from ticker.rundir import RunDir
+    """Every brand's net GMV from the log's events before ``before_us`` (all for ``None``).
 
-    gmv = np.zeros(scenario.brand_count, np.int64)
+    An ordered log's events before a moment are a prefix of it: the run restored to that moment
+    (a snapshot plus the log behind it). In an arrival-ordered log they are not (a late order
+    arrives after later ones): one pass over the whole log with its event-time aggregator, so
+    redeliveries count once and every event before ``before_us`` counts, wherever it arrived."""
+    from ticker.aggregate.eventtime import aggregator_for
+    from ticker.rundir import RunDir, RunDirError
+
     run_dir = RunDir(path)
-    meta = run_dir.meta()
-    dedup = None
-    if meta.get("disorder"):
+    try:
+        meta = run_dir.meta()
+        if not meta.get("disorder"):
+            restored = run_dir.restore(before_time=before_us, scenario=scenario)
+            return restored.aggregator.state.brand_gmv.copy()
+        gmv = np.zeros(scenario.brand_count, np.int64)
         dedup = aggregator_for(scenario, run_dir.brand_names(scenario), meta["run"], meta["disorder"])
-    try:
-        log = EventLog(path / "log", readonly=True)
-    except (CorruptLogError, FileNotFoundError, OSError) as exc:
-        raise ReportError(f"{path / 'log'}: cannot read the event log ({exc})") from None
-    try:
-        for batch in log.read(0):
-            if dedup is not None:
-                dedup.apply(batch)
-                keep = dedup.accepted & (True if before_us is None else batch.event_time < before_us)
-                np.add.at(gmv, batch.brand[keep], batch.amount_minor[keep])
-                continue
-            if before_us is not None and batch.event_time[0] >= before_us:
-                break
-            stop = len(batch) if before_us is None else int(
-                np.searchsorted(batch.event_time, before_us, side="left"))
-            np.add.at(gmv, batch.brand[:stop], batch.amount_minor[:stop])
-    except CorruptLogError as exc:
+        for batch in run_dir.events():
+            dedup.apply(batch)
+            keep = dedup.accepted & (True if before_us is None else batch.event_time < before_us)
+            np.add.at(gmv, batch.brand[keep], batch.amount_minor[keep])
+        return gmv
+    except RunDirError as exc:
         raise ReportError(str(exc)) from None
-    finally:
-        log.close()
-    return gmv
 
 
 # --- checking the targets ------------------------------------------------------------------------
@@ -647,19 +637,18 @@ class _ChartData:
 
         Memory is fixed (top × windows × BUCKETS totals), whatever the number of events.
         """
-        from ticker.aggregate import SnapshotError
-        from ticker.eventlog import CorruptLogError, EventLog
-        from ticker.rundir import RunDir
+        from ticker.rundir import RunDir, RunDirError
 
         rd = RunDir(report.path)
         events = int(report.summary["events"])
-        try:
-            state = rd.load_snapshot(events)
-        except SnapshotError as exc:
-            raise ReportError(f"{exc} (the chart needs the final snapshot, at seq {events:,})"
-                              ) from None
         sc = report.scenario
-        names = rd.brand_names(sc)
+        try:
+            restored = rd.restore(before_seq=events, scenario=sc)
+            names = rd.brand_names(sc)
+        except RunDirError as exc:
+            raise ReportError(str(exc)) from None
+        restored.aggregator.finish()  # the run's end: its last second closed
+        state = restored.aggregator.state
         order = np.argsort(-state.brand_gmv, kind="stable")[:top]
         order = order[state.brand_gmv[order] > 0]
         lookup = np.full(len(state.brand_gmv), -1, np.int32)
@@ -668,11 +657,7 @@ class _ChartData:
         lengths = np.array([w.end_us - w.start_us for w in sc.windows], np.int64)
         grid = np.zeros((len(order), len(sc.windows) * cls.BUCKETS), np.int64)
         try:
-            log = EventLog(rd.log, readonly=True)
-        except (CorruptLogError, FileNotFoundError, OSError) as exc:
-            raise ReportError(f"{rd.log}: cannot read the event log ({exc})") from None
-        try:
-            for batch in log.read(0):
+            for batch in rd.events():
                 which = lookup[batch.brand]
                 keep = np.flatnonzero(which >= 0)
                 if not len(keep):
@@ -683,10 +668,8 @@ class _ChartData:
                                  cls.BUCKETS - 1)
                 np.add.at(grid, (which[keep], win * cls.BUCKETS + inside),
                           batch.amount_minor[keep])
-        except CorruptLogError as exc:
+        except RunDirError as exc:
             raise ReportError(str(exc)) from None
-        finally:
-            log.close()
         return cls(state.second_orders, np.cumsum(state.second_gmv),
                    [(names[b], int(state.brand_gmv[b])) for b in order.tolist()],
                    np.cumsum(grid, axis=1).reshape(len(order), len(sc.windows), cls.BUCKETS))

@@ -25,18 +25,21 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from ticker.aggregate.aggregator import Aggregator
+from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
 from ticker.aggregate.milestones import Milestone
 from ticker.aggregate.state import AggregateState, SnapshotError
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog, sync_directory
+from ticker.events import OrderBatch, rebatch
 from ticker.scenario import Scenario, load_scenario
 from ticker.validate import SCALE
 
@@ -56,6 +59,20 @@ def run_id(scenario: str, seed: int, scale: float, disorder: str | None = None) 
     """A run's stable name: the same scenario, seed and scale (and disorder profile, for an
     arrival-ordered run) always name the same run."""
     return f"{scenario}-seed{seed}-x{scale:g}" + (f"-{disorder}" if disorder else "")
+
+
+#: Events folded per batch when restoring (one batch of the default replay).
+RESTORE_BATCH = 1 << 20
+
+
+@dataclass
+class Restored:
+    """A run's aggregate state at a point of its log (:meth:`RunDir.restore`)."""
+
+    aggregator: Aggregator | EventTimeAggregator
+    from_snapshot: int  # seq of the snapshot it started from (0: from the start)
+    folded: int  # events folded from the log on top of it
+    notes: list[str] = field(default_factory=list)  # snapshots passed over, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +264,96 @@ class RunDir:
             raise RunDirError(f"{self.meta_path}: run: expected {named!r} (its scenario, seed, "
                               f"scale and disorder), found {meta['run']!r}")
         return meta
+
+    def events(self, from_seq: int = 0, to_seq: int | None = None) -> Iterator[OrderBatch]:
+        """The log's events ``[from_seq, to_seq)``, read-only (the log is opened here and closed
+        when the iteration ends); :class:`RunDirError` for a log that cannot be opened or a
+        record that does not read."""
+        try:
+            log = EventLog(self.log, readonly=True)
+        except (CorruptLogError, OSError) as exc:
+            raise RunDirError(f"{self.log}: cannot read the event log ({exc})") from None
+        try:
+            yield from log.read(from_seq, to_seq)
+        except CorruptLogError as exc:
+            raise RunDirError(str(exc)) from None
+        finally:
+            log.close()
+
+    def restore(self, *, before_seq: int | None = None, before_time: int | None = None,
+                trust_snapshots: bool = True, stops: Iterable[int] = (),
+                at_stop: Callable[[int, Aggregator | EventTimeAggregator], None] | None = None,
+                log: EventLog | None = None, scenario: Scenario | None = None,
+                brand_names: tuple[str, ...] | None = None) -> Restored:
+        """The aggregate state at a point of the log: the newest readable snapshot at or before
+        it, then the log folded on from there up to the point. The one way to restore a run
+        (``--resume``, ``ticker follow``'s resume, ``ticker state --at``, ``ticker verify``, the
+        report). The state is the stream's before its end is declared: a finished run's final
+        snapshot (taken after ``finish()``) is no starting point; call ``finish()`` on the
+        result for the end of a finished run.
+
+        * ``before_seq``: the fold of the events before this seq (None: the whole log);
+        * ``before_time``: the fold of the log up to its first event at or after this event time.
+          For an arrival-ordered run, the state when its watermark reached the moment: up to the
+          first arrival at or after ``before_time`` + lateness, so every final milestone before
+          the moment is in, and the totals hold what had arrived by then.
+        * ``trust_snapshots=False`` folds from the start (``verify`` checks the snapshots);
+        * ``at_stop(seq, aggregator)`` is called when the fold reaches each seq of ``stops``.
+
+        ``log``, ``scenario`` and ``brand_names`` default to the directory's own (the log opened
+        read-only); a caller holding them open passes them. A point beyond the log's end gives
+        the state at its end. Raises :class:`RunDirError` for a run that cannot be read.
+        """
+        meta = self.meta()
+        scenario = scenario if scenario is not None else self.scenario(meta)
+        names = brand_names if brand_names is not None else self.brand_names(scenario)
+        run, disorder = meta["run"], meta.get("disorder")
+        opened = log is None
+        if log is None:
+            try:
+                log = EventLog(self.log, readonly=True)
+            except (CorruptLogError, OSError) as exc:
+                raise RunDirError(f"{self.log}: cannot read the event log ({exc})") from None
+        try:
+            aggregator = aggregator_for(scenario, names, run, disorder)
+            end = log.next_seq if before_seq is None else min(before_seq, log.next_seq)
+            until = before_time
+            if until is not None and isinstance(aggregator, EventTimeAggregator):
+                until += aggregator.config.lateness_us
+            notes: list[str] = []
+            start = 0
+            for seq in reversed(self.snapshot_seqs() if trust_snapshots else []):
+                if seq > log.next_seq:
+                    notes.append(f"ignoring snapshot at seq {seq:,}: beyond the log's end "
+                                 f"({log.next_seq:,})")
+                    continue
+                if seq > end:
+                    continue
+                try:
+                    state = self.load_snapshot(seq, run)
+                    if state.open_second < 0:
+                        continue  # a finished run's final state (its last second closed)
+                    if until is not None and state.last_time_us >= until:
+                        continue  # it holds an event at or after the moment
+                    aggregator = aggregator_for(scenario, names, run, disorder, state)
+                except SnapshotError as exc:
+                    notes.append(f"ignoring {exc}")
+                    continue
+                start = seq
+                break
+            folded = 0
+            stops = sorted(set(stops))
+            for batch in rebatch(log.read(start, end), RESTORE_BATCH, at=stops, before_time=until):
+                aggregator.apply(batch)
+                folded += len(batch)
+                if at_stop is not None and aggregator.state.next_seq in stops:
+                    at_stop(aggregator.state.next_seq, aggregator)
+        except CorruptLogError as exc:
+            raise RunDirError(str(exc)) from None
+        finally:
+            if opened:
+                log.close()
+        return Restored(aggregator, start, folded, notes)
 
     def snapshot_path(self, seq: int) -> Path:
         return self.snapshots / f"snap-{seq:020d}.npz"

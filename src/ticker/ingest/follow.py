@@ -57,7 +57,7 @@ import orjson
 
 from ticker.aggregate import Aggregator
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
-from ticker.engine import ReplayOptions, Run, _checkpoint, _restore, _tick, make_summary
+from ticker.engine import ReplayOptions, Run, _checkpoint, _tick, make_summary
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, FsyncPolicy
 from ticker.events import COLUMNS, FRAME_MAGIC, FrameError, OrderBatch, rebatch
@@ -313,15 +313,12 @@ class Follower:
         log = EventLog(self.run_dir.log, fsync=self.opts.fsync)
         if log.recovery is not None:
             self.notes.append(f"recovered the event log: {log.recovery}")
-        aggregator, notes = _restore(scenario, names, meta["run"], self.run_dir,
-                                     log.next_seq, meta.get("disorder"))
+        restored = self.run_dir.restore(log=log, scenario=scenario, brand_names=names)
+        aggregator = restored.aggregator
         self.ordered = not meta.get("disorder")
-        self.notes += notes
-        tail = log.next_seq - aggregator.state.next_seq
-        for batch in log.read(aggregator.state.next_seq):
-            aggregator.apply(batch)
-        self.notes.append(f"resuming {meta['run']} at seq {log.next_seq:,} ({tail:,} events "
-                          "re-folded from the log)")
+        self.notes += restored.notes
+        self.notes.append(f"resuming {meta['run']} at seq {log.next_seq:,} "
+                          f"({restored.folded:,} events re-folded from the log)")
         live = self._ready(scenario, log, aggregator, names, meta)
         if self.state.mode == "json":  # duplicates: remember the log's latest orders again
             recent = live.parser.recent
