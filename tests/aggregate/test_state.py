@@ -14,11 +14,12 @@ import pytest
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
 
 from .test_aggregator import W1, make_batch
-from .unit_scenario import NAMES, UNIT
+from .unit_scenario import NAMES, UNIT_DIMS
 
 
 def folded() -> AggregateState:
-    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    """A state with every field in use (the dimensions' arrays too)."""
+    agg = Aggregator(UNIT_DIMS, "unit", brand_names=NAMES)
     agg.apply(make_batch(0, [W1 + i * 400_000 for i in range(8)], [0, 1, 2, 0, 1, 2, 0, 1],
                          [70, 80, 90, 70, 80, 90, 70, -20], [0] * 7 + [1], [0, 1] * 4, [1, 0] * 4))
     assert agg.state.milestones

@@ -79,3 +79,40 @@ value = "2.50"
 
 UNIT = parse_scenario(UNIT_TOML, "unit.toml")
 NAMES = ["Apple", "L'Oréal"] + [f"brand-{i}" for i in range(3, 13)]
+
+# The same festival with a per-order dimension (livestream channels, a second catalogue of
+# sellers) and a per-brand one (segments), thresholds low enough to be crossed often. Its brand
+# tail fits festival.gmv, so the catalogue the per-brand dimension is assigned from exists.
+DIMENSIONS_TOML = """
+[[dimensions]]
+name = "channel"
+per = "order"
+rest = "storefront"
+label = "livestream channel"
+count = 5
+gmv = 40_000
+thresholds = ["1.00", "3.00"]
+[[dimensions.named]]
+name = "Viya"
+gmv = 20_000
+[dimensions.tail]
+max_gmv = 8_000
+exponent = 1.0
+
+[[dimensions]]
+name = "segment"
+per = "brand"
+rest = "domestic"
+thresholds = ["1.00", "2.00"]
+[[dimensions.values]]
+name = "tmall_global"
+label = "Tmall Global brand"
+brands = 4
+members = ["L'Oréal"]
+[[dimensions.values]]
+name = "emerging"
+label = "emerging brand"
+brands = 3
+"""
+UNIT_DIMS_TOML = UNIT_TOML.replace("max_gmv = 8_000", "max_gmv = 9_000") + DIMENSIONS_TOML
+UNIT_DIMS = parse_scenario(UNIT_DIMS_TOML, "unit.toml")

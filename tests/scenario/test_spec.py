@@ -94,7 +94,7 @@ BAD = [
      "bad.toml: bursts[1].brand: expected a named or tiered brand, found 'Nobody'"),
     ("unknown target metric", 'metric = "orders"', 'metric = "revenue"',
      "bad.toml: targets[1].metric: expected one of gmv, orders, peak_orders_per_s, brands_over, "
-     "first_brands_over, time_to_value, found 'revenue'"),
+     "first_brands_over, time_to_value, dimension_over, found 'revenue'"),
     ("scaled that is not a boolean", "scaled = true\ntolerance = 0.001",
      'scaled = "yes"\ntolerance = 0.001',
      "bad.toml: targets[1].scaled: expected true or false, found string 'yes'"),

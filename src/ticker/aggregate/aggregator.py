@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ticker.aggregate.dimensions import DimensionFold, DimensionTotal
 from ticker.aggregate.milestones import (
     Milestone,
     brand_milestone,
@@ -120,6 +121,8 @@ class Aggregator:
         self._scratch = np.zeros(1, dtype=np.int64)
         self._bool_scratch = np.zeros(1, dtype=bool)
         self._lost = np.zeros(len(self.brand_names), dtype=np.int64)  # zero between batches
+        self.dims = DimensionFold(scenario, self.state, self.brand_names, self.run,
+                                  self.currency) if scenario.dimensions else None
 
     def add_brands(self, names: list[str] | tuple[str, ...]) -> None:
         """Grow the catalogue by brands first seen in an ingested stream (``ticker import`` /
@@ -137,6 +140,10 @@ class Aggregator:
         self._flag = np.zeros(len(self.brand_names), dtype=bool)
         self._code = np.zeros(len(self.brand_names), dtype=np.int16)
         self._lost = np.zeros(len(self.brand_names), dtype=np.int64)
+        dims: DimensionFold | None = getattr(self, "dims", None)  # none yet in __init__
+        if dims is not None:
+            dims.brand_names = self.brand_names
+            dims.add_brands(more)
 
     def _running(self, n: int) -> np.ndarray:
         """A reused int64 buffer of n + 1 for the batch's running sum, starting at 0."""
@@ -200,6 +207,8 @@ class Aggregator:
             if not st.rule_done[r] and times[-1] >= rule.start_us:
                 found += self._time_to_value(batch, r, rule)
         found += self._rate_records(batch, first, last, seconds, ends)
+        if self.dims is not None:
+            found += self.dims.apply(batch, refunds)
         found.sort(key=milestone_sort_key)
         self._record(found)
         return found
@@ -538,6 +547,13 @@ class Aggregator:
                         gmv_minor=st.gmv_minor, orders=st.orders, refunds=st.refunds,
                         peak=self.peak(), leaderboard=tuple(self.leaderboard()),
                         brands_over=self.brands_over(), milestones=self.milestones)
+
+    def dimension_totals(self, name: str) -> list[DimensionTotal]:
+        """Each value of the scenario's dimension ``name`` (its ``rest`` first) with its GMV and
+        orders so far; ``KeyError`` for a dimension the scenario does not declare."""
+        if self.dims is None:
+            raise KeyError(name)
+        return self.dims.totals(name)
 
     def brands_over(self) -> dict[int, int]:
         """Brands that have passed each brand threshold (a pass is never taken back)."""

@@ -54,6 +54,12 @@ class AggregateState:
     rule_value: np.ndarray  # int64[time-to-value rules]: value since each rule's start
     rule_done: np.ndarray  # bool[rules]: reached, or its window closed
     milestones: list[Milestone] = field(default_factory=list)
+    # [[dimensions]] (aggregate/dimensions.py), None when the scenario declares none, so that
+    # such a run's snapshots keep their bytes: per-order dimensions' sellers (code 0 = rest first)
+    dim_gmv: np.ndarray | None = None  # int64[sellers of every per-order dimension]
+    dim_orders: np.ndarray | None = None  # int64[same], placed orders
+    dim_level: np.ndarray | None = None  # int8[those sellers, then brands per per-brand dimension]
+    dim_race: np.ndarray | None = None  # int64[races]: sellers/brands past each threshold so far
 
     @classmethod
     def empty(cls, brands: int, platforms: int, regions: int, seconds: int, thresholds: int,

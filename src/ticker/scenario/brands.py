@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ticker.scenario.model import Scenario, ScenarioError
+from ticker.scenario.model import BrandTier, Scenario, ScenarioError
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -41,30 +41,40 @@ def catalogue(scenario: Scenario) -> BrandCatalogue:
 
 def build_catalogue(scenario: Scenario) -> BrandCatalogue:
     """Every brand's name and festival GMV target; average orders for the named brands only."""
-    names: list[str] = []
-    gmv: list[float] = []
-    avg: list[float] = []
-    for brand in scenario.named_brands:
-        names.append(brand.name)
-        gmv.append(float(brand.gmv_minor))
-        avg.append(float(brand.avg_order_minor))
-    for tier in scenario.tiers:
+    names, gmv = seller_targets(
+        [(b.name, b.gmv_minor) for b in scenario.named_brands], scenario.tiers,
+        scenario.brand_count, scenario.gmv_minor, scenario.tail_max_gmv_minor,
+        scenario.tail_exponent, scenario.path, "brands", "brand", "festival.gmv")
+    avg = np.zeros(len(names))
+    avg[:len(scenario.named_brands)] = [b.avg_order_minor for b in scenario.named_brands]
+    return BrandCatalogue(names, gmv, avg)
+
+
+def seller_targets(named: list[tuple[str, int]], tiers: tuple[BrandTier, ...], count: int,
+                   total_minor: int, tail_max_minor: int, tail_exponent: float, path: str,
+                   key: str, prefix: str, total_key: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """A catalogue of sellers (the brands, a dimension's livestream channels): the named ones,
+    the tiers log-spaced inside their ranges, and a Zipf tail sharing what is left of
+    ``total_minor`` with its biggest at ``tail_max_minor``. With no tail (``count`` = named +
+    tiered), nothing is left over: the listed sellers are the catalogue."""
+    names = [n for n, _ in named]
+    gmv = [float(g) for _, g in named]
+    for tier in tiers:
         values = np.geomspace(tier.gmv_max_minor, tier.gmv_min_minor, tier.count)
         for i, value in enumerate(values):
-            names.append(tier.names[i] if i < len(tier.names) else f"brand-{len(names) + 1:06d}")
+            names.append(tier.names[i] if i < len(tier.names) else f"{prefix}-{len(names) + 1:06d}")
             gmv.append(float(value))
-            avg.append(0.0)
-    tail_count = scenario.brand_count - len(names)
-    left = scenario.gmv_minor - sum(gmv)
+    tail_count = count - len(names)
+    if tail_count <= 0:
+        return tuple(names), np.asarray(gmv)
+    left = total_minor - sum(gmv)
     if left <= 0:
-        raise ScenarioError([f"{scenario.path}: brands: expected the named and tiered brands' GMV "
-                             f"({sum(gmv) / 100:,.0f}) to leave some of festival.gmv for the tail, "
-                             "found none left"])
-    tail = _zipf_tail(tail_count, left, scenario.tail_max_gmv_minor, scenario.tail_exponent,
-                      scenario.path)
-    names += [f"brand-{i:06d}" for i in range(len(names) + 1, scenario.brand_count + 1)]
-    return BrandCatalogue(tuple(names), np.concatenate([np.asarray(gmv), tail]),
-                          np.concatenate([np.asarray(avg), np.zeros(tail_count)]))
+        raise ScenarioError([f"{path}: {key}: expected the named and tiered {prefix}s' GMV "
+                             f"({sum(gmv) / 100:,.0f}) to leave some of {total_key} for the "
+                             "tail, found none left"])
+    tail = _zipf_tail(tail_count, left, tail_max_minor, tail_exponent, path, f"{key}.tail")
+    names += [f"{prefix}-{i:06d}" for i in range(len(names) + 1, count + 1)]
+    return tuple(names), np.concatenate([np.asarray(gmv), tail])
 
 
 def order_law(catalogue: BrandCatalogue, path: str, base_orders: float, refund_rate: float,
@@ -93,10 +103,11 @@ def order_law(catalogue: BrandCatalogue, path: str, base_orders: float, refund_r
     orders[~named] = gross[~named] / value[~named]
     return orders / orders.sum(), value
 
-def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str) -> np.ndarray:
+def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str,
+               key: str = "brands.tail") -> np.ndarray:
     """``count`` values summing to ``total`` along (i+k)^-exponent, the largest equal to ``cap``."""
     if total / count >= cap:
-        raise ScenarioError([f"{path}: brands.tail.max_gmv: expected more than the tail's "
+        raise ScenarioError([f"{path}: {key}.max_gmv: expected more than the tail's "
                              f"average ({total / count / 100:,.0f}), found {cap / 100:,.0f}"])
     ranks = np.arange(1, count + 1, dtype=np.float64)
 

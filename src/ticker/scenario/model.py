@@ -112,6 +112,45 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class DimensionValue:
+    """A value of a per-brand dimension (a segment such as Tmall Global, an attribute such as
+    overseas) and what the record says about it: how many brands have it, how many of them end
+    over a threshold (``over``: (threshold_minor, brands) pairs), which named brands are in it."""
+
+    name: str
+    label: str
+    brands: int
+    over: tuple[tuple[int, int], ...] = ()
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """A further dimension of an order beyond brand, platform and region (``[[dimensions]]``).
+
+    ``per = "brand"``: an attribute of the brand (segment, overseas/new), so every order of a
+    brand has its brand's value; ``values`` lists them and ``rest`` names the brands in none.
+    ``per = "order"``: a second catalogue of sellers an order is placed through (livestream
+    channels), each with its own GMV like a brand; ``rest`` names orders placed through none.
+    ``thresholds`` are races: per seller (order), or per brand within each value (brand).
+    """
+
+    name: str
+    per: str
+    rest: str
+    label: str
+    thresholds_minor: tuple[int, ...] = ()
+    values: tuple[DimensionValue, ...] = ()
+    #: per order: the sellers' catalogue, built like the brands' (named, tiers, Zipf tail)
+    count: int = 0
+    gmv_minor: int = 0
+    named: tuple[tuple[str, int], ...] = ()
+    tiers: tuple[BrandTier, ...] = ()
+    tail_max_gmv_minor: int = 0
+    tail_exponent: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A festival as the generator and the aggregator need it, all money in minor units."""
 
@@ -145,6 +184,8 @@ class Scenario:
     derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
     #: ``[disorder]``: replay the festival as an arrival-ordered stream (``scenario/disorder.py``)
     disorder: DisorderProfile | None = None
+    #: ``[[dimensions]]`` beyond brand, platform and region (``scenario/dimensions.py``)
+    dimensions: tuple[Dimension, ...] = ()
 
     @property
     def start_us(self) -> int:

@@ -9,6 +9,7 @@ currency's major units (``gmv = 540_300_000_000`` is RMB 540.3 billion) and held
 from __future__ import annotations
 
 import itertools
+import re
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,11 +18,14 @@ from typing import Any
 from ticker.clock import format_time, parse_offset, to_us
 from ticker.money import CURRENCIES, Currency
 from ticker.scenario.curves import window_rates
+from ticker.scenario.dimensions import check_dimensions
 from ticker.scenario.disorder import DisorderError, DisorderProfile, parse_profile
 from ticker.scenario.model import (
     BrandTier,
     Bump,
     Burst,
+    Dimension,
+    DimensionValue,
     MilestoneRules,
     NamedBrand,
     SalesWindow,
@@ -54,6 +58,9 @@ _METRICS = {
     "brands_over": {"threshold", "at"},
     "first_brands_over": {"threshold"},
     "time_to_value": {"subject", "threshold", "at_most"},
+    # sellers of a per-order dimension ("channel"), or brands of a per-brand value
+    # ("tmall_global"), past a threshold of the dimension's races
+    "dimension_over": {"subject", "threshold", "at"},
 }
 
 
@@ -182,7 +189,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         raise ScenarioError([f"{path}: not valid TOML: {exc}"]) from None
     r = _Reader(path)
     top = r.table(data, "", {"festival", "windows", "brands", "platforms", "regions"},
-                  {"orders", "bursts", "milestones", "targets", "disorder"})
+                  {"orders", "bursts", "milestones", "targets", "disorder", "dimensions"})
     fest = r.table(top.get("festival", {}), "festival",
                    {"name", "title", "currency", "utc_offset", "seed", "gmv", "brands"},
                    {"refund_rate", "refund_delay_s", "default_scale"})
@@ -233,10 +240,12 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         r.problem("festival.brands", f"expected more brands than the {listed} named and tiered "
                   f"ones (the long tail needs some), found {brand_count}")
 
+    dimensions = _dimensions(r, top, currency, seen, brand_count)
     bursts = tuple(_burst(r, b, f"bursts[{i}]", currency, seen, windows)
                    for i, b in enumerate(r.array(top, "", "bursts", required=False)))
     rules = _milestones(r, top.get("milestones", {}), currency, seen, platforms, regions)
-    targets = tuple(_target(r, t, f"targets[{i}]", currency, seen, platforms, regions, rules)
+    targets = tuple(_target(r, t, f"targets[{i}]", currency, seen, platforms, regions, rules,
+                            dimensions)
                     for i, t in enumerate(r.array(top, "", "targets", required=False)))
 
     refund_rate = r.number(fest, "festival", "refund_rate", Range(0, 0.5), default=0.0)
@@ -267,7 +276,10 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         milestones=rules,
         targets=targets,
         disorder=_disorder(r, top.get("disorder")),
+        dimensions=dimensions,
     )
+    if dimensions and not r.problems:
+        check_dimensions(r.problems, scenario)
     if not r.problems:
         _check_curves(r, scenario)
     if r.problems:
@@ -444,7 +456,7 @@ def _milestones(r: _Reader, data: Any, currency: Currency, brands: set[str],
 
 def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str],
             platforms: tuple[tuple[str, float], ...], regions: tuple[tuple[str, float], ...],
-            rules: MilestoneRules) -> Target:
+            rules: MilestoneRules, dimensions: tuple[Dimension, ...] = ()) -> Target:
     t = r.table(data, key, {"fact", "metric", "value", "tolerance", "source"},
                 {"threshold", "at", "subject", "scaled", "at_most"})
     metric = r.string(t, key, "metric")
@@ -452,7 +464,7 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         r.problem(f"{key}.metric", f"expected one of {', '.join(_METRICS)}, found {metric!r}")
     allowed = _METRICS.get(metric, {"threshold", "at", "subject", "scaled", "at_most"})
     for extra in ("threshold", "at", "subject", "scaled", "at_most"):
-        if extra in t and extra not in allowed and not (extra == "subject" and metric == "time_to_value"):
+        if extra in t and extra not in allowed:
             r.problem(f"{key}.{extra}", f"not used by metric {metric!r}")
     value = t.get("value")
     if metric == "gmv":
@@ -465,9 +477,22 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
     elif metric:
         value = r.number(t, key, "value", Range(0, 1e18))
     threshold = r.money(t, key, "threshold", currency) if "threshold" in t else None
-    if metric in ("brands_over", "first_brands_over", "time_to_value") and threshold is None:
+    if metric in ("brands_over", "first_brands_over", "time_to_value", "dimension_over") \
+            and threshold is None:
         r.problem(f"{key}.threshold", f"missing required key for metric {metric!r}")
     subject = None
+    if metric == "dimension_over":
+        subject = r.string(t, key, "subject")
+        races = {d.name: d.thresholds_minor for d in dimensions if d.per == "order"}
+        races |= {v.name: d.thresholds_minor for d in dimensions if d.per == "brand"
+                  for v in d.values}
+        if subject not in races:
+            r.problem(f"{key}.subject", "expected a per-order dimension or a per-brand dimension's "
+                      f"value ({', '.join(races) or 'none declared'}), found {subject!r}")
+        elif threshold and threshold not in races[subject]:
+            r.problem(f"{key}.threshold", f"expected one of the dimension's thresholds "
+                      f"({', '.join(str(x // currency.minor_per_major) for x in races[subject])}"
+                      f"), found {threshold // currency.minor_per_major}")
     if metric == "time_to_value":
         subject = r.string(t, key, "subject")
         known = len(r.problems)
@@ -495,3 +520,130 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         scaled=scaled is True,
         at_most=at_most is True,
     )
+
+
+_DIMENSION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _dimensions(r: _Reader, top: dict[str, Any], currency: Currency, brands: set[str],
+                brand_count: int) -> tuple[Dimension, ...]:
+    """``[[dimensions]]``: their shape and names; whether the brands can be calibrated to the
+    published counts is checked once the catalogue exists (:func:`check_dimensions`)."""
+    out: list[Dimension] = []
+    names: set[str] = set()
+    for i, entry in enumerate(r.array(top, "", "dimensions", required=False)):
+        key = f"dimensions[{i}]"
+        d = r.table(entry, key, {"name", "per", "rest"},
+                    {"label", "thresholds", "values", "count", "gmv", "named", "tiers", "tail"})
+        per = d.get("per")
+        if per not in ("order", "brand"):
+            if "per" in d:
+                r.problem(f"{key}.per", f"expected 'order' or 'brand', found {_kind(d['per'])}")
+            continue
+        extra = sorted(set(d) & ({"values"} if per == "order" else
+                                 {"count", "gmv", "named", "tiers", "tail"}))
+        if extra:  # one line for a dimension declared as the other kind
+            r.problem(f"{key}.{extra[0]}" if len(extra) == 1 else key,
+                      f"{', '.join(extra)} not used by a per-{per} dimension (expected "
+                      f"{'count, gmv, named, tiers, tail' if per == 'order' else 'values'})")
+            continue
+        name = _identifier(r, d, key, "name", names)
+        rest = _identifier(r, d, key, "rest", names)
+        thresholds = [r.money({f"thresholds[{j}]": x}, key, f"thresholds[{j}]", currency)
+                      for j, x in enumerate(r.array(d, key, "thresholds", required=False))]
+        if 0 not in thresholds and thresholds != sorted(set(thresholds)):
+            r.problem(f"{key}.thresholds", "expected strictly increasing amounts")
+        if len(thresholds) > 100:
+            r.problem(f"{key}.thresholds", f"expected at most 100, found {len(thresholds)}")
+        label = r.string(d, key, "label", default=name.replace("_", " "))
+        if per == "brand":
+            member_of: dict[str, str] = {}
+            values = tuple(_dimension_value(r, v, f"{key}.values[{j}]", currency, brands, names,
+                                            member_of)
+                           for j, v in enumerate(r.array(d, key, "values")))
+            listed = sum(v.brands for v in values)
+            if brand_count and listed > brand_count:
+                r.problem(f"{key}.values", f"expected at most festival.brands ({brand_count:,}) "
+                          f"brands in all, found {listed:,}")
+            out.append(Dimension(name, per, rest, label, tuple(thresholds), values))
+            continue
+        count = int(r.number(d, key, "count", BRANDS))
+        named = []
+        for j, n in enumerate(r.array(d, key, "named", required=False)):
+            nk = f"{key}.named[{j}]"
+            nt = r.table(n, nk, {"name", "gmv"}, set())
+            named.append((r.string(nt, nk, "name"), r.money(nt, nk, "gmv", currency)))
+        tiers = tuple(_tier(r, t, f"{key}.tiers[{j}]", currency)
+                      for j, t in enumerate(r.array(d, key, "tiers", required=False)))
+        sellers = [n for n, _ in named] + [n for t in tiers for n in t.names]
+        if len(set(sellers)) != len(sellers):
+            r.problem(key, "expected unique seller names in named and tiers")
+        listed = len(named) + sum(t.count for t in tiers)
+        tail_max, tail_exp = 0, 1.0
+        if "tail" in d:
+            tail = r.table(d["tail"], f"{key}.tail", {"max_gmv", "exponent"}, set())
+            tail_max = r.money(tail, f"{key}.tail", "max_gmv", currency)
+            tail_exp = float(r.number(tail, f"{key}.tail", "exponent", Range(0, 4)))
+            if count and listed >= count:
+                r.problem(f"{key}.count", f"expected more sellers than the {listed:,} named and "
+                          f"tiered ones (the tail needs some), found {count:,}")
+        elif count and listed != count:
+            r.problem(f"{key}.count", f"expected the {listed:,} named and tiered sellers (no "
+                      f"tail declared), found {count:,}")
+        out.append(Dimension(name, per, rest, label, tuple(thresholds), (), count,
+                             r.money(d, key, "gmv", currency), tuple(named), tiers, tail_max,
+                             tail_exp))
+    return tuple(out)
+
+
+def _identifier(r: _Reader, data: dict[str, Any], key: str, name: str, seen: set[str]) -> str:
+    """A dimension's or value's name: it names milestone kinds and topic levels, so it is a
+    lower-case identifier, unique across every dimension of the scenario."""
+    value = data.get(name)
+    if value is None:  # reported as missing
+        return ""
+    if not (isinstance(value, str) and _DIMENSION_NAME.fullmatch(value)):
+        r.problem(f"{key}.{name}", f"expected a lower-case identifier like 'tmall_global' "
+                  f"(a-z, 0-9, _; at most 40), found {_kind(value)}")
+        return ""
+    if value in seen:
+        r.problem(f"{key}.{name}", f"expected a name unused by any other dimension or value, "
+                  f"found {value!r} again")
+    seen.add(value)
+    return value
+
+
+def _dimension_value(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str],
+                     names: set[str], member_of: dict[str, str]) -> DimensionValue:
+    v = r.table(data, key, {"name", "brands"}, {"label", "over", "members"})
+    name = _identifier(r, v, key, "name", names)
+    count = int(r.number(v, key, "brands", BRANDS))
+    over = []
+    for j, o in enumerate(r.array(v, key, "over", required=False)):
+        ok = f"{key}.over[{j}]"
+        ot = r.table(o, ok, {"threshold", "brands"}, set())
+        threshold = r.money(ot, ok, "threshold", currency)
+        n = int(r.number(ot, ok, "brands", Range(0, 10_000_000, integer=True)))
+        if count and n > count:
+            r.problem(f"{ok}.brands", f"expected at most the value's {count:,} brands, found {n:,}")
+        over.append((threshold, n))
+    if [t for t, _ in over] != sorted({t for t, _ in over}):
+        r.problem(f"{key}.over", "expected strictly increasing thresholds")
+    elif any(a[1] < b[1] for a, b in itertools.pairwise(over)):
+        r.problem(f"{key}.over", "expected no more brands over a higher threshold than a lower one")
+    members = r.array(v, key, "members", required=False)
+    if not all(isinstance(m, str) for m in members):
+        r.problem(f"{key}.members", "expected an array of brand names")
+        members = []
+    for m in members:
+        if m not in brands:
+            r.problem(f"{key}.members", f"expected named or tiered brands, found {m!r}")
+        elif m in member_of:
+            r.problem(f"{key}.members", f"expected a brand in one value of a dimension, found "
+                      f"{m!r} in {member_of[m]!r} too")
+        member_of.setdefault(m, name)
+    if count and len(members) > count:
+        r.problem(f"{key}.members", f"expected at most the value's {count:,} brands, found "
+                  f"{len(members):,}")
+    return DimensionValue(name, r.string(v, key, "label", default=name.replace("_", " ")),
+                          count, tuple(over), tuple(members))

@@ -1,0 +1,242 @@
+"""The fold of a scenario's ``[[dimensions]]``: running totals per value, and races on them.
+
+The aggregator hands every batch it has folded to :class:`DimensionFold` (only when the scenario
+declares dimensions: a scenario without keeps its fold and its bytes exactly).
+
+* **Totals.** A per-order dimension (livestream channels) gets each event's seller code from its
+  order id (:meth:`~ticker.scenario.dimensions.DimensionTable.order_codes`), then one
+  ``np.add.at`` of the amounts and one ``bincount`` of the orders over the small code column. A
+  per-brand dimension (a segment) needs no per-event work at all: its totals are the brands'
+  totals summed by value, exactly, whenever they are asked for (O(brands)).
+* **Races.** Per-order: each seller passing each of the dimension's thresholds, ranked ("the 30th
+  livestream channel to pass RMB 100 million"; kind ``{dimension}_gmv``, subject the seller).
+  Per-brand: each brand of a value passing the thresholds, ranked within the value ("the 235th
+  Tmall Global brand to pass RMB 10 million"; kind ``{value}_brand_gmv``, subject the brand).
+  Both find the crossing order as the brand races do: an upper bound (the total after the batch
+  plus what the batch's refunds took away) names the candidates, and only their events are
+  re-summed in seq order (:func:`first_crossings`). A pass is never taken back.
+
+State lives in the :class:`~ticker.aggregate.state.AggregateState` (``dim_*`` arrays), so
+snapshots, resume and ``verify`` carry it like everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ticker.aggregate.milestones import Milestone, milestone_id, ordinal
+from ticker.aggregate.state import AggregateState
+from ticker.events import OrderBatch
+from ticker.money import Currency, money_label
+from ticker.scenario.dimensions import DimensionTable, tables
+from ticker.scenario.model import Scenario
+
+_NEVER = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, slots=True)
+class DimensionTotal:
+    """One value's running totals: net GMV (minor units) and placed orders."""
+
+    value: str
+    gmv_minor: int
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where one dimension's part of the ``dim_*`` arrays sits."""
+
+    table: DimensionTable
+    kind: str  # per order: the milestone kind; per brand: unused (one kind per value)
+    offset: int  # into dim_gmv / dim_orders (per order)
+    level: int  # into dim_level
+    race: int  # into dim_race
+    size: int  # sellers incl. rest (per order) or brands (per brand)
+    thresholds: np.ndarray
+
+
+def milestone_kind(table: DimensionTable, code: int = 0) -> str:
+    """``channel_gmv`` for a per-order dimension, ``tmall_global_brand_gmv`` for a value."""
+    if table.per_order:
+        return f"{table.dimension.name}_gmv"
+    return f"{table.names[code]}_brand_gmv"
+
+
+class DimensionFold:
+    """Totals and races of every declared dimension, kept in ``state``'s ``dim_*`` arrays."""
+
+    def __init__(self, scenario: Scenario, state: AggregateState, brand_names: Sequence[str],
+                 run: str, currency: Currency):
+        self.run, self.currency, self.brand_names = run, currency, brand_names
+        self.layouts: list[_Layout] = []
+        offset = level = race = 0
+        for table in tables(scenario):
+            d = table.dimension
+            thresholds = np.array(d.thresholds_minor, np.int64)
+            if table.per_order:
+                size = len(table.names)
+                self.layouts.append(_Layout(table, milestone_kind(table), offset, level, race,
+                                            size, thresholds))
+                offset += size
+                race += len(thresholds)
+            else:
+                size = len(brand_names)
+                self.layouts.append(_Layout(table, "", 0, level, race, size, thresholds))
+                race += len(d.values) * len(thresholds)
+            level += size
+        self.state = state
+        if state.dim_gmv is None:
+            state.dim_gmv = np.zeros(offset, np.int64)
+            state.dim_orders = np.zeros(offset, np.int64)
+            state.dim_level = np.zeros(level, np.int8)
+            state.dim_race = np.zeros(race, np.int64)
+        # per brand: each brand's value code, padded with rest for brands an ingested stream added
+        self._value = [self._brand_codes(lay) for lay in self.layouts]
+
+    def _brand_codes(self, lay: _Layout) -> np.ndarray:
+        codes = lay.table.brand_value
+        if lay.table.per_order or len(codes) >= len(self.brand_names):
+            return codes[:len(self.brand_names)]
+        return np.concatenate([codes, np.zeros(len(self.brand_names) - len(codes), np.int32)])
+
+    # --- the fold --------------------------------------------------------------------------
+
+    def apply(self, batch: OrderBatch, refunds: np.ndarray) -> list[Milestone]:
+        """Fold a batch the aggregator has validated and folded (``refunds``: its refund rows)."""
+        st = self.state
+        assert st.dim_gmv is not None and st.dim_orders is not None
+        found: list[Milestone] = []
+        for lay, value in zip(self.layouts, self._value, strict=True):
+            if lay.table.per_order:
+                codes = lay.table.order_codes(batch.order_id)
+                gmv = st.dim_gmv[lay.offset:lay.offset + lay.size]
+                orders = st.dim_orders[lay.offset:lay.offset + lay.size]
+                np.add.at(gmv, codes, batch.amount_minor)
+                orders += np.bincount(codes, minlength=lay.size)
+                if len(refunds):
+                    np.subtract.at(orders, codes[refunds], 1)
+                if len(lay.thresholds):
+                    found += self._races(lay, batch, refunds, codes, gmv, None)
+            elif len(lay.thresholds):
+                found += self._races(lay, batch, refunds, batch.brand, st.brand_gmv, value)
+        return found
+
+    def _races(self, lay: _Layout, batch: OrderBatch, refunds: np.ndarray, codes: np.ndarray,
+               totals: np.ndarray, value: np.ndarray | None) -> list[Milestone]:
+        st = self.state
+        assert st.dim_level is not None and st.dim_race is not None
+        level = st.dim_level[lay.level:lay.level + lay.size]
+        upper = totals.copy()
+        if len(refunds):  # a seller may have crossed, then fallen back by the batch's end
+            np.subtract.at(upper, codes[refunds], batch.amount_minor[refunds])
+        next_threshold = np.append(lay.thresholds, _NEVER)[level]
+        if value is None:
+            next_threshold[0] = _NEVER  # rest is no seller
+        else:
+            next_threshold[value == 0] = _NEVER  # rest brands race in the brand races only
+        candidates = np.flatnonzero(upper >= next_threshold)
+        if not len(candidates):
+            return []
+        found: list[Milestone] = []
+        for row, step, entity, total in first_crossings(codes, batch.amount_minor, candidates,
+                                                        totals, level, lay.thresholds):
+            threshold = int(lay.thresholds[step])
+            if value is None:
+                race = lay.race + step
+                kind, subject = lay.kind, lay.table.names[entity]
+                noun = lay.table.dimension.label
+            else:
+                code = int(value[entity])
+                race = lay.race + (code - 1) * len(lay.thresholds) + step
+                kind, subject = milestone_kind(lay.table, code), self.brand_names[entity]
+                noun = lay.table.dimension.values[code - 1].label
+            st.dim_race[race] += 1
+            rank = int(st.dim_race[race])
+            found.append(Milestone(
+                milestone_id(self.run, kind, subject, threshold), kind, subject, threshold,
+                total, int(batch.seq[row]), int(batch.event_time[row]), rank,
+                f"{subject} is the {ordinal(rank)} {noun} to pass "
+                f"{money_label(threshold, self.currency)}"))
+        return found
+
+    def add_brands(self, more: int) -> None:
+        """An ingested stream added brands: they are ``rest`` of every per-brand dimension."""
+        st = self.state
+        assert st.dim_level is not None
+        parts, at = [], 0
+        for i, lay in enumerate(self.layouts):
+            parts.append(st.dim_level[at:at + lay.size])
+            at += lay.size
+            if not lay.table.per_order:
+                parts.append(np.zeros(more, np.int8))
+                self.layouts[i] = _Layout(lay.table, lay.kind, lay.offset, lay.level, lay.race,
+                                          lay.size + more, lay.thresholds)
+        st.dim_level = np.concatenate(parts) if parts else st.dim_level
+        level = 0
+        for i, lay in enumerate(self.layouts):
+            self.layouts[i] = _Layout(lay.table, lay.kind, lay.offset, level, lay.race, lay.size,
+                                      lay.thresholds)
+            level += lay.size
+        self._value = [self._brand_codes(lay) for lay in self.layouts]
+
+    # --- views ---------------------------------------------------------------------------------
+
+    def totals(self, name: str) -> list[DimensionTotal]:
+        """Every value of dimension ``name`` (``rest`` first) with its GMV and orders so far."""
+        st = self.state
+        assert st.dim_gmv is not None and st.dim_orders is not None
+        for lay, value in zip(self.layouts, self._value, strict=True):
+            if lay.table.dimension.name != name:
+                continue
+            if lay.table.per_order:
+                gmv = st.dim_gmv[lay.offset:lay.offset + lay.size]
+                orders = st.dim_orders[lay.offset:lay.offset + lay.size]
+            else:
+                n = len(lay.table.names)
+                gmv, orders = np.zeros(n, np.int64), np.zeros(n, np.int64)
+                np.add.at(gmv, value, st.brand_gmv)
+                np.add.at(orders, value, st.brand_orders)
+            return [DimensionTotal(v, int(g), int(o))
+                    for v, g, o in zip(lay.table.names, gmv.tolist(), orders.tolist(), strict=True)]
+        raise KeyError(name)
+
+
+def first_crossings(codes: np.ndarray, amount: np.ndarray, candidates: np.ndarray,
+                    totals: np.ndarray, level: np.ndarray, thresholds: np.ndarray
+                    ) -> list[tuple[int, int, int, int]]:
+    """For each candidate entity, the first row of the batch at which its running total reaches
+    each threshold it had not passed: ``(row, threshold index, entity, total at the row)`` in row
+    order. ``totals`` are the entities' totals *after* the batch; ``level`` (how many thresholds
+    each has passed) is advanced in place. One array pass per threshold, no loop over entities.
+    """
+    mark = np.zeros(len(totals), bool)
+    mark[candidates] = True
+    rows = np.flatnonzero(mark[codes])
+    rows = rows[np.argsort(codes[rows], kind="stable")]  # grouped by entity, in seq order
+    entities = codes[rows].astype(np.intp)
+    running = np.cumsum(amount[rows])
+    starts = np.flatnonzero(np.diff(entities, prepend=-1))
+    lengths = np.diff(starts, append=len(rows))
+    segment = entities[starts]
+    segment_before = np.where(starts > 0, running[starts - 1], 0)
+    before = totals[segment] - (running[starts + lengths - 1] - segment_before)
+    running += np.repeat(before - segment_before, lengths)
+    level_before = level[segment].astype(np.intp)
+    row_level = np.repeat(level_before, lengths)
+    reached = np.zeros(len(segment), np.intp)
+    out: list[tuple[int, int, int, int]] = []
+    for step, threshold in enumerate(thresholds.tolist()):
+        hits = np.flatnonzero((running >= threshold) & (row_level <= step))
+        if not len(hits):
+            continue
+        hit_segment = np.searchsorted(starts, hits, side="right") - 1
+        firsts = np.flatnonzero(np.diff(hit_segment, prepend=-1))
+        reached[hit_segment[firsts]] = step + 1
+        out += [(int(rows[j]), step, int(entities[j]), int(running[j])) for j in hits[firsts]]
+    level[segment] = np.maximum(level_before, reached)
+    out.sort()
+    return out

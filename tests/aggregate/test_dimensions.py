@@ -1,0 +1,141 @@
+"""Dimensions beyond brand: per-value totals and races against an independent per-event fold,
+for any stream and any batch cuts; the snapshot round trip; a scenario without dimensions keeps
+its state exactly."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import defaultdict
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticker.aggregate import AggregateState, Aggregator
+from ticker.aggregate.dimensions import milestone_kind
+from ticker.events import OrderBatch
+from ticker.scenario.dimensions import DimensionTable, tables
+
+from .test_aggregator import streams
+from .unit_scenario import NAMES, UNIT, UNIT_DIMS
+
+BASE_KINDS = {"gmv", "brand_gmv", "time_to_value", "rate_record"}
+MASK = (1 << 64) - 1
+
+
+def channel_of(table: DimensionTable, order_id: int) -> int:
+    """The seller of an order id, in plain Python integers and a binary search: an independent
+    statement of the hash and the CDF that the vectorised guide-table lookup must agree with."""
+    x = (order_id & MASK) ^ int(table.salt)
+    x = (x * 0xBF58476D1CE4E5B9) & MASK
+    x ^= x >> 31
+    x = (x * 0x94D049BB133111EB) & MASK
+    x ^= x >> 29
+    x >>= 1
+    return bisect.bisect_right([int(b) for b in table.bounds], x) - 1
+
+
+def reference(stream: OrderBatch) -> tuple[dict, list[tuple]]:
+    """Per-value totals and every dimension milestone, one event at a time."""
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    races: list[tuple] = []
+    seller_total: dict[tuple[str, int], int] = defaultdict(int)
+    passed: dict[tuple[str, int], int] = defaultdict(int)
+    ranks: dict[tuple[str, int], int] = defaultdict(int)
+    brand_total = defaultdict(int)
+    for i in range(len(stream)):
+        amount, brand = int(stream.amount_minor[i]), int(stream.brand[i])
+        placed = int(stream.kind[i]) == 0
+        brand_total[brand] += amount
+        for table in tables(UNIT_DIMS):
+            d = table.dimension
+            if table.per_order:
+                code = channel_of(table, int(stream.order_id[i]))
+                entity, total_key, subject = code, (d.name, code), table.names[code]
+                seller_total[total_key] += amount
+                total = seller_total[total_key]
+                kind, racing = milestone_kind(table), code != 0
+            else:
+                code = int(table.brand_value[brand])
+                entity, subject, total = brand, NAMES[brand], brand_total[brand]
+                kind, racing = milestone_kind(table, code), code != 0
+            totals[(d.name, table.names[code])][0] += amount
+            totals[(d.name, table.names[code])][1] += placed
+            while racing and passed[(d.name, entity)] < len(d.thresholds_minor) and \
+                    total >= d.thresholds_minor[passed[(d.name, entity)]]:
+                threshold = d.thresholds_minor[passed[(d.name, entity)]]
+                passed[(d.name, entity)] += 1
+                ranks[(kind, threshold)] += 1
+                races.append((int(stream.seq[i]), kind, subject, threshold, total,
+                              ranks[(kind, threshold)]))
+    return dict(totals), races
+
+
+def fold(stream: OrderBatch, cuts: list[int], scenario=UNIT_DIMS) -> Aggregator:
+    agg = Aggregator(scenario, "unit", brand_names=NAMES)
+    for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
+        agg.apply(stream.slice(lo, hi))
+    agg.finish()
+    return agg
+
+
+@st.composite
+def with_order_ids(draw):
+    """A stream whose order ids come from a small pool of random 63-bit ids (so a refund often
+    shares its order's id, as in a real stream) and random batch cuts."""
+    stream, cuts = draw(streams())
+    pool = draw(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=12))
+    picks = draw(st.lists(st.integers(0, len(pool) - 1), min_size=len(stream),
+                          max_size=len(stream)))
+    columns = stream.columns()
+    columns["order_id"] = np.array([pool[p] for p in picks], np.int64)
+    return OrderBatch(**columns), cuts
+
+
+@given(with_order_ids())
+def test_totals_and_races_agree_with_an_independent_fold_for_any_cuts(case):
+    stream, cuts = case
+    agg = fold(stream, cuts)
+    totals, races = reference(stream)
+    for table in tables(UNIT_DIMS):
+        name = table.dimension.name
+        got = {(name, t.value): [t.gmv_minor, t.orders] for t in agg.dimension_totals(name)}
+        want = {(name, v): totals.get((name, v), [0, 0]) for v in table.names}
+        assert got == want
+    found = [(m.seq, m.kind, m.subject, m.threshold_minor, m.value_minor, m.rank)
+             for m in agg.milestones if m.kind not in BASE_KINDS]
+    assert sorted(found) == sorted(races)
+    # the base fold is untouched by the dimensions: the same state as the scenario without
+    plain = fold(stream, cuts, UNIT).state
+    mine = agg.state.copy()
+    mine.milestones = [m for m in mine.milestones if m.kind in BASE_KINDS]
+    mine.dim_gmv = mine.dim_orders = mine.dim_level = mine.dim_race = None
+    assert mine.equals(plain)
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=200))
+def test_the_vectorised_seller_lookup_is_the_binary_search(ids):
+    table = next(t for t in tables(UNIT_DIMS) if t.per_order)
+    codes = table.order_codes(np.array(ids, np.int64))
+    assert codes.tolist() == [channel_of(table, i) for i in ids]
+
+
+@given(with_order_ids())
+def test_snapshot_round_trips_the_dimension_state(case):
+    stream, cuts = case
+    agg = fold(stream, cuts)
+    back = AggregateState.from_snapshot(agg.state.to_snapshot("unit"), "snap", "unit")
+    assert back.equals(agg.state)
+    # a fold resumed from the snapshot continues exactly
+    resumed = Aggregator(UNIT_DIMS, "unit", back, brand_names=NAMES)
+    assert resumed.dimension_totals("channel") == agg.dimension_totals("channel")
+
+
+def test_a_scenario_without_dimensions_has_no_dimension_state() -> None:
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    assert agg.dims is None
+    assert all(getattr(agg.state, f) is None for f in ("dim_gmv", "dim_orders", "dim_level",
+                                                         "dim_race"))
+    arrays, _ = agg.state.parts()
+    assert not [k for k in arrays if k.startswith("dim_")]
