@@ -13,6 +13,12 @@ One pipeline, two sources: a scenario (generate the orders and record them) or a
 ``--resume`` restarts a crashed recording from its newest readable snapshot, re-folds the log's
 tail behind it, and carries on generating from the log's end: the result is byte-identical to a
 run that never stopped.
+
+The other pipelines (``ticker follow``, which must log and acknowledge each message itself;
+``--cluster``; ``ticker sweep``) drive their own loops with the engine's public steps:
+:func:`prepare`, :func:`execute`, :func:`send_tick`, :func:`checkpoint`, :func:`make_summary`,
+:func:`summary_of`, :func:`snapshot_interval`, :func:`disorder_profile`, :func:`tune_allocator`;
+restoring a run's state is :meth:`ticker.rundir.RunDir.restore`.
 """
 
 from __future__ import annotations
@@ -179,7 +185,7 @@ def _prepare_generated(scenario: Scenario, options: ReplayOptions) -> Run:
     if options.scale is None:
         options.scale = scenario.default_scale
     plan = make_plan(scenario, seed, options.scale)
-    profile = _disorder(scenario, options)
+    profile = disorder_profile(scenario, options.disorder)
     run = run_id(scenario.name, seed, options.scale, profile.name if profile else None)
     names = plan.catalogue.names
     notes: list[str] = []
@@ -234,7 +240,7 @@ def _prepare_resume(scenario: Scenario, plan: Plan, run: str, run_dir: RunDir, m
     notes.append(f"resuming {run} at seq {log.next_seq:,} ({restored.folded:,} events re-folded "
                  "from the log)")
     run_dir.write_meta(meta)
-    profile = _disorder(scenario, options)
+    profile = disorder_profile(scenario, options.disorder)
     return Run(scenario, meta["seed"], meta["scale"], run, names, restored.aggregator,
                _generated(plan, log.next_seq, options, profile), meta["events"], log, run_dir,
                options, notes)
@@ -250,13 +256,14 @@ def _open_log(run_dir: RunDir, options: ReplayOptions) -> LogWriter:
         raise ReplayError(f"{exc} (run 'ticker verify {run_dir.path}')") from None
 
 
-def _disorder(scenario: Scenario, options: ReplayOptions) -> DisorderProfile | None:
-    """``--disorder NAME|FILE`` (``none``: ordered), else the scenario's ``[disorder]``."""
-    if options.disorder is None:
+def disorder_profile(scenario: Scenario, disorder: str | None) -> DisorderProfile | None:
+    """The disorder profile a run uses: ``--disorder NAME|FILE`` (``none``: ordered), else
+    (``None``) the scenario's own ``[disorder]``."""
+    if disorder is None:
         return scenario.disorder
-    if options.disorder in ("none", "off"):
+    if disorder in ("none", "off"):
         return None
-    return load_profile(options.disorder)
+    return load_profile(disorder)
 
 
 def _generated(plan: Plan, start_seq: int, options: ReplayOptions,
@@ -398,7 +405,7 @@ def _drive(run: Run, sinks: Sequence[Sink], stop: _StopSignals) -> Summary:
                         for sink in sinks:
                             sink.milestones(found)
                     if run.run_dir is not None and agg.state.next_seq % every == 0:
-                        _checkpoint(run)  # at exact multiples: the same snapshots for any batching
+                        checkpoint(run)  # at exact multiples: the same snapshots for any batching
                     if stop.signum is not None and agg.state.next_seq % LOG_RECORD_EVENTS == 0:
                         _interrupt(run, sinks, stop.signum)
                 if stop.signum is not None:
@@ -406,18 +413,18 @@ def _drive(run: Run, sinks: Sequence[Sink], stop: _StopSignals) -> Summary:
                 now = time.perf_counter()
                 if now - last_tick >= interval:
                     last_tick = now
-                    _tick(run, sinks)
+                    send_tick(run, sinks)
     except BatchRejected as exc:
         raise ReplayError(str(exc)) from None
     found = agg.finish()
     if found:
         for sink in sinks:
             sink.milestones(found)
-    _tick(run, sinks)
+    send_tick(run, sinks)
     wall = time.perf_counter() - wall0
     summary = make_summary(run, wall, agg.state.next_seq - events0)
     if run.run_dir is not None:
-        _checkpoint(run)
+        checkpoint(run)
     if run.log is not None:
         run.log.close()
     for sink in sinks:  # a sink may add to the summary (the publisher: what was not delivered)
@@ -442,9 +449,9 @@ def _no_wait(seconds: float) -> None:
 def _interrupt(run: Run, sinks: Sequence[Sink], signum: int) -> NoReturn:
     """Leave the run as a crash would not: flushed, checkpointed, marked, said offline."""
     seq = run.aggregator.state.next_seq
-    _tick(run, sinks)
+    send_tick(run, sinks)
     if run.run_dir is not None:
-        _checkpoint(run)  # syncs the log first
+        checkpoint(run)  # syncs the log first
         meta = run.run_dir.meta()
         meta["state"] = "interrupted"
         run.run_dir.write_meta(meta)
@@ -487,7 +494,9 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):,.1f} MiB"
 
 
-def _checkpoint(run: Run) -> None:
+def checkpoint(run: Run) -> None:
+    """Write the run's state as a snapshot and the milestone file, after syncing the log up to it
+    (a recorded run only)."""
     if run.log is not None:
         run.log.sync()  # a snapshot must never cover events the log could still lose
     assert run.run_dir is not None  # only a recorded run is checkpointed
@@ -496,7 +505,10 @@ def _checkpoint(run: Run) -> None:
     run.run_dir.write_milestones(state.milestones, run.scenario.zone)
 
 
-def _tick(run: Run, sinks: Sequence[Sink]) -> None:
+def send_tick(run: Run, sinks: Sequence[Sink]) -> None:
+    """Show the sinks where the run is: one :class:`Tick` (GMV, orders, the rate of the last
+    whole second, the leaderboard; an arrival-ordered run's watermark). Nothing before the first
+    event."""
     agg = run.aggregator
     st = agg.state
     if st.next_seq == 0:

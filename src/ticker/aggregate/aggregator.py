@@ -48,7 +48,7 @@ class BatchRejected(TickerError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
+class CompiledRule:
     """A compiled time-to-value rule: which column to match, from when, until when."""
 
     column: str | None  # None: every order counts
@@ -151,14 +151,14 @@ class Aggregator:
             self._scratch = np.zeros(n + 1, dtype=np.int64)
         return self._scratch[: n + 1]
 
-    def _compile(self, rule: TimeToValue) -> _Rule:
+    def _compile(self, rule: TimeToValue) -> CompiledRule:
         kind, _, name = rule.subject.partition(":")
         names = {"brand": self.brand_names,
                  "platform": [p for p, _ in self.scenario.platforms],
                  "region": [r for r, _ in self.scenario.regions]}
         index = list(names[kind]).index(name) if kind in names else -1
         deadline = _NEVER if rule.within_s is None else rule.start_us + round(rule.within_s * US_PER_S)
-        return _Rule(None if kind == "all" else kind, index, rule.start_us, deadline,
+        return CompiledRule(None if kind == "all" else kind, index, rule.start_us, deadline,
                      rule.value_minor, rule.subject, name or self.scenario.title, rule.label)
 
     # --- the fold ------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ class Aggregator:
         st = self.state
         found: list[Milestone] = []
         if st.open_second >= 0:
-            found = self._records([st.open_second], [st.open_second_last_seq])
+            found = self.rate_records_in([st.open_second], [st.open_second_last_seq])
             st.open_second = -1
         self._record(found)
         return found
@@ -422,7 +422,7 @@ class Aggregator:
                                          rank, self.currency))
         return found
 
-    def _time_to_value(self, batch: OrderBatch, r: int, rule: _Rule) -> list[Milestone]:
+    def _time_to_value(self, batch: OrderBatch, r: int, rule: CompiledRule) -> list[Milestone]:
         st = self.state
         times = batch.event_time
         lo = int(np.searchsorted(times, rule.start_us))
@@ -484,12 +484,16 @@ class Aggregator:
                     seq = st.open_second_last_seq
                 else:
                     seq = int(batch.seq[int(ends[np.searchsorted(seconds, second)]) - 1])
-                found += self._records([second], [seq])
+                found += self.rate_records_in([second], [seq])
         st.open_second = last
         st.open_second_last_seq = int(batch.seq[-1])
         return found
 
-    def _records(self, seconds: list[int], last_seqs: list[int]) -> list[Milestone]:
+    def rate_records_in(self, seconds: list[int], last_seqs: list[int]) -> list[Milestone]:
+        """The rate-record rule over whole (closed) seconds, in order: a new record, and its
+        milestone named by the second's last event (``last_seqs``), for each second whose
+        placed orders beat the standing record by more than ``min_gain``. The fold calls it as
+        seconds close; the cluster's assembly, over the merged per-second series."""
         st = self.state
         found: list[Milestone] = []
         for second, seq in zip(seconds, last_seqs, strict=True):

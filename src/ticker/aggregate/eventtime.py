@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ticker.aggregate.aggregator import Aggregator, BatchRejected, _Rule, milestone_sort_key
+from ticker.aggregate.aggregator import Aggregator, BatchRejected, CompiledRule, milestone_sort_key
 from ticker.aggregate.milestones import Milestone, rate_record_milestone, time_to_value_milestone
 from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, SnapshotError, write_npz
 from ticker.clock import US_PER_S, format_time
@@ -262,7 +262,7 @@ class _InnerFold(Aggregator):
         self._record(found)
         return found
 
-    def _time_to_value(self, batch: OrderBatch, r: int, rule: _Rule) -> list[Milestone]:
+    def _time_to_value(self, batch: OrderBatch, r: int, rule: CompiledRule) -> list[Milestone]:
         return []
 
     def _rate_records(self, batch: OrderBatch, first: int, last: int, seconds: np.ndarray,

@@ -71,7 +71,7 @@ def execute(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None = None
 
 def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client: Client | None,
            note: Callable[[str], None] | None) -> tuple[Summary, ClusterResult]:
-    from ticker.engine import _tick  # the engine's one way to show the state to the sinks
+    from ticker.engine import send_tick  # the engine's one way to show the state to the sinks
 
     wall0 = time.perf_counter()
     start = run.start_info()
@@ -89,7 +89,7 @@ def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client
     if result.aggregator.state.milestones:
         for sink in sinks:
             sink.milestones(list(result.aggregator.state.milestones))
-    _tick(run, sinks)
+    send_tick(run, sinks)
     wall = time.perf_counter() - wall0
     summary = make_summary(run, wall, result.aggregator.state.next_seq)
     if run.run_dir is not None:  # as a single-process run ends: the final snapshot first

@@ -41,7 +41,7 @@ import numpy as np
 
 from ticker import __version__
 from ticker.aggregate import AggregateState, Aggregator
-from ticker.aggregate.aggregator import _Rule, milestone_sort_key
+from ticker.aggregate.aggregator import CompiledRule, milestone_sort_key
 from ticker.aggregate.milestones import Milestone, brand_milestone
 from ticker.clock import US_PER_S
 from ticker.events import OrderBatch
@@ -132,7 +132,7 @@ class Counters:
     """The counters indexed per piece: column 0 the festival, then the time-to-value rules, then
     the indexed brands. ``code[b]`` is brand ``b``'s column, or 0 when it is not indexed."""
 
-    rules: tuple[_Rule, ...]  # the aggregator's compiled rules
+    rules: tuple[CompiledRule, ...]  # the aggregator's compiled rules
     brands: np.ndarray  # int64: the indexed brands, ascending
     code: np.ndarray  # int32[brands]
 
@@ -480,7 +480,7 @@ def states(template: Aggregator, scans: list[PartScan], crossings: list[Mileston
                             strict=True))
     order = sorted(last_seq)
     recorder = Aggregator(template.scenario, template.run, final, brand_names=template.brand_names)
-    records = [(second, recorder._records([second], [last_seq[second]])) for second in order]
+    records = [(second, recorder.rate_records_in([second], [last_seq[second]])) for second in order]
     if at:
         st = template.state.copy()
         for j, s in enumerate(scans[:-1]):

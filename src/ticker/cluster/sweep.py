@@ -57,12 +57,12 @@ _tuned = False
 def replay_seed(scenario: Scenario, seed: int, scale: float) -> dict[str, Any]:
     """One seed's replay without a log, on this process; its summary."""
     global _tuned
-    from ticker.engine import ReplayOptions, _prepare_generated, execute, tune_allocator
+    from ticker.engine import ReplayOptions, execute, prepare, tune_allocator
 
     if not _tuned:  # a Dask worker's nanny sets MALLOC_TRIM_THRESHOLD_ low: undo it
         tune_allocator()
         _tuned = True
-    run = _prepare_generated(scenario, ReplayOptions(scale=scale, seed=seed, record=False))
+    run = prepare(scenario, ReplayOptions(scale=scale, seed=seed, record=False))
     return execute(run, []).to_json()
 
 

@@ -57,7 +57,7 @@ import orjson
 
 from ticker.aggregate import Aggregator
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
-from ticker.engine import ReplayOptions, Run, _checkpoint, _tick, make_summary
+from ticker.engine import ReplayOptions, Run, checkpoint, make_summary, send_tick
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, FsyncPolicy
 from ticker.events import COLUMNS, FRAME_MAGIC, FrameError, OrderBatch, rebatch
@@ -585,7 +585,7 @@ class Follower:
                 batch is None or now - self.last_tick >= 1.0 / self.opts.tick_hz):
             # at most tick_hz a second while orders flow, and the latest state once they pause
             self.last_tick, self.ticked = now, live.aggregator.state.next_seq
-            _tick(live.runner, self.sinks)
+            send_tick(live.runner, self.sinks)
 
     def _fold(self, batch: OrderBatch) -> None:
         live = self._opened()
@@ -599,7 +599,7 @@ class Follower:
                     sink.milestones(found)
             if live.aggregator.state.next_seq % every == 0:
                 live.log.sync()
-                _checkpoint(live.runner)
+                checkpoint(live.runner)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -648,9 +648,9 @@ class Follower:
         if found:
             for sink in self.sinks:
                 sink.milestones(found)
-        _tick(live.runner, self.sinks)
+        send_tick(live.runner, self.sinks)
         live.log.sync()
-        _checkpoint(live.runner)
+        checkpoint(live.runner)
         summary = make_summary(live.runner, 0.0, live.aggregator.state.next_seq - self.events0)
         summary.sections["ingest"] = {
             "follow": str(self.url), "topics": list(self.opts.topics), "mode": self.state.mode,

@@ -63,9 +63,9 @@ def finish_meta(run_dir: RunDir, events: int, extra: dict[str, Any]) -> None:
 def event_time(scenario: Scenario, disorder: str | None) -> dict[str, Any] | None:
     """``--disorder NAME|FILE|none`` (else the scenario's ``[disorder]``) as ``run.json`` records
     it: the lateness and duplicate window of the event-time fold, or None for the ordered fold."""
-    from ticker.engine import ReplayOptions, _disorder
+    from ticker.engine import disorder_profile
 
-    profile = _disorder(scenario, ReplayOptions(disorder=disorder))
+    profile = disorder_profile(scenario, disorder)
     return profile.to_json() if profile else None
 
 
