@@ -134,12 +134,12 @@ def test_a_report_fold_of_the_log_counts_each_redelivered_order_once(smoke_run):
     """A brands_over threshold the aggregator does not race on is measured from the log: an
     arrival-ordered log is folded by its event-time aggregator (redeliveries once, every event
     before the moment wherever it arrived)."""
-    from ticker.report import _fold_brands
+    from ticker.report import brand_gmv_before
     from ticker.scenario import load_scenario
 
     scenario = load_scenario(smoke_run / "scenario.toml")
     summary = orjson.loads((smoke_run / "summary.json").read_bytes())
-    assert int(_fold_brands(smoke_run, scenario, None).sum()) == summary["gmv_minor"]
+    assert int(brand_gmv_before(smoke_run, scenario, None).sum()) == summary["gmv_minor"]
     log = EventLog(smoke_run / "log", readonly=True)
     events = OrderBatch.concat(log.read(0))
     log.close()
@@ -148,7 +148,7 @@ def test_a_report_fold_of_the_log_counts_each_redelivered_order_once(smoke_run):
                      axis=1, return_index=True)[1]
     once = events.take(np.sort(keys))
     before = once.event_time < moment
-    assert int(_fold_brands(smoke_run, scenario, moment).sum()) == int(once.amount_minor[before].sum())
+    assert int(brand_gmv_before(smoke_run, scenario, moment).sum()) == int(once.amount_minor[before].sum())
 
 
 def test_a_cluster_replay_refuses_disorder_in_one_line(capsys):
