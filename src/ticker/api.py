@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ticker.engine import DEFAULT_SNAPSHOT_EVERY, ReplayOptions, execute, prepare
 from ticker.eventlog import FsyncPolicy
@@ -66,10 +67,10 @@ def replay(source: str | Path | Scenario, *, scale: float | None = None, seed: i
             sink.close()
 
 
-async def replay_async(source: str | Path | Scenario, **kwargs: object) -> Summary:
+async def replay_async(source: str | Path | Scenario, **kwargs: Any) -> Summary:
     """:func:`replay` for code already inside an event loop (a notebook, an asyncio service).
 
     The fold is CPU work and the publisher has its own thread and loop, so the replay runs in a
     worker thread and the caller's loop stays responsive; same arguments, same result.
     """
-    return await asyncio.to_thread(replay, source, **kwargs)  # type: ignore[arg-type]
+    return await asyncio.to_thread(replay, source, **kwargs)

@@ -127,6 +127,7 @@ class OrderBatch:
         """The frame as a header and one zero-copy view per column, for ``os.pwritev``: the
         event log writes a record without assembling it first."""
         header = _HEADER.pack(FRAME_MAGIC, FRAME_VERSION, len(COLUMNS), len(self), self.first_seq)
+        # (an ndarray is a buffer; numpy's stubs do not say so)
         return [header, *(memoryview(np.ascontiguousarray(getattr(self, n))).cast("B")  # type: ignore[arg-type]
                           for n in COLUMNS)]
 

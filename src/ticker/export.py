@@ -389,7 +389,7 @@ def _require_pyarrow() -> None:
 def _destination(out: str | os.PathLike[str] | IO[bytes]) -> Iterator[IO[bytes]]:
     """A binary file to write; for a path, ``PATH.part`` renamed over ``PATH`` on success."""
     if hasattr(out, "write"):
-        yield out  # type: ignore[misc]
+        yield out  # type: ignore[misc]  # hasattr does not narrow the union to IO[bytes]
         return
     path = Path(out)
     part = path.with_name(path.name + ".part")

@@ -68,7 +68,7 @@ class Range:
     def check(self, value: object) -> float:
         if (message := self.problem(value)) is not None:
             raise InputError(message)
-        return value  # type: ignore[return-value]
+        return value  # type: ignore[return-value]  # problem() found it an int or a float
 
 
 def _num(x: float) -> str:

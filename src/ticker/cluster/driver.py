@@ -151,7 +151,7 @@ class Staging:
     """Where and how the workers write their stretches of the event log (shared storage)."""
 
     directory: str  # absolute: the run directory's log/.staging, as every worker sees it
-    fsync: str
+    fsync: eventlog.FsyncPolicy
     segment_bytes: int
 
 
@@ -172,7 +172,7 @@ def pass1(job: Job, parts: list[list[scan.Piece]], staging: Staging | None = Non
     lo = parts[0][0].lo
     where = Path(staging.directory) / f"{eventlog.segment_name(lo)}-{uuid.uuid4().hex[:8]}"
     writer = eventlog.LogWriter(eventlog.EventLog(
-        where, fsync=staging.fsync, segment_bytes=staging.segment_bytes,  # type: ignore[arg-type]
+        where, fsync=staging.fsync, segment_bytes=staging.segment_bytes,
         start_seq=lo))
     try:
         scans = scan.scan_parts(plan, template, counters, parts, writer.append)
