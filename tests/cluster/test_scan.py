@@ -33,8 +33,7 @@ def scanned(name: str, scale: float, layout, fraction: float = scan.INDEX_FRACTI
     probes = [p for s, start in zip(scans, starts, strict=True)
               for p in scan.piece_probes(s, start, template, counters)]
     probes += scan.part_probes(summaries, template, counters)
-    crossings = [m for group in scan.balance(probes, 3)
-                 for m in scan.find_crossings(plan, template, group)]
+    crossings = [m for k in range(3) for m in scan.find_crossings(plan, template, probes[k::3])]
     return scan.assemble(template, summaries, crossings)
 
 

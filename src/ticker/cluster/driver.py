@@ -5,11 +5,12 @@
     driver                                   workers (one thread each)
     ──────                                   ─────────────────────────
     make_plan, fingerprint ── check ───────► identify(): ticker version, plan fingerprint
-    split into parts ───────── pass 1 ─────► scan_part(part k)  (kept on the worker)
-    counter starts ◄────────── summaries ─── PartScan.summary()
-    offsets of each part ───── probes ─────► piece_probes(scan k, start k)
-    balance probes ─────────── pass 2 ─────► find_crossings(group g)
-    assemble: state, milestones, summary
+    split into parts ───────── pass 1 ─────► scan_parts(stretch k)  (kept on the worker)
+    as they come, in order ◄── summaries ─── PartScan.summary()   [recording: adopt the log
+                                                                   stretch k staged]
+    counter starts of k ────── pass 2 ─────► search(stretch k): piece_probes, find_crossings
+                                             (on stretch k's worker, while pass 1 goes on)
+    assemble: state (and the snapshot states), milestones, summary
 
 Every task has a run-specific key (Dask would otherwise hand back a cached result of an earlier
 run); a worker that dies mid-task is replaced and its tasks recomputed by Dask from their inputs
@@ -190,15 +191,24 @@ def summarize(stretch: Stretch) -> Stretch:
     return Stretch([s.summary() for s in stretch.scans], stretch.staged)
 
 
-def probes_of(job: Job, stretch: Stretch, starts: list[np.ndarray]) -> list[scan.Probe]:
-    _, template, counters = _checked(job)
-    return [p for part, start in zip(stretch.scans, starts, strict=True)
-            for p in scan.piece_probes(part, start, template, counters)]
+@dataclass
+class Search:
+    """Pass 2's result for one task: the crossings found, and how much it regenerated."""
+
+    crossings: list[Milestone]
+    probes: int
+    events: int
 
 
-def pass2(job: Job, probes: list[scan.Probe]) -> list[Milestone]:
-    plan, template, _ = _checked(job)
-    return scan.find_crossings(plan, template, probes)
+def search(job: Job, stretch: Stretch, starts: list[np.ndarray], more: list[scan.Probe]) -> Search:
+    """Pass 2 for one stretch, on the worker that holds its per-piece sums: the pieces (and
+    ``more``: whole parts) where a threshold can be first reached, given the counters' values at
+    each part's start, searched for the crossing order."""
+    plan, template, counters = _checked(job)
+    probes = [p for part, start in zip(stretch.scans, starts, strict=True)
+              for p in scan.piece_probes(part, start, template, counters)] + more
+    return Search(scan.find_crossings(plan, template, probes), len(probes),
+                  sum(p.events for p in probes))
 
 
 # --- the driver -----------------------------------------------------------------------------------
@@ -303,52 +313,58 @@ def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: s
                                pure=False) for k, task in enumerate(tasks)]
     futures = [client.submit(summarize, f, key=f"ticker-sum-{token}-{k}", pure=False)
                for k, f in enumerate(stretches)]
-    if recording is None:
-        summaries: list[Stretch] = client.gather(futures)
-    else:
-        summaries = _adopted_in_order(futures, recording.adopt)
+    # Part by part as pass 1 completes, in seq order: the counters' values at each part's start
+    # are known once every part before it is in, so its pass-2 search starts at once, on the
+    # worker holding its per-piece sums, while later parts are still in pass 1 (no barrier).
+    merge = 0.0
+    summaries: list[Stretch] = []
+    searches = []
+    start = np.zeros(counters.width, np.int64)
+    running = np.zeros(len(template.brand_names), np.int64)
+    for k, stretch in _in_order(futures):
+        t = time.perf_counter()
+        if recording is not None:
+            assert stretch.staged is not None
+            recording.adopt(Path(stretch.staged))
+            shutil.rmtree(stretch.staged)  # what is left: the stretch's lock file
+        summaries.append(stretch)
+        starts = []
+        for part in stretch.scans:
+            starts.append(start.copy())
+            start += part.counter_net
+        more = scan.part_probes(stretch.scans, template, counters, running)
+        searches.append(client.submit(search, job, stretches[k], starts, more,
+                                      key=f"ticker-pass2-{token}-{k}", pure=False))
+        merge += time.perf_counter() - t
     timings["pass1"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    flat = [s for stretch in summaries for s in stretch.scans]
-    starts = iter(scan.counter_starts(flat))
-    found = client.gather([
-        client.submit(probes_of, job, f, [next(starts) for _ in stretch.scans],
-                      key=f"ticker-probe-{token}-{k}", pure=False)
-        for k, (f, stretch) in enumerate(zip(stretches, summaries, strict=True))])
-    probes = [p for part in found for p in part] + scan.part_probes(flat, template, counters)
-    del stretches  # the per-piece sums are no longer needed on the workers
-    groups = scan.balance(probes, 2 * workers)
-    timings["merge"] = time.perf_counter() - t2
+    del stretches  # the per-piece sums go once their searches are done
     t3 = time.perf_counter()
-    crossings = client.gather([client.submit(pass2, job, g, key=f"ticker-pass2-{token}-{k}",
-                                             pure=False) for k, g in enumerate(groups)])
-    timings["pass2"] = time.perf_counter() - t3
+    found: list[Search] = client.gather(searches)
+    timings["pass2"] = time.perf_counter() - t3  # the searches still running after pass 1
     t4 = time.perf_counter()
+    flat = [s for stretch in summaries for s in stretch.scans]
     at = {s.end_seq for s in flat if s.end_seq % recording.snapshot_every == 0} \
         if recording is not None else set()
-    for state in scan.states(template, flat, [m for ms in crossings for m in ms], at):
+    for state in scan.states(template, flat, [m for f in found for m in f.crossings], at):
         if state.open_second >= 0 and recording is not None:
             recording.snapshot(state)
         else:
             final = state
-    timings["merge"] += time.perf_counter() - t4
+    timings["merge"] = merge + time.perf_counter() - t4
     timings["total"] = time.perf_counter() - t0
     aggregator = Aggregator(scenario, run, final, brand_names=template.brand_names)
-    return ClusterResult(aggregator, workers, len(tasks), len(probes),
-                         sum(p.events for p in probes), timings)
+    return ClusterResult(aggregator, workers, len(tasks), sum(f.probes for f in found),
+                         sum(f.events for f in found), timings)
 
 
-def _adopted_in_order(futures: list[Any], adopt: Callable[[Path], None]) -> list[Stretch]:
-    """The stretches as they complete; each staged log stretch taken into the log as soon as
-    every one before it is (the log stays an unbroken prefix)."""
+def _in_order(futures: list[Any]) -> Iterator[tuple[int, Stretch]]:
+    """(index, result) of ``futures`` in index order, each as soon as it and every one before
+    it are done."""
     done: list[Stretch | None] = [None] * len(futures)
     index = {f.key: k for k, f in enumerate(futures)}
     taken = 0
     for future in _dask().as_completed(futures):
         done[index[future.key]] = future.result()
         while taken < len(done) and (stretch := done[taken]) is not None:
-            assert stretch.staged is not None
-            adopt(Path(stretch.staged))
-            shutil.rmtree(stretch.staged)  # what is left: the stretch's lock file
+            yield taken, stretch
             taken += 1
-    return [s for s in done if s is not None]

@@ -353,14 +353,17 @@ def piece_probes(scan: PartScan, start: np.ndarray, aggregator: Aggregator, coun
     return [probes[i] for i in sorted(probes)]
 
 
-def part_probes(scans: list[PartScan], aggregator: Aggregator, counters: Counters) -> list[Probe]:
+def part_probes(scans: list[PartScan], aggregator: Aggregator, counters: Counters,
+                running: np.ndarray | None = None) -> list[Probe]:
     """Whole parts where a brand that is not indexed can first reach a threshold (rare: only a
-    brand far above its catalogue target); O(parts × brands)."""
+    brand far above its catalogue target); O(parts × brands). ``running``: every brand's GMV
+    at the first part's start (zeros), advanced past ``scans`` in place (the driver goes part by
+    part as pass 1 completes)."""
     thresholds = aggregator.thresholds
     out: list[Probe] = []
     if not len(thresholds) or not scans:
         return out
-    running = np.zeros_like(scans[0].brand_net)
+    running = np.zeros_like(scans[0].brand_net) if running is None else running
     indexed = counters.code != 0
     for s in scans:
         hit = np.flatnonzero(_reachable(running, s.brand_pos, thresholds) & ~indexed)
@@ -376,20 +379,6 @@ def plan_crossings(scans: list[PartScan], aggregator: Aggregator, counters: Coun
     probes = [p for s, start in zip(scans, starts, strict=True)
               for p in piece_probes(s, start, aggregator, counters)]
     return probes + part_probes(scans, aggregator, counters)
-
-
-def balance(probes: list[Probe], groups: int) -> list[list[Probe]]:
-    """Probes in seq order, cut into at most ``groups`` runs of about equal events."""
-    probes = sorted(probes, key=lambda p: p.pieces[0].lo)
-    total = sum(p.events for p in probes)
-    out: list[list[Probe]] = [[]]
-    done = 0
-    for p in probes:
-        if out[-1] and done >= total * len(out) / groups:
-            out.append([])
-        out[-1].append(p)
-        done += p.events
-    return [g for g in out if g]
 
 
 # --- pass 2 ---------------------------------------------------------------------------------------
@@ -478,9 +467,14 @@ def states(template: Aggregator, scans: list[PartScan], crossings: list[Mileston
         busy = np.flatnonzero(s.second_last_seq >= 0)
         last_seq.update(zip((busy + s.sec_lo).tolist(), s.second_last_seq[busy].tolist(),
                             strict=True))
-    order = sorted(last_seq)
+    order = np.array(sorted(last_seq), np.int64)
+    # A record is always a strict running maximum of the seconds before it (the aggregator's
+    # rule): only those few seconds are put to the rule, in order.
+    counts = final.second_orders[order]
+    before = np.maximum.accumulate(np.concatenate([[-1], counts[:-1]])) if len(order) else counts
     recorder = Aggregator(template.scenario, template.run, final, brand_names=template.brand_names)
-    records = [(second, recorder.rate_records_in([second], [last_seq[second]])) for second in order]
+    records = [(second, recorder.rate_records_in([second], [last_seq[second]]))
+               for second in order[counts > before].tolist()]
     if at:
         st = template.state.copy()
         for j, s in enumerate(scans[:-1]):
