@@ -247,3 +247,18 @@ def test_cli_cluster_mistakes_are_one_line(tmp_path: Path, args: list[str], says
     done = _ticker("replay", "smoke", "--mqtt", "none", *args, cwd=tmp_path)
     assert done.returncode == 2
     assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_scenario_with_dimensions_is_refused_in_one_line(client, tmp_path: Path) -> None:
+    """The scan does not fold [[dimensions]] (their totals and races): refused, never left out."""
+    from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
+    from ticker.scenario import parse_scenario
+
+    scenario = parse_scenario(UNIT_DIMS_TOML, "unit.toml")
+    with pytest.raises(driver.ClusterError) as caught:
+        driver.run_scan(client, scenario, 1, 1.0, "unit-seed1-x1")
+    assert "[[dimensions]] (channel, segment)" in str(caught.value)
+    (tmp_path / "unit.toml").write_text(UNIT_DIMS_TOML)
+    done = _ticker("replay", "unit.toml", "--mqtt", "none", "--cluster", "local:2", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "[[dimensions]]" in done.stderr and not (tmp_path / "runs").exists()

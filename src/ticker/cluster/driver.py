@@ -247,6 +247,15 @@ class Recording:
     snapshot: Callable[[AggregateState], None]
 
 
+def refuse_dimensions(scenario: Scenario) -> None:
+    """The scan folds brands, platforms and regions; a scenario's ``[[dimensions]]`` (their
+    totals and races) are folded on one process only, so refuse it rather than leave them out."""
+    if scenario.dimensions:
+        names = ", ".join(d.name for d in scenario.dimensions)
+        raise ClusterError(f"--cluster does not fold {scenario.name}'s [[dimensions]] ({names}) "
+                           "yet: run it on one process")
+
+
 def check_workers(client: Client, job: Job, staging: Staging | None = None) -> int:
     """Refuse a cluster whose workers run another ticker, compute another plan or (recording)
     cannot see the staging area; one line."""
@@ -297,6 +306,7 @@ def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: s
     """The replay of (scenario, seed, scale) on the cluster behind ``client``; with
     ``recording``, its event log and snapshots too."""
     timings: dict[str, float] = {}
+    refuse_dimensions(scenario)
     t0 = time.perf_counter()
     plan = make_plan(scenario, seed, scale)
     template = Aggregator(scenario, run)

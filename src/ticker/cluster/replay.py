@@ -21,6 +21,7 @@ from ticker.cluster.driver import (
     Recording,
     Staging,
     connect,
+    refuse_dimensions,
     run_scan,
 )
 from ticker.engine import ReplayOptions, Run, make_summary, snapshot_interval
@@ -44,7 +45,9 @@ def check_options(source: str | Path, options: ReplayOptions) -> None:
         raise ClusterError("--cluster runs as fast as it can; drop --speed")
     if options.disorder not in (None, "none", "off"):
         raise ClusterError("--cluster folds the ordered stream; --disorder runs on one process")
-    if options.disorder is None and (scenario := resolve(str(source))).disorder is not None:
+    scenario = resolve(str(source))
+    refuse_dimensions(scenario)
+    if options.disorder is None and scenario.disorder is not None:
         # the two-pass scan is exact for the ordered stream; arrival order is a property of the
         # whole stream (a late order lands in another part), folded by event time on one process
         raise ClusterError(f"--cluster folds the ordered stream; {scenario.name}'s [disorder] "
