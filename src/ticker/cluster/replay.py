@@ -24,7 +24,7 @@ from ticker.cluster.driver import (
     refuse_dimensions,
     run_scan,
 )
-from ticker.engine import ReplayOptions, Run, make_summary, snapshot_interval
+from ticker.engine import ReplayOptions, Run, checkpoint, make_summary, snapshot_interval
 from ticker.scenario import resolve
 from ticker.sink import Sink
 from ticker.views import Summary
@@ -96,8 +96,7 @@ def _drive(run: Run, sinks: Sequence[Sink], spec: str, parts: int | None, client
     wall = time.perf_counter() - wall0
     summary = make_summary(run, wall, result.aggregator.state.next_seq)
     if run.run_dir is not None:  # as a single-process run ends: the final snapshot first
-        run.run_dir.write_snapshot(result.aggregator.state, run.run)
-        run.run_dir.write_milestones(result.aggregator.state.milestones, run.scenario.zone)
+        checkpoint(run)
         run.run_dir.clear_staging()
     if run.log is not None:
         run.log.close()
