@@ -21,7 +21,7 @@ from ticker.validate import Range
 # The arguments each command needs besides the one under test.
 REQUIRED = {"replay": ["smoke"], "verify": ["RUN"], "state": ["RUN", "--at", "2021-11-11T00:00"],
             "export": ["RUN", "--format", "csv"], "report": ["RUN"], "bench": [], "watch": [],
-            "broker": [], "scenarios": [], "import": ["orders.csv"],
+            "broker": [], "scenarios": [], "disorders": [], "import": ["orders.csv"],
             "sweep": ["smoke", "--seeds", "1-2"], "screen": [], "follow": []}
 
 
