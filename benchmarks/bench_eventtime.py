@@ -6,7 +6,8 @@ Usage: python benchmarks/bench_eventtime.py [--scale S] [--profile NAME|FILE] [-
 ``realistic`` profile, 5 repeats, 1,048,576-event batches). Both streams are generated once, in
 memory, before timing; each repeat folds the ordered stream with ``Aggregator`` and the
 arrival-ordered one (same orders, plus its redeliveries) with ``EventTimeAggregator``, on one
-core, alternating so both see the same machine load. Prints the medians, their ratio, the
+core, alternating so both see the same machine load, with the allocator tuned as a replay
+tunes it (``engine.tune_allocator``). Prints the medians, their ratio, the
 event-time figures (duplicates, late orders, corrections) and the reorder buffer's largest
 size, with the load average: the machine is shared and absolute figures move 2–3× between runs.
 """
@@ -22,6 +23,7 @@ import time
 from _common import one_core
 
 from ticker.aggregate import Aggregator, EventTimeAggregator, EventTimeConfig
+from ticker.engine import tune_allocator
 from ticker.events import OrderBatch, rebatch
 from ticker.scenario import make_plan, resolve
 from ticker.scenario.disorder import arrive, load_profile
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1 << 20)
     args = parser.parse_args(argv)
     one_core()
+    tune_allocator()  # as every replay does: the batches' temporaries stay on the heap
     scenario = resolve(args.scenario)
     profile = load_profile(args.profile)
     plan = make_plan(scenario, None, args.scale)

@@ -429,8 +429,13 @@ class EventTimeAggregator:
                                 f"expected seq {st.next_seq} next")
         times = batch.event_time
         windows = self.live.windows
-        w = np.searchsorted(windows[:, 0], times, side="right") - 1
-        ok = (w >= 0) & (times < windows[np.maximum(w, 0), 1])
+        lo, hi = int(times.min()), int(times.max())
+        w = int(np.searchsorted(windows[:, 0], lo, side="right")) - 1
+        if w >= 0 and hi < windows[w, 1]:  # all in the window of the earliest: nothing outside
+            ok = np.ones(1, bool)
+        else:
+            w_all = np.searchsorted(windows[:, 0], times, side="right") - 1
+            ok = (w_all >= 0) & (times < windows[np.maximum(w_all, 0), 1])
         if not ok.all():
             i = int(np.argmin(ok))
             raise BatchRejected(f"seq {batch.seq[i]}: event time {times[i]} µs is outside every "
@@ -438,7 +443,7 @@ class EventTimeAggregator:
         probe = copy.copy(self.live)
         probe.state = dataclasses.replace(self.live.state, next_seq=batch.first_seq, last_time_us=_MIN)
         Aggregator._validate(probe, OrderBatch(**{**batch.columns(),
-                                                  "event_time": np.full(len(times), times.min())}))
+                                                  "event_time": np.full(len(times), lo)}))
 
     def _deduplicate(self, batch: OrderBatch, before: np.ndarray, watermark_end: int
                      ) -> tuple[np.ndarray, np.ndarray]:
