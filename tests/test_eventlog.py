@@ -905,3 +905,239 @@ def test_a_stretch_that_does_not_continue_the_log_is_refused_and_nothing_moves(t
         assert log.next_seq == 10
         log.append(make_batch(10, 3))  # the log goes on as before
     assert verify_log(tmp_path / "log") == []
+
+
+# --- what the mutation run (docs/mutation.md) found untested ---------------------------------------
+
+
+def test_locate_names_the_record_append_wrote_each_seq_in(tmp_path):
+    locations = _three_segments(tmp_path)
+    with EventLog(tmp_path, readonly=True) as log:
+        for where in locations:
+            for seq in (where.first_seq, where.end_seq - 1):
+                assert log.locate(seq) == where
+
+
+def test_reading_from_a_later_segment_starts_there(tmp_path):
+    locations = _three_segments(tmp_path)  # segments hold seq 0..119, 120..239, 240..359
+    whole = OrderBatch.concat(make_batches([40] * 9))
+    with EventLog(tmp_path, readonly=True) as log:
+        for start, end in [(130, 150), (250, 360), (119, 241), (200, 280)]:
+            got = OrderBatch.concat(list(log.read(start, end)))
+            assert got.to_frame() == whole.slice(start, end).to_frame(), (start, end)
+    assert locations[3].first_seq == 120
+
+
+def test_resynchronising_skips_every_damaged_record_to_the_next_whole_one(tmp_path):
+    """Record 1's header and record 2's header (or payload) are damaged: the scan resumes at
+    record 3, the next record whose header and payload both check out, and reports one problem."""
+    for damage_2 in (RECORD_HEADER_BYTES - 2, RECORD_HEADER_BYTES + 100):  # header crc, payload
+        directory = tmp_path / str(damage_2)
+        locations = write_log(directory, make_batches([40] * 5))
+        flip_byte(locations[1].segment, locations[1].offset + RECORD_HEADER_BYTES - 2)
+        flip_byte(locations[2].segment, locations[2].offset + damage_2)
+        problem = _only(verify_log(directory))
+        assert str(problem) == (
+            f"{locations[1].segment}: offset {locations[1].offset}: corrupt: header checksum mismatch; "
+            f"bytes {locations[1].offset}..{locations[3].offset - 1} unreadable, next whole record "
+            f"at offset {locations[3].offset} (seq 40)")
+
+
+def test_a_record_magic_in_the_last_bytes_of_an_earlier_segment_is_garbage_not_a_crash(tmp_path):
+    locations = _three_segments(tmp_path)
+    first = locations[0].segment
+    size = first.stat().st_size
+    with open(first, "ab") as f:
+        f.write(bytes(range(1, 5)) + RECORD_MAGIC + bytes(range(1, 9)))  # a record start? too short for one
+    problem = _only(verify_log(tmp_path))
+    assert (problem.kind, problem.segment, problem.offset) == ("garbage", first, size)
+    assert "the 16 bytes from here to the end of the segment hold no whole record" in str(problem)
+
+
+def test_repr_says_where_how_far_and_how_open(tmp_path):
+    with EventLog(tmp_path, fsync="never") as log:
+        log.append(make_batch(0, 3))
+        assert repr(log) == f"EventLog({str(tmp_path)!r}, next_seq=3, fsync=never)"
+    assert repr(log) == f"EventLog({str(tmp_path)!r}, next_seq=3, closed)"
+    with EventLog(tmp_path, readonly=True) as reader:
+        assert repr(reader) == f"EventLog({str(tmp_path)!r}, next_seq=3, read-only)"
+
+
+def test_verify_on_an_open_log_is_verify_log(tmp_path):
+    locations = _three_segments(tmp_path)
+    with EventLog(tmp_path, readonly=True) as log:
+        assert log.verify() == []
+        flip_byte(locations[4].segment, locations[4].offset + 300)
+        assert log.verify() == verify_log(tmp_path) != []
+
+
+def _fd_paths(monkeypatch) -> list[str]:
+    """Each ``_fdatasync``, as the name of the file it synced."""
+    synced: list[str] = []
+    real = eventlog._fdatasync
+
+    def recording(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real(fd)
+
+    monkeypatch.setattr(eventlog, "_fdatasync", recording)
+    return synced
+
+
+def test_sync_flushes_what_was_appended_once_whatever_the_policy(tmp_path, monkeypatch):
+    synced = _fd_paths(monkeypatch)
+    with EventLog(tmp_path, fsync="never") as log:
+        log.sync()
+        assert synced == []  # nothing appended: nothing to sync
+        log.append(make_batch(0, 5))
+        log.sync()
+        log.sync()
+        assert synced == [segment_name(0)]
+
+
+def test_a_cut_torn_tail_is_synced_unless_fsync_is_never(tmp_path, monkeypatch):
+    synced = _fd_paths(monkeypatch)
+    for policy, expected in [("never", []), ("every", [segment_name(0)]), ("interval", [segment_name(0)])]:
+        directory = tmp_path / policy
+        locations = write_log(directory, make_batches([10, 20]))
+        os.truncate(locations[-1].segment, locations[-1].offset + 50)
+        synced.clear()
+        log = EventLog(directory, fsync=policy)
+        assert log.recovery is not None and log.recovery.truncated
+        assert synced == expected, policy  # the cut itself, before anything is appended
+        log.close()
+
+
+def test_a_roll_syncs_the_segment_it_closes_and_the_directory_unless_fsync_is_never(tmp_path, monkeypatch):
+    synced = _fd_paths(monkeypatch)
+    directories: list[Path] = []
+    monkeypatch.setattr(eventlog, "sync_directory", directories.append)
+    monkeypatch.setattr(eventlog, "_Timer", lambda *args: _NeverTimer())  # "interval": only rolls sync
+    size = _record_bytes(5)
+    for policy in ("interval", "never"):
+        synced.clear()
+        directories.clear()
+        with EventLog(tmp_path / policy, fsync=policy, segment_bytes=2 * size) as log:
+            for batch in make_batches([5] * 5):  # segments from seq 0, 10, 20
+                log.append(batch)
+            if policy == "interval":
+                assert synced == [segment_name(0), segment_name(10)]
+                assert directories == [tmp_path / policy] * 3
+            else:
+                assert synced == [] and directories == []
+
+
+def _held_timers(monkeypatch) -> list:
+    """The functions the log's fsync timers would call, held for the test to fire."""
+    timers: list = []
+    monkeypatch.setattr(eventlog, "_Timer", lambda _interval, call: timers.append(call) or _NeverTimer())
+    return timers
+
+
+def test_a_timer_sync_after_everything_was_synced_does_nothing(tmp_path, monkeypatch):
+    synced = _fd_paths(monkeypatch)
+    timers = _held_timers(monkeypatch)
+    with EventLog(tmp_path, fsync="interval", fsync_interval=3600) as log:
+        log.append(make_batch(0, 5))
+        log.sync()
+        assert synced == [segment_name(0)]
+        timers[0]()  # the timer fires after an explicit sync: nothing left to sync
+        assert synced == [segment_name(0)]
+
+
+def test_a_failed_timer_sync_is_raised_by_the_next_append_not_lost_in_the_timer(tmp_path, monkeypatch):
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    timers = _held_timers(monkeypatch)
+    log = EventLog(tmp_path, fsync="interval", fsync_interval=3600)
+    log.append(make_batch(0, 5))
+    monkeypatch.setattr(eventlog, "_fdatasync", failing)
+    timers[0]()  # returns: the failure is kept for the writer, not raised in the timer's thread
+    with pytest.raises(OSError, match=r"unusable after a failed write or fsync: .*Input/output error"):
+        log.append(make_batch(5, 5))
+    with pytest.raises(OSError, match="a write or fsync failed"):
+        log.close()
+
+
+def test_a_write_that_fails_and_cannot_be_cut_leaves_the_log_unusable(tmp_path, monkeypatch):
+    real = os.pwritev
+
+    def half_then_fail(fd, buffers, offset):
+        real(fd, [memoryview(buffers[0])[:20]], offset)
+        raise OSError(28, "No space left on device")
+
+    def cannot_cut(fd, length):
+        raise OSError(5, "Input/output error")
+
+    log = EventLog(tmp_path, fsync="never")
+    log.append(make_batch(0, 5))
+    monkeypatch.setattr(os, "pwritev", half_then_fail)
+    monkeypatch.setattr(os, "ftruncate", cannot_cut)
+    with pytest.raises(OSError, match="No space left"):
+        log.append(make_batch(5, 5))
+    monkeypatch.setattr(os, "pwritev", real)
+    with pytest.raises(OSError, match="unusable after a failed write"):  # never after the half record
+        log.append(make_batch(5, 5))
+    with pytest.raises(OSError, match="a write or fsync failed"):
+        log.close()
+
+
+# --- the pipeline's writer thread ------------------------------------------------------------------
+
+
+def test_the_log_writer_cuts_records_on_multiples_of_the_record_size_whatever_the_batches(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(eventlog, "LOG_RECORD_EVENTS", 8)
+    sizes = [3, 1, 12, 8, 0, 7, 2]  # 33 events: records 0..7, 8..15, 16..23, 24..31, 32
+    batches = make_batches(sizes)
+    writer = eventlog.LogWriter(EventLog(tmp_path, fsync="never"))
+    assert writer.recovery is None
+    for batch in batches:
+        writer.append(batch)
+    writer.flush()
+    assert writer.next_seq == 33
+    assert OrderBatch.concat(list(writer.read(30))).to_frame() == \
+        OrderBatch.concat(batches).slice(30, 33).to_frame()
+    writer.close()
+    with EventLog(tmp_path, readonly=True) as log:
+        assert [(r.first_seq, r.count) for r in map(log.locate, (0, 8, 16, 24, 32))] == \
+            [(0, 8), (8, 8), (16, 8), (24, 8), (32, 1)]
+    assert read_all(tmp_path).to_frame() == OrderBatch.concat(batches).to_frame()
+
+
+def test_the_log_writer_raises_a_failed_write_on_its_next_call_and_still_closes_the_log(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(eventlog, "LOG_RECORD_EVENTS", 4)
+    log = EventLog(tmp_path, fsync="never")
+    real = log.append
+    calls = 0
+
+    def second_fails(batch):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(28, "No space left on device")
+        return real(batch)
+
+    monkeypatch.setattr(log, "append", second_fails)
+    writer = eventlog.LogWriter(log)
+    writer.append(make_batch(0, 12))  # three records handed over; the second fails
+    with pytest.raises(OSError, match="No space left"):
+        writer.flush()
+    with pytest.raises(OSError, match="No space left"):
+        writer.append(make_batch(12, 1))
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()
+    assert calls == 2  # nothing was written after the failure
+    assert log._closed and read_all(tmp_path).to_frame() == make_batch(0, 12).slice(0, 4).to_frame()
+
+
+def test_the_log_writer_syncs_on_request(tmp_path, monkeypatch):
+    synced = _fd_paths(monkeypatch)
+    writer = eventlog.LogWriter(EventLog(tmp_path, fsync="never"))
+    writer.append(make_batch(0, 5))
+    assert synced == []
+    writer.sync()  # the partial record written, then synced
+    assert synced == [segment_name(0)] and writer.next_seq == 5
+    writer.close()
