@@ -1097,7 +1097,7 @@ def test_the_log_writer_cuts_records_on_multiples_of_the_record_size_whatever_th
         writer.append(batch)
     writer.flush()
     assert writer.next_seq == 33
-    assert OrderBatch.concat(list(writer.read(30))).to_frame() == \
+    assert OrderBatch.concat(list(writer.log.read(30))).to_frame() == \
         OrderBatch.concat(batches).slice(30, 33).to_frame()
     writer.close()
     with EventLog(tmp_path, readonly=True) as log:
