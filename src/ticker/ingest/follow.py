@@ -57,7 +57,7 @@ import orjson
 
 from ticker.aggregate import Aggregator
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
-from ticker.engine import ReplayOptions, Run, checkpoint, make_summary, send_tick
+from ticker.engine import ReplayOptions, Run, checkpoint, make_summary, send_tick, snapshot_interval
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, FsyncPolicy
 from ticker.events import COLUMNS, FRAME_MAGIC, FrameError, OrderBatch, rebatch
@@ -589,7 +589,7 @@ class Follower:
 
     def _fold(self, batch: OrderBatch) -> None:
         live = self._opened()
-        every = -(-max(1, self.opts.snapshot_every) // (1 << 16)) * (1 << 16)
+        every = snapshot_interval(live.runner.options)  # the replay's: whole log records
         for piece in rebatch([batch], every=every):
             found = live.aggregator.apply(piece)
             for sink in self.sinks:
