@@ -552,6 +552,8 @@ def test_a_single_missing_seq_and_a_missing_seq_are_named(tmp_path):
          "(50 of 1624 bytes)"),
     (20, "torn tail {verb}: 20 bytes at offset 3248, an unknown number of events lost: short header "
          "(20 of 40 bytes)"),
+    (40, "torn tail {verb}: 40 bytes at offset 3248, 40 events (seq 320..359) lost: short record "
+         "(40 of 1624 bytes)"),  # the header whole, nothing after it
 ])
 def test_a_torn_tail_is_reported_in_one_exact_line(tmp_path, keep, line):
     locations = _three_segments(tmp_path)
@@ -1141,3 +1143,14 @@ def test_the_log_writer_syncs_on_request(tmp_path, monkeypatch):
     writer.sync()  # the partial record written, then synced
     assert synced == [segment_name(0)] and writer.next_seq == 5
     writer.close()
+
+
+def test_a_last_record_with_an_unreadable_header_is_a_torn_tail(tmp_path):
+    locations = _three_segments(tmp_path)
+    last = locations[8]
+    flip_byte(last.segment, last.offset + 8)  # its payload length: the header checksum fails
+    with EventLog(tmp_path) as log:
+        assert str(log.recovery) == (
+            f"{last.segment}: torn tail cut: 1624 bytes at offset 3248, an unknown number of events lost: "
+            "unreadable header (header checksum mismatch)")
+        assert log.next_seq == 320
