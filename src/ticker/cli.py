@@ -244,7 +244,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.png is not None:
         require_plotting()  # before the work, not after it
-    report = load_report(args.run_dir)
+    report = load_report(args.run_dir, args.baseline)
     if args.png is not None:
         write_png(report, args.png)
     print_report(report, as_json=args.json)
@@ -503,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also draw the run into a PNG (needs matplotlib: pip install "
                    "'ticker[plot]')")
     r.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    r.add_argument("--baseline", type=Path, metavar="RUN_DIR", help="the previous year's run "
+                   "for year-on-year facts (default: the scenario's festival.baseline, replayed "
+                   "at the same scale next to RUN_DIR once)")
 
     s = sub.add_parser("sweep", help="replay a festival under many seeds: how much do its "
                        "milestones move?",

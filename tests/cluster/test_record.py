@@ -24,6 +24,8 @@ from ticker.cluster import driver
 from ticker.cluster.replay import execute as on_cluster
 from ticker.engine import ReplayOptions, execute, prepare
 from ticker.eventlog import LOG_RECORD_EVENTS, segment_events, verify_log
+from ticker.scenario import resolve
+from ticker.scenario.dimensions import without_dimensions
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
@@ -56,7 +58,8 @@ def contents(run_dir: Path) -> dict[str, bytes]:
 
 @functools.cache
 def _single(case: tuple, root: Path) -> dict[str, bytes]:
-    run = prepare(case[0], options(root / "single", case))
+    # the scan leaves a scenario's [[dimensions]] out (the CLI refuses to record them)
+    run = prepare(without_dimensions(resolve(case[0])), options(root / "single", case))
     execute(run, [])
     return contents(root / "single")
 

@@ -13,14 +13,16 @@ from ticker.aggregate import Aggregator
 from ticker.cluster import scan
 from ticker.engine import ReplayOptions, execute, prepare
 from ticker.scenario import bundled_names, generate, make_plan, resolve
+from ticker.scenario.dimensions import without_dimensions
 
 
 @functools.cache
 def single(name: str, scale: float):
     """(plan, the single-process aggregator after finish()) for a scenario at a scale."""
-    run = prepare(name, ReplayOptions(scale=scale, record=False))
+    scenario = without_dimensions(resolve(name))  # the scan leaves [[dimensions]] out
+    run = prepare(scenario, ReplayOptions(scale=scale, record=False))
     execute(run, [])
-    return make_plan(resolve(name), run.seed, scale), run.aggregator
+    return make_plan(scenario, run.seed, scale), run.aggregator
 
 
 def scanned(name: str, scale: float, layout, fraction: float = scan.INDEX_FRACTION) -> Aggregator:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
 from ticker.scenario import parse_scenario
 from ticker.scenario.brands import catalogue
-from ticker.scenario.dimensions import MARGIN, tables
+from ticker.scenario.dimensions import MARGIN, MARGIN_ORDERS, tables
 from ticker.scenario.model import ScenarioError
 
 DOC = tomllib.loads(UNIT_DIMS_TOML)
@@ -99,14 +99,16 @@ def test_per_brand_values_hold_their_counts_clear_of_the_thresholds(brands, over
                           .replace("gmv = 100_000\n", "gmv = 10_000_000\n")
                           .replace("max_gmv = 9_000", "max_gmv = 20_000"))
     doc["festival"], doc["brands"] = smoke["festival"], smoke["brands"]
-    threshold = 10_000  # RMB
+    doc["festival"]["default_scale"] = 1
+    threshold = 10_000 * 100  # RMB 10,000 in fen
     doc["dimensions"][1]["values"][0].update(brands=brands, members=[],
-                                             over=[{"threshold": threshold, "brands": over}])
+                                             over=[{"threshold": threshold // 100, "brands": over}])
     scenario = parse_scenario(tomli_w.dumps(doc), "unit.toml")
     table = tables(scenario)[1]
     target = catalogue(scenario).gmv_target
+    # clear of the threshold: 35 %, and four average orders at the default scale
+    margin = max(MARGIN * threshold, MARGIN_ORDERS * scenario.gmv_minor / scenario.orders)
     mine = table.brand_value == 1
     assert int(mine.sum()) == brands
-    assert int(np.count_nonzero(target[mine] >= threshold * 100 * (1 + MARGIN))) == over
-    assert not np.any(mine & (target > threshold * 100 * (1 - MARGIN))
-                      & (target < threshold * 100 * (1 + MARGIN)))
+    assert int(np.count_nonzero(target[mine] >= threshold + margin)) == over
+    assert not np.any(mine & (target > threshold * (1 - MARGIN)) & (target < threshold + margin))

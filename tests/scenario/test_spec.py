@@ -49,7 +49,8 @@ BAD = [
     ("missing key", "seed = 1111\n", "",
      "bad.toml: festival.seed: missing required key"),
     ("misspelt key", "refund_rate = 0.05", "refund_rat = 0.05",
-     "bad.toml: festival.refund_rat: unknown key (expected one of: brands, currency, default_scale, "
+     "bad.toml: festival.refund_rat: unknown key (expected one of: baseline, brands, currency, "
+     "default_scale, "
      "gmv, name, refund_delay_s, refund_rate, seed, title, utc_offset)"),
     ("wrong type", "brands = 3_000", 'brands = "3000"',
      "bad.toml: festival.brands: expected an integer in [1, 10_000_000], found string '3000'"),
@@ -94,7 +95,8 @@ BAD = [
      "bad.toml: bursts[1].brand: expected a named or tiered brand, found 'Nobody'"),
     ("unknown target metric", 'metric = "orders"', 'metric = "revenue"',
      "bad.toml: targets[1].metric: expected one of gmv, orders, peak_orders_per_s, brands_over, "
-     "first_brands_over, time_to_value, dimension_over, found 'revenue'"),
+     "first_brands_over, time_to_value, dimension_over, dimension_brands, dimension_over_change, "
+     "time_to_baseline, found 'revenue'"),
     ("scaled that is not a boolean", "scaled = true\ntolerance = 0.001",
      'scaled = "yes"\ntolerance = 0.001',
      "bad.toml: targets[1].scaled: expected true or false, found string 'yes'"),

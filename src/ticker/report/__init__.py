@@ -27,6 +27,9 @@ Cost: a report reads ``summary.json`` only (milliseconds), unless a ``brands_ove
 not one of the scenario's milestone thresholds: then it folds the event log once (about 50 ms per
 million events). The chart restores the run's final state and reads the log once more, keeping only the
 top brands' events (a few seconds for a default-scale run, most of it matplotlib).
+
+Facts on a scenario's ``[[dimensions]]`` and against a baseline run (the previous year) are
+measured by :mod:`ticker.comparisons` (its docstring says what each metric means).
 """
 
 from __future__ import annotations

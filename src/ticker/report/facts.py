@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ticker import comparisons
 from ticker.aggregate.milestones import Milestone
 from ticker.clock import US_PER_S
 from ticker.money import format_money, money_label
@@ -20,7 +21,8 @@ from ticker.scenario.model import Scenario, Target
 
 
 def build_report(scenario: Scenario, summary: dict[str, Any], *, path: Path | None = None,
-                 fold_brands: Callable[[int | None], np.ndarray] | None = None) -> Report:
+                 fold_brands: Callable[[int | None], np.ndarray] | None = None,
+                 baseline: Callable[[], comparisons.RunFacts | str] | None = None) -> Report:
     """Check ``summary`` (the DESIGN.md summary contract) against ``scenario``'s targets.
 
     ``fold_brands(before_us)`` gives every brand's net GMV from the events before ``before_us``
@@ -31,7 +33,8 @@ def build_report(scenario: Scenario, summary: dict[str, Any], *, path: Path | No
                    key=lambda m: (m.event_time_us, m.seq))
     # an arrival-ordered run is checked on its final milestones (first in event-time order)
     milestones = [m for m in every if m.timing in (None, "final")]
-    ctx = _Context(scenario, summary, float(summary["scale"]), milestones, fold_brands)
+    ctx = _Context(scenario, summary, float(summary["scale"]), milestones, fold_brands,
+                   path=path, baseline=baseline)
     facts = tuple(_check(ctx, t) for t in scenario.targets)
     return Report(run=summary["run"], scenario=scenario, seed=int(summary["seed"]),
                   scale=float(summary["scale"]), summary=summary, facts=facts,
@@ -48,6 +51,8 @@ class _Context:
     milestones: list[Milestone]
     fold_brands: Callable[[int | None], np.ndarray] | None
     notes: list[str] = field(default_factory=list)
+    path: Path | None = None
+    baseline: Callable[[], comparisons.RunFacts | str] | None = None  # year-on-year facts
 
     def race(self, threshold: int) -> list[Milestone]:
         """The brands that passed ``threshold``, by rank."""
@@ -60,6 +65,12 @@ def _check(ctx: _Context, t: Target) -> FactCheck:
     checks = {"gmv": _check_gmv, "orders": _check_count, "peak_orders_per_s": _check_count,
               "brands_over": _check_brands_over, "first_brands_over": _check_first_brands,
               "time_to_value": _check_time_to_value}
+    if t.metric in comparisons.METRICS:  # dimensions and baselines (ticker/comparisons.py)
+        run = comparisons.RunFacts(ctx.scenario, ctx.milestones, ctx.fold_brands, ctx.path,
+                                   ctx.scale)
+        m = comparisons.measure(t, run, ctx.baseline)
+        return _fact(t, m.expected, m.measured, m.difference, m.ok, m.expected_value,
+                     m.measured_value, m.unit)
     check = checks.get(t.metric)
     if check is None:  # a metric newer than this report: say so, never pass it silently
         return _fact(t, str(t.value), "not measured", f"unknown metric {t.metric!r}", False,

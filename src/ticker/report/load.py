@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ticker import comparisons
 from ticker.report.facts import build_report
 from ticker.report.model import Report, ReportError
 from ticker.scenario.model import Scenario
 
 
-def load_report(path: str | os.PathLike[str]) -> Report:
+def load_report(path: str | os.PathLike[str],
+                baseline: str | os.PathLike[str] | None = None) -> Report:
     """Check a finished run directory against its scenario's targets.
 
     Reads ``run.json``, ``scenario.toml`` (the scenario exactly as run) and ``summary.json``;
@@ -42,8 +44,44 @@ def load_report(path: str | os.PathLike[str]) -> Report:
     if not rd.scenario_path.is_file():
         raise ReportError(f"{rd.scenario_path}: missing (the scenario as run)")
     scenario = rd.scenario()
+    found: list[comparisons.RunFacts | str] = []
+
+    def base() -> comparisons.RunFacts | str:  # found once, and only if a fact needs it
+        if not found:
+            found.append(_baseline(rd.path, scenario, float(summary["scale"]), baseline))
+        return found[0]
+
     return build_report(scenario, summary, path=rd.path,
-                        fold_brands=lambda before_us: brand_gmv_before(rd.path, scenario, before_us))
+                        fold_brands=lambda before_us: brand_gmv_before(rd.path, scenario, before_us),
+                        baseline=base)
+
+
+def _baseline(path: Path, scenario: Scenario, scale: float,
+              given: str | os.PathLike[str] | None) -> comparisons.RunFacts | str:
+    """The baseline run of a year-on-year fact: ``given``, or the scenario's
+    ``festival.baseline`` at this scale and its own seed next to the run (replayed once, then
+    reused); a string says why there is none."""
+    from ticker.api import replay
+    from ticker.rundir import run_id
+    from ticker.scenario import resolve
+    from ticker.scenario.model import ScenarioError
+
+    if given is None:
+        if scenario.baseline is None:
+            return "the scenario names no festival.baseline"
+        try:
+            base = resolve(scenario.baseline)
+        except ScenarioError as exc:
+            return f"festival.baseline: {exc.problems[0]}"
+        given = path.parent / run_id(base.name, base.seed, scale)
+        if not (Path(given) / "summary.json").is_file():
+            replay(base, scale=scale, record=True, run_dir=given)
+    report = load_report(given)
+    where = Path(given)
+    return comparisons.RunFacts(report.scenario, report.milestones,
+                                lambda before_us: brand_gmv_before(where, report.scenario,
+                                                                   before_us),
+                                where, report.scale)
 
 
 def brand_gmv_before(path: Path, scenario: Scenario, before_us: int | None) -> np.ndarray:

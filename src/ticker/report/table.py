@@ -22,12 +22,13 @@ def shown_milestones(milestones: Sequence[Milestone]) -> tuple[list[Milestone], 
     Every festival-wide milestone is kept; of each brand race (one threshold), the first three,
     every 100th and the last. A default run has hundreds of brand milestones; this keeps a dozen.
     """
-    last_rank: dict[int, int] = {}
+    last_rank: dict[tuple[str, int], int] = {}  # every race: brands', a dimension's (ranked)
     for m in milestones:
-        if m.kind == "brand_gmv" and m.rank is not None:
-            last_rank[m.threshold_minor] = max(last_rank.get(m.threshold_minor, 0), m.rank)
-    shown = [m for m in milestones if m.kind != "brand_gmv" or m.rank is None or m.rank <= 3
-             or m.rank % 100 == 0 or m.rank == last_rank[m.threshold_minor]]
+        if m.rank is not None:
+            race = (m.kind, m.threshold_minor)
+            last_rank[race] = max(last_rank.get(race, 0), m.rank)
+    shown = [m for m in milestones if m.rank is None or m.rank <= 3 or m.rank % 100 == 0
+             or m.rank == last_rank[(m.kind, m.threshold_minor)]]
     return shown, len(milestones) - len(shown)
 
 

@@ -8,9 +8,12 @@ A scenario's ``[[dimensions]]`` come in two kinds (:class:`~ticker.scenario.mode
   the published counts hold: the ``members`` named in the file, then for each ``over``
   (threshold, n) — highest threshold first — brands whose GMV target is clear of the threshold
   (at least :data:`MARGIN` above it, and clear below the next higher one) until n members are
-  over it, then the rest of the value's ``brands`` from those clear below its lowest threshold.
-  Picks are spread evenly over each pool (by catalogue rank), so a segment has big and small
-  brands alike. Everything else is the dimension's ``rest``.
+  over it, then the rest of the value's ``brands``. Picks are spread evenly over each pool (by
+  catalogue rank), so a segment has big and small brands alike — except the rest of a value
+  with ``over`` counts: those are the catalogue's smallest brands, because at the default scales
+  one order is worth hundreds of thousands of RMB and a brand a few orders short of a threshold
+  may pass it with one large order. Brands the file names (named, tiered with a name) join a
+  value only as its ``members``. Everything else is the dimension's ``rest``.
 * **per order** — a second catalogue of sellers an order is placed *through*: livestream
   channels, each with its own GMV target (named, tiers and a Zipf tail, built exactly like the
   brands'), and ``rest`` (code 0: placed through none, "storefront"). The channel of an order is
@@ -26,6 +29,7 @@ A scenario's ``[[dimensions]]`` come in two kinds (:class:`~ticker.scenario.mode
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -34,9 +38,11 @@ import numpy as np
 from ticker.scenario.brands import BrandCatalogue, catalogue, seller_targets
 from ticker.scenario.model import Dimension, Scenario, ScenarioError
 
-#: A brand counted over (or under) a threshold is placed at least this far from it, relative:
-#: a brand's realised GMV stays within a few percent of its target at the default scales.
-MARGIN = 0.2
+#: A brand counted over (or under) a threshold is placed at least this far from it, relative,
+#: and at least :data:`MARGIN_ORDERS` average orders at the scenario's default scale: a brand's
+#: realised GMV is within about an order of its target at any scale.
+MARGIN = 0.35
+MARGIN_ORDERS = 4
 _GUIDE_BITS = 16
 _K1 = np.uint64(0xBF58476D1CE4E5B9)
 _K2 = np.uint64(0x94D049BB133111EB)
@@ -102,7 +108,9 @@ def _build(scenario: Scenario, i: int, d: Dimension) -> DimensionTable:
                                     "little"))
     empty = np.zeros(0)
     if d.per == "brand":
-        codes = _assign(d, catalogue(scenario), key)
+        named = {b.name for b in scenario.named_brands} | {n for t in scenario.tiers for n in t.names}
+        order = scenario.gmv_minor / max(scenario.orders, 1) / scenario.default_scale
+        codes = _assign(d, catalogue(scenario), named, MARGIN_ORDERS * order, key)
         return DimensionTable(d, (d.rest, *(v.name for v in d.values)), codes, empty,
                               empty.astype(np.uint64), empty.astype(np.int32), salt)
     names, gmv = seller_targets(list(d.named), d.tiers, d.count, d.gmv_minor,
@@ -122,37 +130,53 @@ def _build(scenario: Scenario, i: int, d: Dimension) -> DimensionTable:
                           np.concatenate([[0.0], gmv]), bounds, guide, salt)
 
 
-def _assign(d: Dimension, cat: BrandCatalogue, key: str) -> np.ndarray:
+def _assign(d: Dimension, cat: BrandCatalogue, named: set[str], margin: float, key: str
+            ) -> np.ndarray:
     """Every brand's value code for a per-brand dimension (0: ``rest``); see the module doc."""
     target = cat.gmv_target
     code = np.zeros(len(cat), np.int32)
-    free = np.ones(len(cat), bool)
-    position = {name: b for b, name in enumerate(cat.names)}
+    free = np.fromiter((name not in named for name in cat.names), bool, len(cat))
 
-    def pick(k: int, pool: np.ndarray, need: int, what: str) -> None:
+    def pick(k: int, pool: np.ndarray, need: int, what: str, smallest: bool = False) -> None:
         if need > len(pool):
             raise ScenarioError([f"{key}: values[{k - 1}]: expected {need:,} more brands "
                                  f"{what} for it, found {len(pool):,} left in the catalogue"])
-        chosen = pool[(np.arange(need, dtype=np.int64) * len(pool)) // max(need, 1)]
+        if smallest:
+            chosen = pool[np.argsort(target[pool], kind="stable")[:need]]
+        else:
+            chosen = pool[(np.arange(need, dtype=np.int64) * len(pool)) // max(need, 1)]
         code[chosen] = k
         free[chosen] = False
 
     for k, value in enumerate(d.values, start=1):
-        members = np.array([position[m] for m in value.members], dtype=np.int64)
+        members = np.array([cat.index(m) for m in value.members], dtype=np.int64)
         code[members] = k
         free[members] = False
         higher = np.inf
         for threshold, n in sorted(value.over, reverse=True):
-            clear = target >= threshold * (1 + MARGIN)
+            clear = target >= max(threshold * (1 + MARGIN), threshold + margin)
             have = int(np.count_nonzero((code == k) & clear))
             if have > n:
                 raise ScenarioError([f"{key}: values[{k - 1}].members: expected at most {n:,} "
                                      f"members over {threshold / 100:,.0f}, found {have:,}"])
-            pool = np.flatnonzero(free & clear & (target < higher * (1 - MARGIN)))
+            pool = np.flatnonzero(free & clear & (target < min(higher * (1 - MARGIN),
+                                                                higher - margin)))
             pick(k, pool, n - have, f"over {threshold / 100:,.0f}")
             higher = threshold
         lowest = min((t for t, _ in value.over), default=np.inf)
         rest = value.brands - int(np.count_nonzero(code == k))
+        # (the smallest brands: a few orders' margin below is more than some catalogues have)
         pool = np.flatnonzero(free & (target < lowest * (1 - MARGIN)))
-        pick(k, pool, max(rest, 0), f"under {lowest / 100:,.0f}" if value.over else "")
+        pick(k, pool, max(rest, 0), f"under {lowest / 100:,.0f}" if value.over else "",
+             smallest=bool(value.over))
     return code
+
+
+def without_dimensions(scenario: Scenario) -> Scenario:
+    """The scenario with no ``[[dimensions]]`` (its catalogue kept): what ``--cluster`` folds."""
+    if not scenario.dimensions:
+        return scenario
+    plain = dataclasses.replace(scenario, dimensions=())
+    if "catalogue" in scenario.derived:
+        plain.derived["catalogue"] = scenario.derived["catalogue"]
+    return plain

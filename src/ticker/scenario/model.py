@@ -109,6 +109,8 @@ class Target:
     scaled: bool = False
     #: time_to_value: the fact is a deadline ("in the first second"): pass when measured <= value
     at_most: bool = False
+    #: a comparison with the baseline run: its window [from, to) (``baseline_from``/``_to``)
+    baseline_window_us: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,9 @@ class Scenario:
     disorder: DisorderProfile | None = None
     #: ``[[dimensions]]`` beyond brand, platform and region (``scenario/dimensions.py``)
     dimensions: tuple[Dimension, ...] = ()
+    #: ``festival.baseline``: the previous year's scenario (a bundled name, or a path relative
+    #: to this file) that year-on-year targets compare with
+    baseline: str | None = None
 
     @property
     def start_us(self) -> int:

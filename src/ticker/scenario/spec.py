@@ -61,6 +61,15 @@ _METRICS = {
     # sellers of a per-order dimension ("channel"), or brands of a per-brand value
     # ("tmall_global"), past a threshold of the dimension's races
     "dimension_over": {"subject", "threshold", "at"},
+    # brands that sold in the run with a per-brand dimension's value ("overseas_new"), or with
+    # any of its values but rest (the dimension's name: "origin")
+    "dimension_brands": {"subject"},
+    # year on year (festival.baseline): a value's brands past a threshold, as a change on the
+    # baseline run's count (0.46 = up 46 %)
+    "dimension_over_change": {"subject", "threshold"},
+    # seconds from ``at`` until a subject's GMV since then passes its GMV in the baseline run's
+    # window [baseline_from, baseline_to) ("within 4 minutes, more than the whole first day of 2020")
+    "time_to_baseline": {"subject", "at", "baseline_from", "baseline_to", "at_most"},
 }
 
 
@@ -192,7 +201,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
                   {"orders", "bursts", "milestones", "targets", "disorder", "dimensions"})
     fest = r.table(top.get("festival", {}), "festival",
                    {"name", "title", "currency", "utc_offset", "seed", "gmv", "brands"},
-                   {"refund_rate", "refund_delay_s", "default_scale"})
+                   {"refund_rate", "refund_delay_s", "default_scale", "baseline"})
     code = r.string(fest, "festival", "currency")
     currency = CURRENCIES.get(code)
     if currency is None:
@@ -245,7 +254,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
                    for i, b in enumerate(r.array(top, "", "bursts", required=False)))
     rules = _milestones(r, top.get("milestones", {}), currency, seen, platforms, regions)
     targets = tuple(_target(r, t, f"targets[{i}]", currency, seen, platforms, regions, rules,
-                            dimensions)
+                            dimensions, fest.get("baseline"))
                     for i, t in enumerate(r.array(top, "", "targets", required=False)))
 
     refund_rate = r.number(fest, "festival", "refund_rate", Range(0, 0.5), default=0.0)
@@ -277,6 +286,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         targets=targets,
         disorder=_disorder(r, top.get("disorder")),
         dimensions=dimensions,
+        baseline=r.string(fest, "festival", "baseline") or None,
     )
     if dimensions and not r.problems:
         check_dimensions(r.problems, scenario)
@@ -456,14 +466,17 @@ def _milestones(r: _Reader, data: Any, currency: Currency, brands: set[str],
 
 def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str],
             platforms: tuple[tuple[str, float], ...], regions: tuple[tuple[str, float], ...],
-            rules: MilestoneRules, dimensions: tuple[Dimension, ...] = ()) -> Target:
+            rules: MilestoneRules, dimensions: tuple[Dimension, ...] = (),
+            baseline: str | None = None) -> Target:
     t = r.table(data, key, {"fact", "metric", "value", "tolerance", "source"},
-                {"threshold", "at", "subject", "scaled", "at_most"})
+                {"threshold", "at", "subject", "scaled", "at_most", "baseline_from",
+                 "baseline_to"})
     metric = r.string(t, key, "metric")
     if metric and metric not in _METRICS:
         r.problem(f"{key}.metric", f"expected one of {', '.join(_METRICS)}, found {metric!r}")
     allowed = _METRICS.get(metric, {"threshold", "at", "subject", "scaled", "at_most"})
-    for extra in ("threshold", "at", "subject", "scaled", "at_most"):
+    for extra in ("threshold", "at", "subject", "scaled", "at_most", "baseline_from",
+                  "baseline_to"):
         if extra in t and extra not in allowed:
             r.problem(f"{key}.{extra}", f"not used by metric {metric!r}")
     value = t.get("value")
@@ -477,11 +490,34 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
     elif metric:
         value = r.number(t, key, "value", Range(0, 1e18))
     threshold = r.money(t, key, "threshold", currency) if "threshold" in t else None
-    if metric in ("brands_over", "first_brands_over", "time_to_value", "dimension_over") \
+    if metric in ("brands_over", "first_brands_over", "time_to_value", "dimension_over",
+                  "dimension_over_change") \
             and threshold is None:
         r.problem(f"{key}.threshold", f"missing required key for metric {metric!r}")
     subject = None
-    if metric == "dimension_over":
+    if metric == "dimension_brands":
+        subject = r.string(t, key, "subject")
+        groups = {d.name for d in dimensions if d.per == "brand"}
+        groups |= {v.name for d in dimensions if d.per == "brand" for v in d.values}
+        if subject not in groups:
+            r.problem(f"{key}.subject", "expected a per-brand dimension or one of its values "
+                      f"({', '.join(sorted(groups)) or 'none declared'}), found {subject!r}")
+    window = None
+    if metric in ("dimension_over_change", "time_to_baseline") and baseline is None:
+        r.problem(f"{key}.metric", f"expected festival.baseline (the scenario {metric!r} compares "
+                  "with), found none")
+    if metric == "time_to_baseline":
+        subject = r.string(t, key, "subject")
+        if subject and (not subject.startswith("brand:") or subject[6:] not in brands):
+            r.problem(f"{key}.subject", f"expected 'brand:NAME' of a named or tiered brand, found "
+                      f"{subject!r}")
+        for name in ("at", "baseline_from", "baseline_to"):
+            if name not in t:
+                r.problem(f"{key}.{name}", f"missing required key for metric {metric!r}")
+        window = (r.moment(t, key, "baseline_from"), r.moment(t, key, "baseline_to"))
+        if all(window) and window[1] <= window[0]:
+            r.problem(f"{key}.baseline_to", "expected a time after baseline_from")
+    if metric in ("dimension_over", "dimension_over_change"):
         subject = r.string(t, key, "subject")
         races = {d.name: d.thresholds_minor for d in dimensions if d.per == "order"}
         races |= {v.name: d.thresholds_minor for d in dimensions if d.per == "brand"
@@ -519,6 +555,7 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         subject=subject,
         scaled=scaled is True,
         at_most=at_most is True,
+        baseline_window_us=window,
     )
 
 
