@@ -21,6 +21,7 @@ from hypothesis import strategies as st  # noqa: E402
 from tests.cluster.test_scan import assert_identical, single  # noqa: E402
 from ticker.cluster import driver  # noqa: E402
 from ticker.scenario import resolve  # noqa: E402
+from ticker.scenario.dimensions import without_dimensions  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
@@ -33,7 +34,7 @@ def client():
 
 def on_cluster(client, name: str, scale: float, parts: int | None) -> driver.ClusterResult:
     _, reference = single(name, scale)
-    scenario = resolve(name)
+    scenario = without_dimensions(resolve(name))  # --cluster refuses [[dimensions]]
     return driver.run_scan(client, scenario, scenario.seed, scale, reference.run, parts)
 
 

@@ -173,7 +173,8 @@ def _assign(d: Dimension, cat: BrandCatalogue, named: set[str], margin: float, k
 
 
 def without_dimensions(scenario: Scenario) -> Scenario:
-    """The scenario with no ``[[dimensions]]`` (its catalogue kept): what ``--cluster`` folds."""
+    """The scenario with no ``[[dimensions]]`` (its catalogue kept): its brand, platform and
+    region fold alone, which ``--cluster`` computes (it refuses a scenario with dimensions)."""
     if not scenario.dimensions:
         return scenario
     plain = dataclasses.replace(scenario, dimensions=())
