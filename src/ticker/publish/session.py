@@ -232,6 +232,10 @@ class Session:
             raise
         await self._final(client)
         self.connected = False
+        # aiomqtt waits ``client.timeout`` (the connect timeout, 5 s) for the DISCONNECT to go
+        # out; behind a queue of frames or to a stalled broker that would outlast close()'s
+        # budget (timeout + 2 x FINAL_GRACE_S), so the goodbye gets one grace period.
+        client.timeout = FINAL_GRACE_S
         with contextlib.suppress(aiomqtt.MqttError):
             await stack.aclose()  # DISCONNECT: a clean goodbye, so the broker drops the will
         upstream_workarounds.retrieve_disconnect(client)
