@@ -226,3 +226,9 @@ def test_amount_table_has_mean_exactly_one() -> None:
     table = gen._amount_table(1.0)
     assert int(table.sum()) == gen._AMOUNT_ONE * gen._AMOUNT_QUANTILES
     assert (np.diff(table) >= 0).all()
+
+
+def test_batches_hold_the_requested_number_of_events_the_last_fewer() -> None:
+    for size in (997, 4096):
+        sizes = [len(batch) for batch in generate(scenario("smoke"), scale=0.1, batch_size=size)]
+        assert len(sizes) > 2 and set(sizes[:-1]) == {size} and 0 < sizes[-1] <= size, size
