@@ -42,11 +42,13 @@ def test_the_main_command_replays_2021_into_a_small_run_directory(tmp_path):
     summary = orjson.loads((run_dir / "summary.json").read_bytes())
     # the published RMB 540.3 billion, to the scenario's declared tolerance (0.1 %)
     assert abs(summary["gmv_minor"] - 540_300_000_000_00) <= 0.001 * 540_300_000_000_00
-    # the windows' declared 2.513 billion orders at scale 0.001, plus the burst's (Apple's RMB 300
-    # million in Nov 1's first second: ~46 orders of its RMB 6,500 average, at this scale)
+    # the windows' declared 2.513 billion orders at scale 0.001, plus the bursts' (Apple's RMB 300
+    # million in Nov 1's first second and RMB 1.5 billion in the next 239: ~277 orders of its RMB
+    # 6,500 average, at this scale)
     declared = round(sum(w.orders for w in scenario.windows) * scale)
     assert declared == 2_513_000
-    assert declared < summary["orders"] <= declared + 2 * round(300_000_000 * scale / 6_500)
+    bursts = sum(round(b.gmv_minor / 100 * scale / 6_500) for b in scenario.bursts)
+    assert declared < summary["orders"] <= declared + 2 * bursts
     line = f"GMV RMB 540.3 billion from {summary['orders']:,} orders"
     assert any(line in text for text in last[-3:]), last[-3:]
     size = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
