@@ -187,6 +187,23 @@ def test_a_late_watcher_reads_the_story_so_far_in_event_time_order(mosquitto, un
     assert out.getvalue().splitlines() == [milestone_line(info, m) for m in expected]
 
 
+def test_a_late_watcher_gets_more_milestones_than_a_default_mosquitto_queues(
+        mosquitto, unique_run: str) -> None:
+    """A default Mosquitto holds at most 1,000 queued + 20 in-flight QoS 1 messages for one
+    subscriber and drops the rest of a retained burst; double11-2021 retains 3,744 milestones.
+    The watcher reads them at QoS 0 (topics.READER_QOS), so it gets every one."""
+    n = 1_500
+    info = RunInfo(unique_run, scenario="double11-2021", seed=3, scale=0.01, zone=CST)
+    milestones = make_milestones(unique_run, n)
+    with Publisher(mosquitto.url, info) as publisher:
+        for m in milestones:
+            publisher.milestone(m)
+    out = Sink()
+    assert run_watch(mosquitto.url, run=unique_run, out=out, max_messages=n) == 0
+    assert sorted(out.getvalue().splitlines()) == sorted(milestone_line(info, m)
+                                                         for m in milestones)
+
+
 @given(st.lists(st.tuples(st.integers(0, 2**52), st.integers(0, 2**40), st.booleans()),
                 max_size=30))
 def test_retained_milestones_drain_in_event_time_then_seq_order(

@@ -131,7 +131,7 @@ async def _watch(url: MqttUrl, subs: list[str], printer: _Printer, err: TextIO,
         return 1
     try:
         for sub in subs:
-            await subscribe(client, sub, qos=1, timeout=timeout)
+            await subscribe(client, sub, qos=topics.READER_QOS, timeout=timeout)
         if max_messages is not None and max_messages <= 0:
             return 0
         shown = 0

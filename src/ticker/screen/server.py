@@ -265,7 +265,7 @@ class ScreenServer:
                         discard(client)
                         raise
                 for topic_filter in FILTERS:
-                    await subscribe(client, topic_filter, qos=1,
+                    await subscribe(client, topic_filter, qos=topics.READER_QOS,
                                     timeout=self.connect_timeout)
                 self._set_link("connected", "")
                 backoff = MIN_BACKOFF
