@@ -13,8 +13,9 @@ metric                 measured, and when it holds
 ``dimension_brands``   brands of a per-brand value (or of any of a dimension's values but its rest,
                        ``subject = "origin"``) taking part: in the run's catalogue (at small scales
                        some of the smallest sell nothing; the report says how many did)
-``dimension_over_      year on year: the run's ``dimension_over`` count as a change on the baseline
-change``               run's (``value = 0.46``: up 46 %); tolerance relative to the change
+``dimension_over_      year on year: a value's brands over ``threshold`` (its race's count, or, for
+change``               a threshold it does not race on, net GMV at the end from a fold of the log)
+                       as a change on the baseline run's (``value = 0.46``: up 46 %)
 ``time_to_baseline``   seconds from ``at`` until the subject's GMV since then passes its GMV in the
                        baseline run's window [``baseline_from``, ``baseline_to``) ("within 4
                        minutes, more than its whole first day of 2020"); ``at_most``: a deadline
@@ -146,11 +147,21 @@ def brand_group(scenario: Scenario, subject: str, brands: int) -> np.ndarray:
 def _dimension_over_change(t: Target, run: RunFacts, base: RunFacts) -> Measured:
     kind, unit = race_kind(run.scenario, str(t.subject))
 
-    def count(r: RunFacts) -> int:
-        return sum(1 for m in r.milestones if m.kind == kind
-                   and m.threshold_minor == t.threshold_minor)
+    def count(r: RunFacts) -> int | None:
+        if any(t.threshold_minor in d.thresholds_minor for d in r.scenario.dimensions
+               for v in d.values if v.name == t.subject):
+            return sum(1 for m in r.milestones if m.kind == kind
+                       and m.threshold_minor == t.threshold_minor)
+        if r.fold_brands is None:  # not raced: the brands at or over it in a fold of the log
+            return None
+        gmv = r.fold_brands(None)
+        mine = brand_group(r.scenario, str(t.subject), len(gmv))
+        return int(np.count_nonzero(mine & (gmv >= int(t.threshold_minor or 0))))
 
     now, before = count(run), count(base)
+    if now is None or before is None:
+        return Measured(f"{float(t.value):+.0%}", "not measured", "no event log", False,
+                        t.value, None, "")
     expected = float(t.value)
     if before == 0:
         return Measured(f"{expected:+.0%}", f"{now:,} {unit} (baseline: none)", "no baseline",

@@ -525,7 +525,7 @@ def _target(r: _Reader, data: Any, key: str, currency: Currency, brands: set[str
         if subject not in races:
             r.problem(f"{key}.subject", "expected a per-order dimension or a per-brand dimension's "
                       f"value ({', '.join(races) or 'none declared'}), found {subject!r}")
-        elif threshold and threshold not in races[subject]:
+        elif threshold and threshold not in races[subject] and metric == "dimension_over":
             r.problem(f"{key}.threshold", f"expected one of the dimension's thresholds "
                       f"({', '.join(str(x // currency.minor_per_major) for x in races[subject])}"
                       f"), found {threshold // currency.minor_per_major}")
