@@ -191,7 +191,7 @@ def test_a_late_watcher_reads_the_story_so_far_in_event_time_order(mosquitto, un
 def test_a_late_watcher_gets_more_milestones_than_a_default_mosquitto_queues(
         mosquitto, unique_run: str) -> None:
     """A default Mosquitto holds at most 1,000 queued + 20 in-flight QoS 1 messages for one
-    subscriber and drops the rest of a retained burst; double11-2021 retains 3,744 milestones.
+    subscriber and drops the rest of a retained burst; a run with per-brand rules retains thousands.
     The watcher reads them at QoS 0 (topics.READER_QOS), so it gets every one."""
     n = 1_500
     info = RunInfo(unique_run, scenario="double11-2021", seed=3, scale=0.01, zone=CST)

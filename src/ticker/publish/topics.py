@@ -55,7 +55,7 @@ ORDERS = Delivery(qos=1, retain=False)
 #: The QoS at which ticker's own readers (``ticker watch``, ``ticker screen``) subscribe to a run's
 #: retained topics. Not 1: a Mosquitto with its defaults queues at most ``max_queued_messages``
 #: (1000) QoS 1 messages beyond its 20 in flight for one subscriber and silently drops the rest,
-#: so a reader arriving after a run of thousands of milestones (double11-2021 has 3,744) would
+#: so a reader arriving after a run of thousands of milestones (one per brand and threshold) would
 #: see about 1,020 of them. At QoS 0 the broker sends the whole retained burst. Nothing is lost
 #: by it: the readers use clean sessions, every milestone is retained on its own topic, and a
 #: resubscription after a reconnect delivers all of them again.
