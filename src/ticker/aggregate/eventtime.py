@@ -840,9 +840,13 @@ class EventTimeAggregator:
         rank[by] = np.arange(len(second)) - np.repeat(starts, np.diff(starts, append=len(second)))
         count = st.second_orders[second] + rank + 1
         at = np.searchsorted(chain_second, second, side="right") - 1  # the record standing there
-        is_record = (at >= 0) & (chain_second[np.maximum(at, 0)] == second)
-        standing = np.where(is_record, at - 1, at)
-        previous = np.where(standing >= 0, chain_value[np.maximum(standing, 0)], 0)
+        if len(chain_second) == 0:  # no record yet (nothing decided has an order): any one sets it
+            is_record = np.zeros(len(second), bool)
+            previous = np.zeros(len(second), np.int64)
+        else:
+            is_record = (at >= 0) & (chain_second[np.maximum(at, 0)] == second)
+            standing = np.where(is_record, at - 1, at)
+            previous = np.where(standing >= 0, chain_value[np.maximum(standing, 0)], 0)
         changes = is_record | (count > np.floor(previous * (1 + self.gain)))
         return int(np.argmax(changes)) if changes.any() else -1
 
