@@ -93,6 +93,37 @@ json_values = st.recursive(
     max_leaves=20)
 
 
+@given(st.integers(3, 6), st.permutations(range(4)))  # room for the three new runs
+def test_a_run_heard_of_before_its_status_is_not_forgotten_for_finished_ones(
+        max_runs: int, order: list[int]) -> None:
+    """More runs than the screen keeps: finished runs fill it; then a new run whose milestone,
+    status and the messages of other new runs arrive in any order. The new run keeps its
+    milestone whenever a finished run could be forgotten instead."""
+    import ticker.screen.state as state
+
+    saved, state.MAX_RUNS = state.MAX_RUNS, max_runs
+    try:
+        fest = Festival()
+        for k in range(max_runs):
+            old = info(f"old{k}", started=f"2026-11-30T0{k}:00:00.000+00:00")
+            fest.ingest(topics.status_topic(f"old{k}"), topics.status_payload(old, "finished"))
+        new = info("new", started="2026-11-30T09:00:00.000+00:00")
+        m = milestone("new")
+        messages = [
+            (topics.milestone_topic("new", m), topics.milestone_payload(new, m)),
+            (topics.status_topic("new"), topics.status_payload(new, "finished")),
+            (topics.gmv_topic("other1"), topics.dumps(topics.tick_json(
+                info("other1"), event_time_us=T0, seq=1, gmv_minor=1, orders=1, orders_per_s=1))),
+            (topics.gmv_topic("other2"), topics.dumps(topics.tick_json(
+                info("other2"), event_time_us=T0, seq=1, gmv_minor=1, orders=1, orders_per_s=1))),
+        ]
+        for i in order:
+            fest.ingest(*messages[i])
+        assert [x["id"] for x in fest.runs["new"].snapshot()["milestones"]] == [m.id]
+    finally:
+        state.MAX_RUNS = saved
+
+
 def _dumps(value) -> bytes:
     try:
         return orjson.dumps(value)

@@ -352,11 +352,17 @@ class Festival:
         return None
 
     def _evict(self) -> bool:
-        """Forget the oldest run that is not running; False if every run is running."""
+        """Forget the oldest run that is over (finished or offline); False if every run is running.
+
+        A run with no status yet ("unknown") goes last: a publisher's milestones can reach the
+        broker before its "running" status, so a new run's first milestones often arrive, in a
+        subscriber's retained burst, before its status. Taken as the oldest (it has no start
+        time), it was forgotten at the next unknown run, and its status then made an empty run.
+        """
         done = [r for r in self.runs.values() if r.summary()["state"] != "running"]
         if not done:
             return False
-        oldest = min(done, key=lambda r: r.summary()["started"])
+        oldest = min(done, key=lambda r: (r.summary()["state"] == "unknown", r.summary()["started"]))
         del self.runs[oldest.run]
         return True
 
