@@ -75,7 +75,11 @@ def test_a_taken_port_is_one_line(mosquitto, screen, capsys) -> None:
     assert err.count("\n") == 1 and f"127.0.0.1:{first.port}" in err
 
 
-def test_replay_with_screen_serves_the_run_until_ctrl_c(mosquitto, tmp_path) -> None:
+def test_replay_with_screen_serves_the_run_until_ctrl_c(mosquitto_factory, tmp_path) -> None:
+    # A broker of its own: on the session's shared broker, thousands of other tests' retained
+    # milestones make the screen's retained burst overrun Mosquitto's per-client queue, and the
+    # run's live milestones were dropped (a known gap: docs/architecture.md, the screen).
+    mosquitto = mosquitto_factory()
     summary_path = tmp_path / "summary.json"
     child = subprocess.Popen(
         [sys.executable, "-m", "ticker", "replay", "smoke", "--seed", "99", "--mqtt", mosquitto.url,
