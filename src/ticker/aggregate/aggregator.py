@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ticker.aggregate.dimensions import DimensionFold, DimensionTotal
+from ticker.aggregate.dimensions import DimensionFold, DimensionTotal, crossings_in_rows
 from ticker.aggregate.milestones import (
     Milestone,
     brand_milestone,
@@ -383,36 +383,10 @@ class Aggregator:
             self._flag[candidates] = False
             by_brand = np.argsort(brand[rows], kind="stable")
         rows = rows[by_brand]
-        brands = brand[rows]
-        # Every candidate's running total at each of its events: its total before the batch plus
-        # the running sum inside its segment (rows are grouped by brand, in seq order).
-        running = np.cumsum(batch.amount_minor[rows])
-        starts = np.flatnonzero(np.diff(brands, prepend=-1))
-        lengths = np.diff(starts, append=len(rows))
-        segment_brand = brands[starts].astype(np.intp)
-        segment_end = running[starts + lengths - 1]
-        segment_before = np.where(starts > 0, running[starts - 1], 0)
-        before = st.brand_gmv[segment_brand] - (segment_end - segment_before)
-        totals = running + np.repeat(before - segment_before, lengths)
-        level_before = st.brand_level[segment_brand].astype(np.intp)
-        row_level = np.repeat(level_before, lengths)
-        crossings = []  # (row, level, brand, value)
-        reached = np.zeros(len(segment_brand), np.intp)
-        for level, threshold in enumerate(self.thresholds.tolist()):
-            # each brand's first event at or over the threshold, if it had not passed it yet
-            hits = np.flatnonzero((totals >= threshold) & (row_level <= level))
-            if not len(hits):
-                continue
-            hit_segment = np.searchsorted(starts, hits, side="right") - 1
-            firsts = np.flatnonzero(np.diff(hit_segment, prepend=-1))
-            reached[hit_segment[firsts]] = level + 1
-            for j in hits[firsts].tolist():
-                crossings.append((int(rows[j]), level, int(brands[j]), int(totals[j])))
-        # a threshold is passed once: the level never goes back (thresholds increase)
-        level_after = np.maximum(level_before, reached)
-        st.brand_level[segment_brand] = level_after
+        crossings, segment_brand, level_after = crossings_in_rows(
+            rows, brand[rows], batch.amount_minor[rows], st.brand_gmv, st.brand_level,
+            self.thresholds)
         self._next_threshold[segment_brand] = self._threshold_or_never[level_after]
-        crossings.sort()  # race order follows seq (one order has one brand)
         found: list[Milestone] = []
         for row, level, b, value in crossings:
             st.race_count[level] += 1

@@ -217,12 +217,25 @@ def first_crossings(codes: np.ndarray, amount: np.ndarray, candidates: np.ndarra
     mark[candidates] = True
     rows = np.flatnonzero(mark[codes])
     rows = rows[np.argsort(codes[rows], kind="stable")]  # grouped by entity, in seq order
-    entities = codes[rows].astype(np.intp)
-    running = np.cumsum(amount[rows])
+    found, _, _ = crossings_in_rows(rows, codes[rows].astype(np.intp), amount[rows], totals, level,
+                                    thresholds)
+    return found
+
+
+def crossings_in_rows(rows: np.ndarray, entities: np.ndarray, amount: np.ndarray,
+                      totals: np.ndarray, level: np.ndarray, thresholds: np.ndarray
+                      ) -> tuple[list[tuple[int, int, int, int]], np.ndarray, np.ndarray]:
+    """:func:`first_crossings` once the candidates' rows are chosen (the brand fold chooses them
+    its own faster way): ``rows`` grouped by entity and in seq order within each; ``entities``
+    and ``amount`` those rows' entity (a signed type: segments start where the difference with
+    a prepended -1 is not 0) and amount. Returns the crossings in row order, the entities seen
+    and their levels after the batch (``level`` is advanced in place too)."""
+    running = np.cumsum(amount)
     starts = np.flatnonzero(np.diff(entities, prepend=-1))
     lengths = np.diff(starts, append=len(rows))
-    segment = entities[starts]
+    segment = entities[starts].astype(np.intp)
     segment_before = np.where(starts > 0, running[starts - 1], 0)
+    # each entity's total before the batch, from its total after it
     before = totals[segment] - (running[starts + lengths - 1] - segment_before)
     running += np.repeat(before - segment_before, lengths)
     level_before = level[segment].astype(np.intp)
@@ -230,6 +243,7 @@ def first_crossings(codes: np.ndarray, amount: np.ndarray, candidates: np.ndarra
     reached = np.zeros(len(segment), np.intp)
     out: list[tuple[int, int, int, int]] = []
     for step, threshold in enumerate(thresholds.tolist()):
+        # each entity's first row at or over the threshold, if it had not passed it yet
         hits = np.flatnonzero((running >= threshold) & (row_level <= step))
         if not len(hits):
             continue
@@ -237,6 +251,8 @@ def first_crossings(codes: np.ndarray, amount: np.ndarray, candidates: np.ndarra
         firsts = np.flatnonzero(np.diff(hit_segment, prepend=-1))
         reached[hit_segment[firsts]] = step + 1
         out += [(int(rows[j]), step, int(entities[j]), int(running[j])) for j in hits[firsts]]
-    level[segment] = np.maximum(level_before, reached)
-    out.sort()
-    return out
+    # a threshold is passed once: the level never goes back (thresholds increase)
+    level_after = np.maximum(level_before, reached)
+    level[segment] = level_after
+    out.sort()  # race order follows seq (one order has one entity)
+    return out, segment, level_after
