@@ -20,6 +20,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.scenario.toml_paths import key_paths
 from ticker.cli import main
 from ticker.scenario import bundled_names, resolve
 
@@ -27,19 +28,7 @@ SMOKE = tomllib.loads(resolve("smoke").text)
 assert "smoke" in bundled_names()
 
 
-def _leaves(node, path=()):
-    """Every key path of the document, tables and arrays included (a mutation may hit any)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield (*path, key)
-            yield from _leaves(value, (*path, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield (*path, i)
-            yield from _leaves(value, (*path, i))
-
-
-PATHS = list(_leaves(SMOKE))
+PATHS = list(key_paths(SMOKE))
 
 JUNK = st.one_of(
     st.sampled_from([math.nan, math.inf, -math.inf, -1, 0, -1e-300, 1e300, 2**63 - 1, -(2**63),

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
+from tests.scenario.toml_paths import key_paths
 from ticker.scenario import parse_scenario
 from ticker.scenario.brands import catalogue
 from ticker.scenario.dimensions import MARGIN, MARGIN_ORDERS, tables
@@ -23,18 +24,7 @@ from ticker.scenario.model import ScenarioError
 DOC = tomllib.loads(UNIT_DIMS_TOML)
 
 
-def _paths(node, path):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield (*path, key)
-            yield from _paths(value, (*path, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield (*path, i)
-            yield from _paths(value, (*path, i))
-
-
-PATHS = list(_paths(DOC["dimensions"], ("dimensions",)))
+PATHS = list(key_paths(DOC["dimensions"], ("dimensions",)))
 JUNK = st.one_of(
     st.sampled_from([math.nan, math.inf, -math.inf, -1, 0, 1e300, 2**63 - 1, True, [], {}, "",
                      "Tmall Global", "a/b", "x" * 41, [math.nan], ["1.00", "0.50"], "per",
