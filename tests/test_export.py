@@ -406,3 +406,80 @@ def test_parquet_to_a_pipe(run):
         reader.join()
         got.seek(0)
         assert pq.read_table(got).column("seq").to_pylist() == list(range(1000))
+
+
+# --- dimension columns: the fold's values, in every format ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dimension_run(tmp_path_factory):
+    """A small recorded double11-2020 (Taobao Live channels per order; origin and segment per
+    brand), its aggregator's totals per dimension value, and the export's arguments."""
+    from ticker.aggregate import Aggregator
+    from ticker.scenario import generate, resolve
+    from ticker.scenario.brands import catalogue
+    from ticker.scenario.dimensions import tables
+
+    scenario = resolve("double11-2020")
+    directory = tmp_path_factory.mktemp("dims") / "log"
+    agg = Aggregator(scenario)
+    with EventLog(directory, fsync="never") as log:
+        for batch in generate(scenario, seed=3, scale=0.00002, batch_size=20_000):
+            log.append(batch)
+            agg.apply(batch)
+    names = dict(brands=catalogue(scenario).names, platforms=[p for p, _ in scenario.platforms],
+                 regions=[r for r, _ in scenario.regions], zone=scenario.zone,
+                 dimensions=tables(scenario))
+    totals = {d.name: {t.value: (t.gmv_minor, t.orders) for t in agg.dimension_totals(d.name)}
+              for d in scenario.dimensions}
+    return directory, names, totals
+
+
+def _rows(path: Path, fmt: str) -> list[dict]:
+    if fmt == "csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            return [{**row, "amount_minor": int(row["amount_minor"]),
+                     "order_id": int(row["order_id"])} for row in csv.DictReader(f)]
+    if fmt == "jsonl":
+        return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_dimension_columns_sum_to_the_folds_totals(dimension_run, tmp_path, fmt):
+    """Each declared dimension is a column after ``kind``; grouping the exported rows by it gives
+    exactly the aggregator's per-value GMV and orders, and each row's channel is its order id's
+    seller by an independent statement of the hash (plain integers, a binary search)."""
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow", reason="pyarrow is the optional extra ticker[parquet]")
+    from collections import defaultdict
+
+    from tests.aggregate.test_dimensions import channel_of
+
+    directory, names, totals = dimension_run
+    out = tmp_path / f"orders.{fmt}"
+    count = export_orders(directory, out, fmt, **names)
+    rows = _rows(out, fmt)
+    assert count == len(rows) > 40_000
+    assert list(rows[0]) == [*ORDER_COLUMNS, "channel", "origin", "segment"]
+    for name, expected in totals.items():
+        got: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in rows:
+            got[row[name]][0] += row["amount_minor"]
+            got[row[name]][1] += row["kind"] == "placed"
+        assert {v: tuple(t) for v, t in got.items()} == {
+            v: t for v, t in expected.items() if t != (0, 0)}, name
+    channels = names["dimensions"][0]
+    assert channels.dimension.name == "channel"
+    for row in rows[::97]:
+        assert row["channel"] == channels.names[channel_of(channels, row["order_id"])]
+    assert {row["channel"] for row in rows} > {"storefront", "Viya"}
+
+
+def test_a_scenario_without_dimensions_keeps_eight_columns(run, tmp_path):
+    directory, names = run
+    out = tmp_path / "plain.csv"
+    export_orders(directory, out, "csv", to_seq=5, **names, dimensions=())
+    assert out.read_text().splitlines()[0] == ",".join(ORDER_COLUMNS)

@@ -217,6 +217,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import contextlib
 
     from ticker.export import export_milestones, export_orders
+    from ticker.scenario.dimensions import tables
 
     run_dir = _run_dir(args.run_dir)
     scenario = run_dir.scenario()
@@ -231,7 +232,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 count = export_orders(run_dir.log, out, args.format,
                                       brands=run_dir.brand_names(scenario),
                                       platforms=[p for p, _ in scenario.platforms],
-                                      regions=[r for r, _ in scenario.regions], zone=scenario.zone)
+                                      regions=[r for r, _ in scenario.regions], zone=scenario.zone,
+                                      dimensions=tables(scenario))
             if args.out is not None:
                 print(f"wrote {count:,} {args.what} to {args.out}", file=sys.stderr)
     except OSError as exc:  # the --out file cannot be written: the user's to fix

@@ -4,8 +4,14 @@ Orders come from an :class:`~ticker.eventlog.EventLog` one stored batch at a tim
 per chunk (text) or per row group (Parquet), so exporting a festival of billions of events holds
 one chunk in memory, never the run. Columns, in order::
 
-    seq, event_time, order_id, brand, platform, region, amount_minor, kind
+    seq, event_time, order_id, brand, platform, region, amount_minor, kind[, dimension, ...]
 
+then one column per ``[[dimensions]]`` of the scenario, named after it (``channel``, ``origin``,
+``segment``), holding the value's name: per brand the brand's value, per order the seller the
+order went through (``storefront`` for none). Each value is derived as the fold derives it
+(:meth:`~ticker.scenario.dimensions.DimensionTable.codes`: a per-order seller is a hash of the
+order id), so an export's channel totals are the aggregator's; a scenario without dimensions
+keeps the eight columns.
 ``event_time`` is ISO-8601 with the festival's UTC offset and microseconds
 (``2021-11-11T00:00:00.123456+08:00``); ``brand``, ``platform`` and ``region`` are names;
 ``kind`` is ``placed`` or ``refunded``; money stays integer minor units. In Parquet the columns
@@ -55,6 +61,7 @@ from ticker.clock import offset_text, parse_time
 from ticker.errors import TickerError
 from ticker.eventlog import CorruptLogError, EventLog
 from ticker.events import OrderBatch, OrderKind, rebatch
+from ticker.scenario.dimensions import DimensionTable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -264,13 +271,16 @@ class OrderFormatter:
     """Turns :class:`OrderBatch` es into CSV or JSON Lines bytes, or Arrow record batches.
 
     Holds the name tables (brand names indexed by brand id, platform and region names indexed
-    by their ids) and the zone. Raises :class:`ExportError` naming the first seq whose brand,
-    platform, region or kind has no name.
+    by their ids), the scenario's dimension tables (one column each, after ``kind``) and the
+    zone. Raises :class:`ExportError` naming the first seq whose brand, platform, region or kind
+    has no name.
     """
 
     def __init__(self, brands: Sequence[str], platforms: Sequence[str], regions: Sequence[str],
-                 zone: timezone):
+                 zone: timezone, dimensions: Sequence[DimensionTable] = ()):
         self.brands, self.platforms, self.regions = list(brands), list(platforms), list(regions)
+        self.dimensions = tuple(dimensions)
+        self.columns = ORDER_COLUMNS + tuple(t.dimension.name for t in self.dimensions)
         self.zone = zone
         utc_offset_text(zone)  # fail early on an offset with seconds
         self._tables: dict[str, tuple[np.ndarray, ...]] = {}
@@ -279,8 +289,13 @@ class OrderFormatter:
         if fmt not in self._tables:
             self._tables[fmt] = tuple(_name_table(names, what, fmt) for names, what in (
                 (self.brands, "brand"), (self.platforms, "platform"), (self.regions, "region"),
-                (KIND_NAMES, "kind")))
+                (KIND_NAMES, "kind"),
+                *((t.names, t.dimension.name) for t in self.dimensions)))
         return self._tables[fmt]
+
+    def _codes(self, batch: OrderBatch) -> list[np.ndarray]:
+        """Each dimension's value code of every event (as the fold derives it)."""
+        return [t.codes(batch.brand, batch.order_id) for t in self.dimensions]
 
     def check(self, batch: OrderBatch) -> None:
         """Raise :class:`ExportError` if any id of ``batch`` has no name."""
@@ -293,7 +308,7 @@ class OrderFormatter:
                                   f"({len(names)} {column} names given, ids 0..{len(names) - 1})")
 
     def header(self, fmt: str) -> bytes:
-        return (",".join(ORDER_COLUMNS) + "\n").encode() if fmt == "csv" else b""
+        return (",".join(self.columns) + "\n").encode() if fmt == "csv" else b""
 
     def text(self, batch: OrderBatch, fmt: str) -> bytes:
         """The rows of ``batch`` as CSV (no header) or JSON Lines, one line per order."""
@@ -301,10 +316,11 @@ class OrderFormatter:
         n = len(batch)
         if n == 0:
             return b""
-        brands, platforms, regions, kinds = self._table(fmt)
+        brands, platforms, regions, kinds, *values = self._table(fmt)
         cells = [int_text(batch.seq), _time_text(batch.event_time, self.zone), int_text(batch.order_id),
                  _u8(brands[batch.brand]), _u8(platforms[batch.platform]), _u8(regions[batch.region]),
-                 int_text(batch.amount_minor), _u8(kinds[batch.kind])]
+                 int_text(batch.amount_minor), _u8(kinds[batch.kind]),
+                 *(_u8(names[codes]) for names, codes in zip(values, self._codes(batch), strict=True))]
         if fmt == "csv":
             pieces: list[np.ndarray | bytes] = []
             for cell in cells:
@@ -313,7 +329,7 @@ class OrderFormatter:
         elif fmt == "jsonl":
             quoted = {"event_time"}  # the names come JSON-encoded (quoted and escaped) already
             pieces = []
-            for i, (name, cell) in enumerate(zip(ORDER_COLUMNS, cells, strict=True)):
+            for i, (name, cell) in enumerate(zip(self.columns, cells, strict=True)):
                 quote = '"' if name in quoted else ""
                 pieces += [f'{"{" if i == 0 else ","}"{name}":{quote}'.encode(), cell]
                 if quote:
@@ -338,6 +354,8 @@ class OrderFormatter:
             _dictionary(batch.region, self.regions),
             pa.array(batch.amount_minor),
             _dictionary(batch.kind, KIND_NAMES),
+            *(_dictionary(codes, t.names)
+              for t, codes in zip(self.dimensions, self._codes(batch), strict=True)),
         ], schema=self.arrow_schema())
 
     def arrow_schema(self) -> pa.Schema:
@@ -354,6 +372,7 @@ class OrderFormatter:
             ("region", pa.dictionary(pa.uint8(), names)),
             ("amount_minor", pa.int64()),
             ("kind", pa.dictionary(pa.uint8(), names)),
+            *((t.dimension.name, pa.dictionary(pa.int32(), names)) for t in self.dimensions),
         ])
 
 
@@ -414,16 +433,18 @@ def export_orders(log: EventLog | str | os.PathLike[str], out: str | os.PathLike
                   fmt: Format, *,
                   brands: Sequence[str], platforms: Sequence[str], regions: Sequence[str],
                   zone: timezone, from_seq: int = 0, to_seq: int | None = None,
-                  row_group_events: int = ROW_GROUP_EVENTS) -> int:
+                  row_group_events: int = ROW_GROUP_EVENTS,
+                  dimensions: Sequence[DimensionTable] = ()) -> int:
     """Write the orders ``[from_seq, to_seq)`` of ``log`` (an EventLog or its directory) to ``out``.
 
-    ``brands[i]`` is the name of brand id ``i`` (likewise platforms, regions). Returns the number
+    ``brands[i]`` is the name of brand id ``i`` (likewise platforms, regions); ``dimensions``
+    (``scenario.dimensions.tables(scenario)``) adds a column per dimension. Returns the number
     of orders written. Memory: one chunk of 16 Ki orders (text) or one row group (Parquet).
     A damaged or missing log raises :class:`ExportError` (its cause the ``CorruptLogError``);
     nothing is left at a path ``out`` then.
     """
     _check_format(fmt)
-    formatter = OrderFormatter(brands, platforms, regions, zone)
+    formatter = OrderFormatter(brands, platforms, regions, zone, dimensions)
     if fmt == "parquet":
         _require_pyarrow()
     try:

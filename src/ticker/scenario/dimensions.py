@@ -84,6 +84,17 @@ class DimensionTable:
             ahead = ahead[x[ahead] >= self.bounds.take(code[ahead] + 1)]
         return code
 
+    def codes(self, brand: np.ndarray, order_id: np.ndarray) -> np.ndarray:
+        """Each event's value code (int32; 0 = ``rest``), as the fold sees it: per order the
+        seller of its order id (:meth:`order_codes`), per brand its brand's value — ``rest`` for
+        a brand beyond the catalogue (one an ingested stream added)."""
+        if self.per_order:
+            return self.order_codes(order_id)
+        known = brand < len(self.brand_value)
+        if known.all():
+            return self.brand_value.take(brand)
+        return np.where(known, self.brand_value.take(np.where(known, brand, 0)), 0).astype(np.int32)
+
 
 def tables(scenario: Scenario) -> tuple[DimensionTable, ...]:
     """The scenario's dimension tables, built once and kept with the scenario."""
