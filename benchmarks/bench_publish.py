@@ -1,6 +1,7 @@
 """Publishing benchmark: milestone latency, raw order-frame throughput, embedded-broker memory.
 
-Usage (starts its own Mosquitto on a free loopback port unless ``--mqtt`` is given)::
+Usage (starts its own Mosquitto on a free loopback port, ``ticker.publish.mosquitto``, unless
+``--mqtt`` is given)::
 
     python benchmarks/bench_publish.py                 # all three, 3 rounds, tables of medians
     python benchmarks/bench_publish.py --rounds 5 --frames 200 --rss-publishes 100000
@@ -19,13 +20,11 @@ Usage (starts its own Mosquitto on a free loopback port unless ``--mqtt`` is giv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,42 +36,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ticker.aggregate.milestones import Milestone, milestone_id
 from ticker.events import COLUMNS, OrderBatch
 from ticker.publish import Publisher, RunInfo, parse_url, topics
+from ticker.publish.mosquitto import PrivateMosquitto, free_port
 
 FRAME_EVENTS = 1 << 16
 TARGET_ORDERS_PER_S = 583_000
 
 
 # --- a broker to measure against ------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_listening(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                    + ("user root\n" if os.geteuid() == 0 else ""))
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    wait_listening(port)
-    return proc, f"mqtt://127.0.0.1:{port}"
-
 
 class Counter:
     """An independent paho subscriber: counts messages and bytes, timestamps each arrival."""
@@ -254,30 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["latency", "frames", "rss"])
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = None
-        url = args.mqtt
-        if url is None:
-            proc, url = start_mosquitto(Path(tmp))
-        try:
-            print(f"broker: {parse_url(url)}  cores: {os.cpu_count()}  python {sys.version.split()[0]}")
-            if "latency" not in args.skip:
-                table(f"milestone latency, call -> subscriber ({args.milestones // 2} one at a "
-                      f"time, then a burst of {args.milestones - args.milestones // 2})",
-                      [bench_latency(url, args.milestones, r) for r in range(args.rounds)])
-            if "frames" not in args.skip:
-                frame = make_frame()
-                rows = [bench_frames(url, args.frames, r, frame) for r in range(args.rounds)]
-                table(f"order frames: {args.frames} x {FRAME_EVENTS:,} events "
-                      f"({len(frame) / 1e6:.2f} MB each), QoS 1", rows)
-                best = statistics.median(r["received_events_per_s"] for r in rows)
-                print(f"  target {TARGET_ORDERS_PER_S:,} orders/s: "
-                      f"{'MET' if best >= TARGET_ORDERS_PER_S else 'NOT MET'} "
-                      f"({best / TARGET_ORDERS_PER_S:.1f}x)")
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(15)
+    with contextlib.ExitStack() as stack:
+        url = args.mqtt or stack.enter_context(PrivateMosquitto()).url
+        print(f"broker: {parse_url(url)}  cores: {os.cpu_count()}  python {sys.version.split()[0]}")
+        if "latency" not in args.skip:
+            table(f"milestone latency, call -> subscriber ({args.milestones // 2} one at a "
+                  f"time, then a burst of {args.milestones - args.milestones // 2})",
+                  [bench_latency(url, args.milestones, r) for r in range(args.rounds)])
+        if "frames" not in args.skip:
+            frame = make_frame()
+            rows = [bench_frames(url, args.frames, r, frame) for r in range(args.rounds)]
+            table(f"order frames: {args.frames} x {FRAME_EVENTS:,} events "
+                  f"({len(frame) / 1e6:.2f} MB each), QoS 1", rows)
+            best = statistics.median(r["received_events_per_s"] for r in rows)
+            print(f"  target {TARGET_ORDERS_PER_S:,} orders/s: "
+                  f"{'MET' if best >= TARGET_ORDERS_PER_S else 'NOT MET'} "
+                  f"({best / TARGET_ORDERS_PER_S:.1f}x)")
     if "rss" not in args.skip:
         points = bench_embedded_rss(args.rss_publishes)
         print(f"\nembedded broker (amqtt) RSS, {args.rss_publishes:,} retained QoS 1 publishes "

@@ -21,57 +21,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import re
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import aiomqtt
-import numpy as np
 import orjson
 
 from ticker.cli import main as ticker
 from ticker.engine import ReplayOptions, execute, prepare, tune_allocator
+from ticker.publish.mosquitto import PrivateMosquitto
 from ticker.publish.sink import connect
-from ticker.scenario import parse_scenario, resolve
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mosquitto:
-    def __init__(self, workdir: Path):
-        self.port = free_port()
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nmax_queued_messages 0\n")
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)  # polling for the broker's port, bounded by the deadline
-        raise RuntimeError("mosquitto did not start")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+from ticker.sustain import main_day, until
 
 
 class Subscriber:
@@ -128,26 +91,7 @@ class Stamps:
             self.folded[m.id] = now
 
 
-def until(batches, end_us: int):
-    """The stream up to (not including) event time ``end_us``."""
-    for batch in batches:
-        stop = int(np.searchsorted(batch.event_time, end_us))
-        if stop:
-            yield batch.slice(0, stop)
-        if stop < len(batch):
-            return
-
-
-def main_day_2020():
-    """double11-2020 with its first window removed: Nov 11 alone, opening at the record peak."""
-    text = resolve("double11-2020").text
-    blocks = [m.start() for m in re.finditer(r"^\[\[windows\]\]", text, flags=re.M)]
-    text = text[:blocks[0]] + text[blocks[1]:]
-    return parse_scenario(text.replace('name = "double11-2020"', 'name = "double11-2020-main-day"'),
-                          "double11-2020-main-day.toml")
-
-
-def throughput(workdir: Path, broker: Mosquitto, scale: float, repeats: int) -> None:
+def throughput(workdir: Path, broker: PrivateMosquitto, scale: float, repeats: int) -> None:
     configs = {
         "nothing on (--no-log --mqtt none)": ["--no-log", "--mqtt", "none"],
         "event log on (--fsync interval)": ["--mqtt", "none", "--fsync", "interval"],
@@ -169,8 +113,8 @@ def throughput(workdir: Path, broker: Mosquitto, scale: float, repeats: int) -> 
         print(f"{name:<38} {median:>16,.0f} {median / base:>7.0%}   {runs}")
 
 
-def paced(broker: Mosquitto, scale: float, seconds: float, orders: bool) -> tuple:
-    scenario = main_day_2020()
+def paced(broker: PrivateMosquitto, scale: float, seconds: float, orders: bool) -> tuple:
+    scenario = main_day()
     path = Path(tempfile.mkdtemp()) / "main-day.toml"
     path.write_text(scenario.text)
     run = prepare(str(path), ReplayOptions(scale=scale, speed=1.0, record=False))
@@ -193,7 +137,7 @@ def paced(broker: Mosquitto, scale: float, seconds: float, orders: bool) -> tupl
     return summary, stamps, sub, wall
 
 
-def latency(broker: Mosquitto, seconds: float) -> None:
+def latency(broker: PrivateMosquitto, seconds: float) -> None:
     summary, stamps, sub, wall = paced(broker, 0.1, seconds, orders=False)
     lat = sorted((sub.arrivals[i] - t) / 1e6 for i, t in stamps.folded.items() if i in sub.arrivals)
     missing = len(stamps.folded) - len(lat)
@@ -204,7 +148,7 @@ def latency(broker: Mosquitto, seconds: float) -> None:
           f"p99 {q[98]:.2f}  max {lat[-1]:.2f}")
 
 
-def publish_orders(broker: Mosquitto, seconds: float) -> None:
+def publish_orders(broker: PrivateMosquitto, seconds: float) -> None:
     summary, _, sub, wall = paced(broker, 1.0, seconds, orders=True)
     report = summary.mqtt.report
     print(f"\n3. --publish-orders at scale 1, realtime, the first {seconds:g} s of Nov 11 2020 "
@@ -215,7 +159,7 @@ def publish_orders(broker: Mosquitto, seconds: float) -> None:
     print(report)
 
 
-def orders_cost(broker: Mosquitto, seconds: float, repeats: int) -> None:
+def orders_cost(broker: PrivateMosquitto, seconds: float, repeats: int) -> None:
     """Part 3's run without and with ``--publish-orders``, interleaved: what publishing the raw
     frames costs a paced replay (1.00 = it kept real time; the frames' wall time includes the
     publisher's close, which waits for the last frames' PUBACKs)."""
@@ -244,16 +188,13 @@ if __name__ == "__main__":
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     tune_allocator()
-    with tempfile.TemporaryDirectory() as tmp:
-        broker = Mosquitto(Path(tmp))
-        try:
-            if "1" in parts:
-                throughput(Path(tmp), broker, args.scale, args.repeats)
-            if "2" in parts:
-                latency(broker, args.latency_s)
-            if "3" in parts:
-                publish_orders(broker, args.orders_s)
-            if "4" in parts:
-                orders_cost(broker, args.orders_s, args.repeats)
-        finally:
-            broker.stop()
+    with tempfile.TemporaryDirectory() as tmp, PrivateMosquitto() as broker:
+        if "1" in parts:
+            throughput(Path(tmp), broker, args.scale, args.repeats)
+        if "2" in parts:
+            latency(broker, args.latency_s)
+        if "3" in parts:
+            publish_orders(broker, args.orders_s)
+        if "4" in parts:
+            orders_cost(broker, args.orders_s, args.repeats)
+

@@ -26,6 +26,8 @@ from ticker.validate import (
     PARTS,
     PORT,
     REPEATS,
+    RUNG_S,
+    SALE_S,
     SCALE,
     SEED,
     SNAPSHOT_EVERY,
@@ -35,6 +37,7 @@ from ticker.validate import (
     WORKERS,
     input_file_arg,
     number_arg,
+    numbers_arg,
     output_dir_arg,
     output_file_arg,
 )
@@ -311,11 +314,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from ticker.bench import print_table, run_bench
 
+    if args.sustain:
+        return _bench_sustain(args)
     result = run_bench(args.events, repeats=args.repeats, peers=args.peers)
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
         return 0
     print_table(result)
+    return 0
+
+
+def _bench_sustain(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ticker.sustain import DEFAULT_FACTORS, MODES, print_sustain, run_sustain
+
+    def progress(rung: Any) -> None:
+        print(f"ticker bench --sustain: {rung.mode} ×{rung.factor:g}, {rung.sale_s:g} s of sale "
+              f"time: {rung.events_per_s:,.0f} events/s, lag max {rung.lag_max_s:.3f} s, "
+              f"{'held' if rung.held else 'not held: ' + rung.why}", file=sys.stderr, flush=True)
+
+    modes = [m for m in MODES if args.modes in (m, "both")]
+    result = run_sustain(args.mqtt, factors=args.factors or DEFAULT_FACTORS, rung_s=args.rung_s,
+                         latency_s=args.latency_s, modes=modes, scale=args.scale,
+                         progress=None if args.quiet else progress)
+    if args.json:
+        print(orjson.dumps(result.to_json()).decode())
+    else:
+        print_sustain(result)
     return 0
 
 
@@ -522,14 +548,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay the seeds in parallel on Dask (pip install 'ticker[cluster]')")
     s.add_argument("--json", action="store_true", help="print JSON instead of the tables")
 
-    n = sub.add_parser("bench", help="measure the aggregator against the plain Python fold")
+    n = sub.add_parser("bench", help="measure the aggregator against raw numpy and the plain Python "
+                       "fold (--peers: polars, DuckDB, pandas; --sustain: the sustained rate "
+                       "through a broker)")
     n.add_argument("--events", type=number_arg(BENCH_EVENTS), default=10_000_000,
                    help="events in the benchmark stream (default 10,000,000)")
     n.add_argument("--repeats", type=number_arg(REPEATS), default=3, help="timed folds (default 3)")
     n.add_argument("--json", action="store_true", help="print one JSON object")
-    n.add_argument("--peers", action="store_true",
-                   help="also fold the same events with polars, DuckDB and pandas and check their "
-                   "answers (pip install 'ticker[peers]')")
+    what = n.add_mutually_exclusive_group()
+    what.add_argument("--peers", action="store_true",
+                      help="also fold the same events with polars, DuckDB and pandas and check "
+                      "their answers (pip install 'ticker[peers]')")
+    what.add_argument("--sustain", action="store_true",
+                      help="the highest speed factor at which the 2020 main day (scale 1), replayed "
+                      "through a real Mosquitto with ticks and milestones, and again with "
+                      "--publish-orders, keeps up with sale time, and the milestone latency from "
+                      "fold to an independent subscriber at it. A rung holds when the subscriber "
+                      "gets everything, its lag (receipt minus the pacer's due time of the newest "
+                      "event received) never exceeds 1 s and grows by at most 0.02 s per s (least "
+                      "squares; or under 0.1 s over the whole rung). See docs/benchmarks.md")
+    n.add_argument("--mqtt", metavar="URL",
+                   help="--sustain: the broker (default: a private Mosquitto on a free loopback port)")
+    n.add_argument("--factors", type=numbers_arg(SPEED), metavar="F1,F2,...",
+                   help="--sustain: the speed factors to climb (default 1,2,3,4,6,8,12,16,24,32)")
+    n.add_argument("--rung-s", type=number_arg(RUNG_S), default=8.0,
+                   help="--sustain: wall seconds per rung; a rung replays the first rung-s × "
+                   "factor seconds of Nov 11 (default 8)")
+    n.add_argument("--latency-s", type=number_arg(SALE_S), default=900.0,
+                   help="--sustain: seconds of Nov 11 replayed at the held factor to measure "
+                   "milestone latency (default 900: about 370 milestones)")
+    n.add_argument("--modes", choices=["ticks", "orders", "both"], default="both",
+                   help="--sustain: ticks and milestones, --publish-orders too, or both (default)")
+    n.add_argument("--scale", type=number_arg(SCALE), default=1.0,
+                   help="--sustain: the replay's scale (default 1, the real festival)")
+    n.add_argument("--quiet", action="store_true", help="--sustain: no line per rung on stderr")
 
     i = sub.add_parser(
         "import", help="import an order file (CSV, JSON Lines, Parquet) into a run directory",

@@ -107,6 +107,21 @@ def parse_number(text: str, valid: Range) -> float:
     return value
 
 
+def numbers_arg(valid: Range) -> Callable[[str], list[float]]:
+    """An argparse ``type=`` for a comma-separated list of numbers, each in ``valid``
+    (``--factors 1,2,4``); a bad item is the same one-line usage error as :func:`number_arg`'s."""
+
+    def parse(text: str) -> list[float]:
+        items = text.split(",")
+        try:
+            return [parse_number(item, valid) for item in items]
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} (a comma-separated list)") from None
+
+    parse.__name__ = "numbers"
+    return parse
+
+
 def number_arg(valid: Range, *, words: dict[str, float | None] | None = None
                ) -> Callable[[str], float | None]:
     """An argparse ``type=`` that parses a number in ``valid`` (or one of ``words``), so a bad
@@ -144,6 +159,8 @@ REPEATS = Range(1, 1_000, integer=True)
 PORT = Range(0, 65_535, integer=True)  # 0: any free port
 PARTS = Range(1, 1_000_000, integer=True)  # --cluster parts of the stream
 IDLE_S = Range(0, 7 * 86_400)  # follow --idle-exit: up to a week
+RUNG_S = Range(0.1, 3_600)  # bench --sustain: wall seconds per rung
+SALE_S = Range(0.1, 86_400)  # bench --sustain --latency-s: sale seconds of Nov 11 (one day)
 
 
 # --- paths --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ run, and a broker restart in the middle of a replay that loses no milestone."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.network
 
 def test_a_replay_publishes_the_whole_contract(mosquitto, listen, tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
+    before_us = time.time_ns() // 1000
     code = main(["replay", "smoke", "--mqtt", mosquitto.url, "--quiet", "--run-dir",
                  str(tmp_path / "run"), "--summary", str(summary_path)])
+    after_us = time.time_ns() // 1000
     assert code == 0
     summary = orjson.loads(summary_path.read_bytes())
     run = summary["run"]
@@ -44,6 +47,7 @@ def test_a_replay_publishes_the_whole_contract(mosquitto, listen, tmp_path: Path
         assert message.retain and message.qos == 1
         assert {k: payload[k] for k in milestone} == milestone
         assert isinstance(payload["value"], str)
+        assert before_us <= payload["folded_us"] <= after_us  # stamped by this run's fold
 
 
 class Outage:
@@ -77,10 +81,12 @@ def test_a_broker_restart_in_the_middle_of_a_replay_loses_no_milestone(mosquitto
     run = prepare("double11-2021", ReplayOptions(record=False, batch_size=1 << 14))
     outage = Outage(broker, stop_at=100, start_at=300)
     mqtt = connect(run, broker.url)
+    before_us = time.time_ns() // 1000
     try:
         summary = execute(run, [mqtt, outage])
     finally:
         mqtt.close()
+    after_us = time.time_ns() // 1000
     assert outage.outage_seen == 199  # milestones folded while the broker was down
     assert summary.mqtt is not None and summary.mqtt.undelivered == ()
     # read as ticker's readers do (QoS 0): at QoS 1 a default Mosquitto drops a retained burst
@@ -89,6 +95,8 @@ def test_a_broker_restart_in_the_middle_of_a_replay_loses_no_milestone(mosquitto
     n = len(run.aggregator.state.milestones)
     got = {m.topic: m.json() for m in late.wait_for(lambda ms: len({x.topic for x in ms}) >= n,
                                                      what=f"{n} milestones")}
+    # each carries when this run's fold found it, kept through the re-sends
+    assert all(before_us <= p.pop("folded_us") <= after_us for p in got.values())
     assert got == dict(contract_milestone(run.run, m, run.scenario.zone)
                        for m in run.aggregator.state.milestones)
 

@@ -115,10 +115,14 @@ class Publisher:
         """Offer the latest leaderboard; coalesced like :meth:`tick`."""
         self._outbox.offer("leaderboard", payload)
 
-    def milestone(self, milestone: Milestone) -> None:
-        """Queue a milestone: retained, QoS 1, re-sent until the broker acknowledges it."""
+    def milestone(self, milestone: Milestone, *, folded_us: int | None = None) -> None:
+        """Queue a milestone: retained, QoS 1, re-sent until the broker acknowledges it.
+
+        ``folded_us``: when the fold found it (wall clock, UTC µs), said in the payload.
+        """
         self._outbox.add_milestone(milestone.id, topics.milestone_topic(self.info.run, milestone),
-                                   topics.milestone_payload(self.info, milestone))
+                                   topics.milestone_payload(self.info, milestone,
+                                                            folded_us=folded_us))
         self._session.wake("milestones")
 
     def orders(self, partition: int | str, frame: bytes) -> None:

@@ -7,6 +7,7 @@ milestone and then records in the summary what, if anything, was not delivered.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -89,8 +90,9 @@ class MqttSink:
             self.publisher.milestone(m)
 
     def milestones(self, found: Sequence[Milestone]) -> None:
+        folded_us = time.time_ns() // 1000  # the engine calls this as the fold returns them
         for m in found:
-            self.publisher.milestone(m)
+            self.publisher.milestone(m, folded_us=folded_us)
 
     def orders(self, batch: OrderBatch) -> None:
         """With ``--publish-orders``: the batch as one frame per brand partition (brand mod N),

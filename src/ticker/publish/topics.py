@@ -265,12 +265,19 @@ def milestone_value(milestone: Milestone, currency: Currency) -> str:
     return format_money(milestone.value_minor, currency)
 
 
-def milestone_json(info: RunInfo, milestone: Milestone) -> dict[str, Any]:
-    """``Milestone.to_json(zone)`` plus ``value``, its display string."""
+def milestone_json(info: RunInfo, milestone: Milestone, *,
+                   folded_us: int | None = None) -> dict[str, Any]:
+    """``Milestone.to_json(zone)`` plus ``value``, its display string, and with ``folded_us``
+    that field: the wall-clock time (UTC µs since the epoch) at which the publishing process's
+    fold found the milestone, so a subscriber can measure the latency from fold to itself. It
+    is not part of the milestone (not in milestones.jsonl, not deterministic): a resumed run
+    re-publishes the milestones it had already reached without it."""
     out = milestone.to_json(info.zone)
     out["value"] = milestone_value(milestone, info.currency)
+    if folded_us is not None:
+        out["folded_us"] = int(folded_us)
     return out
 
 
-def milestone_payload(info: RunInfo, milestone: Milestone) -> bytes:
-    return dumps(milestone_json(info, milestone))
+def milestone_payload(info: RunInfo, milestone: Milestone, *, folded_us: int | None = None) -> bytes:
+    return dumps(milestone_json(info, milestone, folded_us=folded_us))
