@@ -186,11 +186,12 @@ class Aggregator:
         st.mix_orders.reshape(-1)[:] += np.bincount(mix, minlength=st.mix_orders.size)
         first = (int(times[0]) - self.start_us) // US_PER_S
         last = (int(times[-1]) - self.start_us) // US_PER_S
-        seconds, ends = self._second_runs(times, first, last)
+        counts, ends = self._second_runs(times, first, last)
         running = self._running(n)
         np.cumsum(amount, out=running[1:])
-        st.second_orders[seconds] += np.diff(ends, prepend=0)
-        st.second_gmv[seconds] += running[ends] - running[np.concatenate([[0], ends[:-1]])]
+        # every second first..last as one slice: those between sales windows add zeros
+        st.second_orders[first:last + 1] += counts
+        st.second_gmv[first:last + 1] += np.diff(running[ends], prepend=0)
         if len(refunds):  # refunds are events, not orders: take them back out of the counts
             np.subtract.at(st.brand_orders, brand[refunds], 1)
             np.subtract.at(st.mix_orders.reshape(-1), mix[refunds], 1)
@@ -206,7 +207,7 @@ class Aggregator:
         for r, rule in enumerate(self.rules):
             if not st.rule_done[r] and times[-1] >= rule.start_us:
                 found += self._time_to_value(batch, r, rule)
-        found += self._rate_records(batch, first, last, seconds, ends)
+        found += self._rate_records(batch, first, last)
         if self.dims is not None:
             found += self.dims.apply(batch, refunds)
         found.sort(key=milestone_sort_key)
@@ -247,20 +248,23 @@ class Aggregator:
 
     def _second_runs(self, times: np.ndarray, first: int, last: int
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """The batch's in-window seconds and, for each, one past its last event's row.
+        """Each second ``first..last``'s event count and one past its last event's row.
 
         Times are sorted, so each second is one run. When the batch has few seconds for its
         events (a busy stretch), a binary search per second finds the runs' ends; when it has
         many (a small scale, a quiet stretch), counting each event's second is cheaper than
         ``log(events)`` per second. Both give the same runs.
         """
-        seconds = self._window_seconds(first, last)
-        if len(seconds) * 8 < len(times):
-            return seconds, np.searchsorted(times, self.start_us + (seconds + 1) * US_PER_S)
+        if (last - first + 1) * 8 < len(times):
+            bounds = np.arange(first + 1, last + 2, dtype=np.int64)
+            bounds *= US_PER_S
+            bounds += self.start_us
+            ends = np.searchsorted(times, bounds)
+            return np.diff(ends, prepend=0), ends
         offset = times - (self.start_us + first * US_PER_S)
         offset //= US_PER_S
         counts = np.bincount(offset, minlength=last - first + 1)
-        return seconds, np.cumsum(counts)[seconds - first]
+        return counts, np.cumsum(counts)
 
     def _record(self, found: list[Milestone]) -> None:
         """Keep the state's list in canonical order whatever the batch cuts (a rate record can
@@ -353,17 +357,18 @@ class Aggregator:
     def _gmv_crossings(self, batch: OrderBatch, before: int, batch_running: np.ndarray
                        ) -> list[Milestone]:
         st = self.state
-        running = before + batch_running
+        # the first row whose running total reaches a threshold is the first whose running
+        # maximum does, and the running maximum is sorted: one pass, then a binary search each
+        peaks = np.maximum.accumulate(batch_running)
         found: list[Milestone] = []
         while True:
             threshold = (st.gmv_level + 1) * self.gmv_every
-            reached = running >= threshold
-            i = int(np.argmax(reached))
-            if not reached[i]:
+            i = int(np.searchsorted(peaks, threshold - before))
+            if i == len(peaks):
                 return found
             st.gmv_level += 1
-            found.append(gmv_milestone(self.run, threshold, int(running[i]), int(batch.seq[i]),
-                                       int(batch.event_time[i]), self.currency))
+            found.append(gmv_milestone(self.run, threshold, before + int(batch_running[i]),
+                                       int(batch.seq[i]), int(batch.event_time[i]), self.currency))
 
     def _brand_crossings(self, batch: OrderBatch, candidates: np.ndarray) -> list[Milestone]:
         """Re-sum only the candidate brands' events, in seq order, to find each crossing order."""
@@ -424,16 +429,7 @@ class Aggregator:
             st.rule_done[r] = True
         return found
 
-    def _window_seconds(self, first: int, last: int) -> np.ndarray:
-        """The seconds ``first..last`` that lie inside a sales window (events only happen there)."""
-        if not hasattr(self, "_window_secs"):
-            self._window_secs = (self.windows - self.start_us) // US_PER_S
-        parts = [np.arange(max(first, lo), min(last + 1, hi), dtype=np.int64)
-                 for lo, hi in self._window_secs if lo <= last and hi > first]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def _rate_records(self, batch: OrderBatch, first: int, last: int, seconds: np.ndarray,
-                      ends: np.ndarray) -> list[Milestone]:
+    def _rate_records(self, batch: OrderBatch, first: int, last: int) -> list[Milestone]:
         """Seconds this batch completes (any left open before it, and all but its last) that
         beat the record by ``min_gain``.
 
@@ -457,7 +453,8 @@ class Aggregator:
                 if second < first:
                     seq = st.open_second_last_seq
                 else:
-                    seq = int(batch.seq[int(ends[np.searchsorted(seconds, second)]) - 1])
+                    end = np.searchsorted(batch.event_time, self.start_us + (second + 1) * US_PER_S)
+                    seq = int(batch.seq[int(end) - 1])  # the second's last event
                 found += self.rate_records_in([second], [seq])
         st.open_second = last
         st.open_second_last_seq = int(batch.seq[-1])

@@ -267,10 +267,9 @@ class _InnerFold(Aggregator):
     def _time_to_value(self, batch: OrderBatch, r: int, rule: CompiledRule) -> list[Milestone]:
         return []
 
-    def _rate_records(self, batch: OrderBatch, first: int, last: int, seconds: np.ndarray,
-                      ends: np.ndarray) -> list[Milestone]:
+    def _rate_records(self, batch: OrderBatch, first: int, last: int) -> list[Milestone]:
         if self.rate_records:
-            return super()._rate_records(batch, first, last, seconds, ends)
+            return super()._rate_records(batch, first, last)
         self.state.open_second, self.state.open_second_last_seq = last, int(batch.seq[-1])
         return []
 
