@@ -7,6 +7,7 @@ turns an amount into words, so every headline, table and log line agrees.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -66,6 +67,7 @@ def format_money(amount_minor: int, currency: Currency, *, digits: int = 1) -> s
     return f"{sign}{currency.symbol} {whole:,}.{frac:02d}"
 
 
+@functools.lru_cache(maxsize=256)  # headlines name a few thresholds many times
 def money_label(amount_minor: int, currency: Currency) -> str:
     """A compact threshold label for headlines: ``RMB 10 billion``, ``US$ 1 million``.
 

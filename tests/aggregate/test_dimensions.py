@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticker.aggregate import AggregateState, Aggregator
-from ticker.aggregate.dimensions import milestone_kind
+from ticker.aggregate.dimensions import first_crossings, milestone_kind
 from ticker.events import OrderBatch
 from ticker.scenario.dimensions import DimensionTable, tables
 
@@ -139,3 +139,38 @@ def test_a_scenario_without_dimensions_has_no_dimension_state() -> None:
                                                          "dim_race"))
     arrays, _ = agg.state.parts()
     assert not [k for k in arrays if k.startswith("dim_")]
+
+
+@st.composite
+def crossing_cases(draw):
+    """A batch's entity and amount columns (refunds included), totals before it, levels."""
+    n = draw(st.integers(1, 400))
+    entities = draw(st.integers(1, 6))
+    codes = np.array(draw(st.lists(st.integers(0, entities - 1), min_size=n, max_size=n)), np.int64)
+    amount = np.array(draw(st.lists(st.integers(-50, 100).filter(bool), min_size=n, max_size=n)),
+                      np.int64)
+    thresholds = np.cumsum(draw(st.lists(st.integers(1, 3000), min_size=1, max_size=3)))
+    level = np.array(draw(st.lists(st.integers(0, len(thresholds)), min_size=entities,
+                                   max_size=entities)), np.int8)
+    # a total before the batch below the next threshold it has not passed (never reached it)
+    below = np.append(thresholds, 10**9)[level]
+    before = np.array([draw(st.integers(0, int(b) - 1)) for b in below], np.int64)
+    return codes, amount, thresholds.astype(np.int64), level, before
+
+
+@given(crossing_cases())
+def test_the_block_search_finds_each_first_crossing_row_by_row(case):
+    """first_crossings (blocks of rows, only some re-summed) against a row-by-row running total."""
+    codes, amount, thresholds, level, before = case
+    after = before.copy()
+    np.add.at(after, codes, amount)
+    expected, running, passed = [], before.copy(), level.astype(int).copy()
+    for row, (code, value) in enumerate(zip(codes.tolist(), amount.tolist(), strict=True)):
+        running[code] += value
+        while passed[code] < len(thresholds) and running[code] >= thresholds[passed[code]]:
+            expected.append((row, int(passed[code]), code, int(running[code])))
+            passed[code] += 1
+    candidates = np.arange(len(before))
+    got = first_crossings(codes, amount, candidates, after, level, thresholds)
+    assert got == expected
+    assert level.tolist() == passed.tolist()

@@ -8,9 +8,11 @@ the catalogue size but for one O(brands) comparison per batch.
 
 Milestones are found exactly without a per-event Python loop: a cheap upper bound (a brand's
 total after the batch, plus what refunds in the batch took away) names the few brands that can
-have crossed a threshold; only their events are re-summed in ``seq`` order to find the very
-order that crossed. A threshold is crossed once, at the first order whose running total reaches
-it, also when refunds make the total go down and up again. Everything is independent of how the
+have crossed a threshold; only their events are searched, block by block, and re-summed in
+``seq`` order only in the blocks where a threshold can first be reached, to find the very order
+that crossed (:func:`~ticker.aggregate.dimensions.crossings_in_blocks`). A threshold is crossed
+once, at the first order whose running total reaches it, also when refunds make the total go
+down and up again. Everything is independent of how the
 stream is cut into batches; :mod:`ticker.aggregate.reference` is the per-event Python fold it
 must agree with.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ticker.aggregate.dimensions import DimensionFold, DimensionTotal, crossings_in_rows
+from ticker.aggregate.dimensions import DimensionFold, DimensionTotal, crossings_in_blocks
 from ticker.aggregate.milestones import (
     Milestone,
     brand_milestone,
@@ -357,14 +359,14 @@ class Aggregator:
     def _gmv_crossings(self, batch: OrderBatch, before: int, batch_running: np.ndarray
                        ) -> list[Milestone]:
         st = self.state
-        # the first row whose running total reaches a threshold is the first whose running
-        # maximum does, and the running maximum is sorted: one pass, then a binary search each
-        peaks = np.maximum.accumulate(batch_running)
         found: list[Milestone] = []
         while True:
             threshold = (st.gmv_level + 1) * self.gmv_every
-            i = int(np.searchsorted(peaks, threshold - before))
-            if i == len(peaks):
+            # a one-byte compare into a reused buffer; argmax stops at the first True
+            reached = np.greater_equal(batch_running, threshold - before,
+                                       out=self._bools(len(batch_running)))
+            i = int(np.argmax(reached))
+            if not reached[i]:
                 return found
             st.gmv_level += 1
             found.append(gmv_milestone(self.run, threshold, before + int(batch_running[i]),
@@ -375,23 +377,22 @@ class Aggregator:
         st = self.state
         brand = batch.brand
         if len(candidates) < 1 << 15:
-            # Number the candidates 1..k in a 16-bit table: one gather finds their events, and a
-            # stable sort of 16-bit codes is a radix sort.
+            # Number the candidates 1..k in a 16-bit table: one gather finds their events
             self._code[candidates] = np.arange(1, len(candidates) + 1, dtype=np.int16)
             codes = np.take(self._code, brand)
             self._code[candidates] = 0
-            rows = np.flatnonzero(codes != 0)  # flatnonzero is fastest on bool
-            by_brand = np.argsort(codes[rows].view(np.uint16), kind="stable")
+            rows = np.flatnonzero(codes)
+            number = codes[rows].astype(np.intp)
+            number -= 1
         else:
             self._flag[candidates] = True
             rows = np.flatnonzero(np.take(self._flag, brand))
             self._flag[candidates] = False
-            by_brand = np.argsort(brand[rows], kind="stable")
-        rows = rows[by_brand]
-        crossings, segment_brand, level_after = crossings_in_rows(
-            rows, brand[rows], batch.amount_minor[rows], st.brand_gmv, st.brand_level,
-            self.thresholds)
-        self._next_threshold[segment_brand] = self._threshold_or_never[level_after]
+            number = np.searchsorted(candidates, brand[rows])
+        crossings, level_after = crossings_in_blocks(
+            len(batch), rows, number, batch.amount_minor[rows], candidates, st.brand_gmv,
+            st.brand_level, self.thresholds)
+        self._next_threshold[candidates] = self._threshold_or_never[level_after]
         found: list[Milestone] = []
         for row, level, b, value in crossings:
             st.race_count[level] += 1

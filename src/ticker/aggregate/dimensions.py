@@ -14,7 +14,7 @@ declares dimensions: a scenario without keeps its fold and its bytes exactly).
   Tmall Global brand to pass RMB 10 million"; kind ``{value}_brand_gmv``, subject the brand).
   Both find the crossing order as the brand races do: an upper bound (the total after the batch
   plus what the batch's refunds took away) names the candidates, and only their events are
-  re-summed in seq order (:func:`first_crossings`). A pass is never taken back.
+  searched block by block (:func:`first_crossings`). A pass is never taken back.
 
 State lives in the :class:`~ticker.aggregate.state.AggregateState` (``dim_*`` arrays), so
 snapshots, resume and ``verify`` carry it like everything else.
@@ -211,48 +211,84 @@ def first_crossings(codes: np.ndarray, amount: np.ndarray, candidates: np.ndarra
     """For each candidate entity, the first row of the batch at which its running total reaches
     each threshold it had not passed: ``(row, threshold index, entity, total at the row)`` in row
     order. ``totals`` are the entities' totals *after* the batch; ``level`` (how many thresholds
-    each has passed) is advanced in place. One array pass per threshold, no loop over entities.
+    each has passed) is advanced in place. No loop over entities or rows.
     """
-    mark = np.zeros(len(totals), bool)
-    mark[candidates] = True
-    rows = np.flatnonzero(mark[codes])
-    rows = rows[np.argsort(codes[rows], kind="stable")]  # grouped by entity, in seq order
-    found, _, _ = crossings_in_rows(rows, codes[rows].astype(np.intp), amount[rows], totals, level,
-                                    thresholds)
+    number = np.zeros(len(totals), np.int32)  # candidate i is numbered i + 1; others 0
+    number[candidates] = np.arange(1, len(candidates) + 1, dtype=np.int32)
+    numbers = number[codes]
+    rows = np.flatnonzero(numbers)
+    found, _ = crossings_in_blocks(len(codes), rows, numbers[rows].astype(np.intp) - 1,
+                                   amount[rows], candidates, totals, level, thresholds)
     return found
 
 
-def crossings_in_rows(rows: np.ndarray, entities: np.ndarray, amount: np.ndarray,
-                      totals: np.ndarray, level: np.ndarray, thresholds: np.ndarray
-                      ) -> tuple[list[tuple[int, int, int, int]], np.ndarray, np.ndarray]:
-    """:func:`first_crossings` once the candidates' rows are chosen (the brand fold chooses them
-    its own faster way): ``rows`` grouped by entity and in seq order within each; ``entities``
-    and ``amount`` those rows' entity (a signed type: segments start where the difference with
-    a prepended -1 is not 0) and amount. Returns the crossings in row order, the entities seen
-    and their levels after the batch (``level`` is advanced in place too)."""
-    running = np.cumsum(amount)
-    starts = np.flatnonzero(np.diff(entities, prepend=-1))
-    lengths = np.diff(starts, append=len(rows))
-    segment = entities[starts].astype(np.intp)
-    segment_before = np.where(starts > 0, running[starts - 1], 0)
-    # each entity's total before the batch, from its total after it
-    before = totals[segment] - (running[starts + lengths - 1] - segment_before)
-    running += np.repeat(before - segment_before, lengths)
-    level_before = level[segment].astype(np.intp)
-    row_level = np.repeat(level_before, lengths)
-    reached = np.zeros(len(segment), np.intp)
+#: the block search's table has at most this many blocks per candidate
+_MAX_BLOCKS = 256
+
+
+def crossings_in_blocks(n: int, rows: np.ndarray, number: np.ndarray, amount: np.ndarray,
+                        entities: np.ndarray, totals: np.ndarray, level: np.ndarray,
+                        thresholds: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+    """:func:`first_crossings` once the candidates' rows are chosen: ``rows`` (ascending) are
+    every row of a batch of ``n`` that belongs to a candidate, ``number`` each row's candidate
+    (0..k-1, indexing ``entities``) and ``amount`` its amount. Returns the crossings in row
+    order and each candidate's level after the batch (``level`` is advanced in place too).
+
+    Re-summing every candidate row in entity order would sort them all (at a small scale most
+    of a batch belongs to brands that pass a threshold in it). Instead the batch is cut into
+    blocks of rows, and one scatter sums each candidate's amounts per block: the running total
+    before each block, and an upper bound of every running total inside it (that plus the
+    block's positive amounts), follow by a cumulative sum per candidate. The first row reaching
+    a threshold lies in a block that starts below it and whose bound reaches it (a block that
+    starts at or over it follows an earlier crossing); only those blocks' rows are sorted and
+    re-summed, exactly, from their block's start.
+    """
+    k = len(entities)
+    lvl = level[entities].astype(np.intp)
+    if not len(rows):
+        return [], lvl
+    wanted = max(1, min(_MAX_BLOCKS, len(rows) // (8 * k)))  # the table stays ~1/8 of the rows
+    shift = max(0, (n - 1).bit_length() - (wanted.bit_length() - 1))
+    blocks = ((n - 1) >> shift) + 1
+    key = rows >> shift
+    key += number * blocks  # candidate-major: a candidate's blocks are contiguous, in row order
+    net = np.zeros(k * blocks, np.int64)
+    np.add.at(net, key, amount)
+    refunds = np.flatnonzero(amount < 0)
+    upper = net.copy()  # a block's positive amounts: its net minus its refunds
+    if len(refunds):
+        np.subtract.at(upper, key[refunds], amount[refunds])
+    net = net.reshape(k, blocks)
+    ends = np.cumsum(net, axis=1)
+    # each candidate's total before the batch, from its total after it
+    ends += (totals[entities] - ends[:, -1])[:, None]
+    starts = ends - net
+    upper = upper.reshape(k, blocks) + starts
+    scan = np.zeros((k, blocks), bool)
+    steps = thresholds.tolist()
+    for step, threshold in enumerate(steps):
+        scan |= (starts < threshold) & (upper >= threshold) & (lvl <= step)[:, None]
+    picked = np.flatnonzero(scan.reshape(-1)[key])
+    picked = picked[np.argsort(key[picked], kind="stable")]  # by candidate, block, row
+    group = key[picked]
+    running = np.cumsum(amount[picked])
+    first = np.flatnonzero(np.diff(group, prepend=-1))
+    # each picked row's exact total: its block's start plus the block's rows up to it
+    offset = starts.reshape(-1)[group[first]] - np.where(first > 0, running[first - 1], 0)
+    running += np.repeat(offset, np.diff(first, append=len(picked)))
+    who = group // blocks
+    reached = np.zeros(k, np.intp)
     out: list[tuple[int, int, int, int]] = []
-    for step, threshold in enumerate(thresholds.tolist()):
-        # each entity's first row at or over the threshold, if it had not passed it yet
-        hits = np.flatnonzero((running >= threshold) & (row_level <= step))
+    for step, threshold in enumerate(steps):
+        # each candidate's first picked row at or over the threshold, if it had not passed it
+        hits = np.flatnonzero((running >= threshold) & (lvl[who] <= step))
         if not len(hits):
             continue
-        hit_segment = np.searchsorted(starts, hits, side="right") - 1
-        firsts = np.flatnonzero(np.diff(hit_segment, prepend=-1))
-        reached[hit_segment[firsts]] = step + 1
-        out += [(int(rows[j]), step, int(entities[j]), int(running[j])) for j in hits[firsts]]
+        firsts = hits[np.flatnonzero(np.diff(who[hits], prepend=-1))]
+        reached[who[firsts]] = step + 1
+        out += [(int(rows[picked[j]]), step, int(entities[who[j]]), int(running[j])) for j in firsts]
     # a threshold is passed once: the level never goes back (thresholds increase)
-    level_after = np.maximum(level_before, reached)
-    level[segment] = level_after
+    level_after = np.maximum(lvl, reached)
+    level[entities] = level_after
     out.sort()  # race order follows seq (one order has one entity)
-    return out, segment, level_after
+    return out, level_after
