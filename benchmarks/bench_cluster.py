@@ -42,7 +42,6 @@ import orjson
 from ticker.cluster.driver import connect, run_scan
 from ticker.engine import tune_allocator
 from ticker.scenario import resolve
-from ticker.scenario.dimensions import without_dimensions
 
 SCENARIO = "double11-2020"
 
@@ -75,7 +74,7 @@ def same(summary: dict, result) -> bool:
 
 
 def on_cluster(client, scale: float, parts: int | None = None):
-    scenario = without_dimensions(resolve(SCENARIO))  # --cluster refuses [[dimensions]]
+    scenario = resolve(SCENARIO)
     run = f"{SCENARIO}-seed{scenario.seed}-x{scale:g}"
     workers0, driver0 = client.run(cpu_s), cpu_s()
     t0 = time.perf_counter()
@@ -93,11 +92,11 @@ def in_process(scale: float, parts: int = 8) -> None:
     from ticker.engine import ReplayOptions, execute, prepare
     from ticker.scenario import make_plan
 
-    run = prepare(without_dimensions(resolve(SCENARIO)), ReplayOptions(scale=scale, record=False))
+    run = prepare(SCENARIO, ReplayOptions(scale=scale, record=False))
     c = time.process_time()
     execute(run, [])
     one = time.process_time() - c
-    scenario = without_dimensions(resolve(SCENARIO))  # --cluster refuses [[dimensions]]
+    scenario = resolve(SCENARIO)
     plan = make_plan(scenario, None, scale)
     template = Aggregator(scenario, run.run)
     counters = scan.Counters.build(plan, template)

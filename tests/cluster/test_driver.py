@@ -21,7 +21,6 @@ from hypothesis import strategies as st  # noqa: E402
 from tests.cluster.test_scan import assert_identical, single  # noqa: E402
 from ticker.cluster import driver  # noqa: E402
 from ticker.scenario import resolve  # noqa: E402
-from ticker.scenario.dimensions import without_dimensions  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
@@ -34,7 +33,7 @@ def client():
 
 def on_cluster(client, name: str, scale: float, parts: int | None) -> driver.ClusterResult:
     _, reference = single(name, scale)
-    scenario = without_dimensions(resolve(name))  # --cluster refuses [[dimensions]]
+    scenario = resolve(name)
     return driver.run_scan(client, scenario, scenario.seed, scale, reference.run, parts)
 
 
@@ -57,8 +56,11 @@ def test_local_workers_do_not_run_the_statistical_profiler(client) -> None:
 
 @pytest.mark.parametrize(("name", "scale", "parts"),
                          [("smoke", 1.0, 1), ("smoke", 1.0, 3), ("smoke", 1.0, None),
-                          ("double11-2021", 0.001, 5), ("singles-day-2016", 0.0005, 6)])
+                          ("double11-2021", 0.001, 5), ("singles-day-2016", 0.0005, 6),
+                          *(("double11-2020", 0.0002, p) for p in (1, 2, 3, 5, 8))])
 def test_identical_to_one_process(client, name: str, scale: float, parts: int | None) -> None:
+    """Every bundled kind of milestone, the dimensions' races (double11-2020's channels and
+    Tmall Global brands, double11-2021's Tmall Global brands) and totals among them."""
     result = on_cluster(client, name, scale, parts)
     assert result.workers == 2
     assert_identical(name, scale, result.aggregator)
@@ -180,10 +182,11 @@ def _ticker(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_cluster_replay_has_the_single_process_summary(tmp_path: Path) -> None:
-    one = _ticker("replay", "smoke", "--scale", "1", "--no-log", "--mqtt", "none", "--quiet",
-                  "--summary", str(tmp_path / "one.json"), cwd=tmp_path)
+    """double11-2020 declares [[dimensions]]: their races are in the summary's milestones."""
+    one = _ticker("replay", "double11-2020", "--scale", "0.0002", "--no-log", "--mqtt", "none",
+                  "--quiet", "--summary", str(tmp_path / "one.json"), cwd=tmp_path)
     assert one.returncode == 0, one.stderr
-    two = _ticker("replay", "smoke", "--scale", "1", "--no-log", "--mqtt", "none",
+    two = _ticker("replay", "double11-2020", "--scale", "0.0002", "--no-log", "--mqtt", "none",
                   "--cluster", "local:2", "--parts", "3", "--summary", str(tmp_path / "two.json"),
                   cwd=tmp_path)
     assert two.returncode == 0, two.stderr
@@ -191,7 +194,7 @@ def test_cli_cluster_replay_has_the_single_process_summary(tmp_path: Path) -> No
     a, b = (orjson.loads((tmp_path / f).read_bytes()) for f in ("one.json", "two.json"))
     for key in ("wall_s", "events_per_s"):
         a.pop(key), b.pop(key)
-    assert a == b and a["milestones"]
+    assert a == b and {"channel_gmv", "tmall_global_brand_gmv"} <= {m["kind"] for m in a["milestones"]}
 
 
 def test_cli_cluster_recorded_run_is_verified_queried_and_replayed(tmp_path: Path) -> None:
@@ -248,18 +251,3 @@ def test_cli_cluster_mistakes_are_one_line(tmp_path: Path, args: list[str], says
     done = _ticker("replay", "smoke", "--mqtt", "none", *args, cwd=tmp_path)
     assert done.returncode == 2
     assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
-
-
-def test_a_scenario_with_dimensions_is_refused_in_one_line(client, tmp_path: Path) -> None:
-    """The scan does not fold [[dimensions]] (their totals and races): refused, never left out."""
-    from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
-    from ticker.scenario import parse_scenario
-
-    scenario = parse_scenario(UNIT_DIMS_TOML, "unit.toml")
-    with pytest.raises(driver.ClusterError) as caught:
-        driver.run_scan(client, scenario, 1, 1.0, "unit-seed1-x1")
-    assert "[[dimensions]] (channel, segment)" in str(caught.value)
-    (tmp_path / "unit.toml").write_text(UNIT_DIMS_TOML)
-    done = _ticker("replay", "unit.toml", "--mqtt", "none", "--cluster", "local:2", cwd=tmp_path)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "[[dimensions]]" in done.stderr and not (tmp_path / "runs").exists()

@@ -32,8 +32,9 @@ RECORD = 2_555_968  # bytes of a whole log record (LOG_RECORD_EVENTS events)
 #: (scenario, scale, segment_bytes, snapshot_every): segments of one record and of three (so
 #: that snapshots, every two records, fall inside a worker's stretch too)
 CASES = [("smoke", 1.0, RECORD, LOG_RECORD_EVENTS),
-         # (a bundled festival without [[dimensions]], which --cluster refuses)
-         ("singles-day-2016", 0.004, 3 * RECORD, 2 * LOG_RECORD_EVENTS)]
+         ("singles-day-2016", 0.004, 3 * RECORD, 2 * LOG_RECORD_EVENTS),
+         # [[dimensions]]: their totals and races in every snapshot and the milestone file
+         ("double11-2020", 0.0002, RECORD, 2 * LOG_RECORD_EVENTS)]
 
 
 def options(run_dir: Path, case: tuple, **more) -> ReplayOptions:
@@ -81,7 +82,8 @@ def test_segment_events_is_what_the_writer_does() -> None:
 
 
 @pytest.mark.parametrize(("case", "parts"), [(CASES[0], p) for p in (1, 2, 3, 4)] +
-                         [(CASES[1], p) for p in (1, 2, 5, 13)])
+                         [(CASES[1], p) for p in (1, 2, 5, 13)] +
+                         [(CASES[2], p) for p in (1, 3, 8)])
 def test_the_run_directory_is_the_single_process_one(client, single, tmp_path: Path, case,
                                                      parts: int) -> None:
     run = prepare(case[0], options(tmp_path / "cluster", case))

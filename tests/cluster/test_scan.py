@@ -9,17 +9,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
 from ticker.aggregate import Aggregator
 from ticker.cluster import scan
 from ticker.engine import ReplayOptions, execute, prepare
-from ticker.scenario import bundled_names, generate, make_plan, resolve
-from ticker.scenario.dimensions import without_dimensions
+from ticker.scenario import bundled_names, generate, make_plan, parse_scenario, resolve
+
+#: The unit festival with both kinds of dimension, its thresholds spread over the festival (a
+#: race crossed at any point, refunds included), every kind of milestone in a 10,000-event stream.
+UNIT_RACES = parse_scenario(
+    UNIT_DIMS_TOML.replace('brand_thresholds = ["1.00", "2.00", "4.00"]',
+                           'brand_thresholds = ["2000.00", "5000.00", "8000.00"]')
+    .replace('gmv_every = "5.00"', 'gmv_every = "20000.00"')
+    .replace('thresholds = ["1.00", "3.00"]', 'thresholds = ["2000.00", "6000.00"]')
+    .replace('thresholds = ["1.00", "2.00"]', 'thresholds = ["3000.00", "6000.00"]'), "unit.toml")
 
 
 @functools.cache
 def single(name: str, scale: float):
     """(plan, the single-process aggregator after finish()) for a scenario at a scale."""
-    scenario = without_dimensions(resolve(name))  # the scan leaves [[dimensions]] out
+    scenario = UNIT_RACES if name == "unit-races" else resolve(name)
     run = prepare(scenario, ReplayOptions(scale=scale, record=False))
     execute(run, [])
     return make_plan(scenario, run.seed, scale), run.aggregator
@@ -34,7 +43,7 @@ def scanned(name: str, scale: float, layout, fraction: float = scan.INDEX_FRACTI
     starts = scan.counter_starts(summaries)
     probes = [p for s, start in zip(scans, starts, strict=True)
               for p in scan.piece_probes(s, start, template, counters)]
-    probes += scan.part_probes(summaries, template, counters)
+    probes += scan.part_probes(summaries, counters)
     crossings = [m for k in range(3) for m in scan.find_crossings(plan, template, probes[k::3])]
     return scan.assemble(template, summaries, crossings)
 
@@ -48,7 +57,19 @@ def assert_identical(name: str, scale: float, merged: Aggregator) -> None:
 
 
 SMALL = [("smoke", 1.0), ("aliexpress-2021", 0.002), ("lazada-1111-2020", 0.004),
-         ("singles-day-2016", 0.0005)]
+         ("singles-day-2016", 0.0005), ("double11-2020", 0.0002)]
+#: Streams to cut anywhere: the dimensions' races (per order and per brand) among them.
+ANY = [("smoke", 1.0), ("aliexpress-2021", 0.002), ("double11-2020", 0.0002), ("unit-races", 1.0)]
+
+
+def test_the_cut_streams_race_every_kind_of_threshold() -> None:
+    """Not vacuous: the streams cut below cross every kind of threshold, the dimensions' too."""
+    kinds = {m.kind for name, scale in ANY for m in single(name, scale)[1].state.milestones}
+    assert kinds >= {"gmv", "brand_gmv", "time_to_value", "rate_record", "channel_gmv",
+                     "tmall_global_brand_gmv", "emerging_brand_gmv"}
+    _, unit = single("unit-races", 1.0)
+    late = [m for m in unit.state.milestones if m.kind.endswith("_gmv") and m.kind != "gmv"]
+    assert max(m.seq for m in late) > 5_000, "some races are crossed in the second half"
 
 
 @pytest.mark.parametrize(("name", "scale"), SMALL)
@@ -96,7 +117,7 @@ def test_any_partition_gives_the_same_result(data, fraction: float) -> None:
     """Invariant: cut the stream anywhere (seq boundaries inside chunks included), index any set
     of brands (from none: every brand through the whole-part path, to all of them): the result
     is the single-process fold's."""
-    name, scale = data.draw(st.sampled_from(SMALL[:3]), label="scenario")
+    name, scale = data.draw(st.sampled_from(ANY), label="scenario")
     plan, _ = single(name, scale)
     total = plan.total_events
     cuts = data.draw(st.lists(st.integers(1, total - 1), max_size=12, unique=True), label="cuts")
@@ -131,7 +152,7 @@ def test_the_state_at_any_part_boundary_is_the_single_process_state_there(data) 
     """What a recorded cluster run writes as snapshots: the state after any prefix of parts,
     the last second still open (no rate record for it yet), is the single-process state at
     that seq."""
-    name, scale = data.draw(st.sampled_from(SMALL[:3]), label="scenario")
+    name, scale = data.draw(st.sampled_from(ANY), label="scenario")
     plan, reference = single(name, scale)
     total = plan.total_events
     cuts = sorted(data.draw(st.lists(st.integers(1, total - 1), min_size=1, max_size=8,

@@ -96,6 +96,8 @@ class DimensionFold:
             state.dim_race = np.zeros(race, np.int64)
         # per brand: each brand's value code, padded with rest for brands an ingested stream added
         self._value = [self._brand_codes(lay) for lay in self.layouts]
+        self._kinds: dict[str, tuple[int, int]] | None = None  # for counted(): built when asked
+        self._brand_index: dict[str, int] | None = None
 
     def _brand_codes(self, lay: _Layout) -> np.ndarray:
         codes = lay.table.brand_value
@@ -155,13 +157,46 @@ class DimensionFold:
                 kind, subject = milestone_kind(lay.table, code), self.brand_names[entity]
                 noun = lay.table.dimension.values[code - 1].label
             st.dim_race[race] += 1
-            rank = int(st.dim_race[race])
-            found.append(Milestone(
-                milestone_id(self.run, kind, subject, threshold), kind, subject, threshold,
-                total, int(batch.seq[row]), int(batch.event_time[row]), rank,
-                f"{subject} is the {ordinal(rank)} {noun} to pass "
-                f"{money_label(threshold, self.currency)}"))
+            found.append(dimension_milestone(self.run, kind, subject, threshold, total,
+                                             int(batch.seq[row]), int(batch.event_time[row]),
+                                             int(st.dim_race[race]), noun, self.currency))
         return found
+
+    def counted(self, m: Milestone) -> Milestone | None:
+        """Count a milestone of these races that another fold found (the cluster's pass 2 folds
+        each range on its own, so its ranks mean nothing), in seq order, as if this fold had
+        found it: the entity's level and the race's count advance, and it comes back ranked.
+        None for a milestone of no dimension's race (this fold is left as it was)."""
+        if self._kinds is None:
+            self._kinds = {}
+            for i, lay in enumerate(self.layouts):
+                if lay.table.per_order:
+                    self._kinds[lay.kind] = (i, 0)
+                else:
+                    for code in range(1, len(lay.table.names)):
+                        self._kinds[milestone_kind(lay.table, code)] = (i, code)
+        where = self._kinds.get(m.kind)
+        if where is None:
+            return None
+        i, code = where
+        lay = self.layouts[i]
+        step = int(np.searchsorted(lay.thresholds, m.threshold_minor))
+        if lay.table.per_order:
+            entity = lay.table.names.index(m.subject)
+            race, noun = lay.race + step, lay.table.dimension.label
+        else:
+            if self._brand_index is None:
+                self._brand_index = {name: b for b, name in enumerate(self.brand_names)}
+            entity = self._brand_index[m.subject]
+            race = lay.race + (code - 1) * len(lay.thresholds) + step
+            noun = lay.table.dimension.values[code - 1].label
+        st = self.state
+        assert st.dim_level is not None and st.dim_race is not None
+        st.dim_level[lay.level + entity] += 1
+        st.dim_race[race] += 1
+        return dimension_milestone(self.run, m.kind, m.subject, m.threshold_minor, m.value_minor,
+                                   m.seq, m.event_time_us, int(st.dim_race[race]), noun,
+                                   self.currency)
 
     def add_brands(self, more: int) -> None:
         """An ingested stream added brands: they are ``rest`` of every per-brand dimension."""
@@ -182,6 +217,7 @@ class DimensionFold:
                                       lay.thresholds)
             level += lay.size
         self._value = [self._brand_codes(lay) for lay in self.layouts]
+        self._brand_index = None
 
     # --- views ---------------------------------------------------------------------------------
 
@@ -203,6 +239,15 @@ class DimensionFold:
             return [DimensionTotal(v, int(g), int(o))
                     for v, g, o in zip(lay.table.names, gmv.tolist(), orders.tolist(), strict=True)]
         raise KeyError(name)
+
+
+def dimension_milestone(run: str, kind: str, subject: str, threshold: int, total: int, seq: int,
+                        time_us: int, rank: int, noun: str, currency: Currency) -> Milestone:
+    """A seller or a brand of a value passing a dimension's threshold: "Viya is the 30th Taobao
+    Live channel to pass RMB 100 million" (``noun`` the dimension's or the value's label)."""
+    return Milestone(milestone_id(run, kind, subject, threshold), kind, subject, threshold, total,
+                     seq, time_us, rank,
+                     f"{subject} is the {ordinal(rank)} {noun} to pass {money_label(threshold, currency)}")
 
 
 def first_crossings(codes: np.ndarray, amount: np.ndarray, candidates: np.ndarray,

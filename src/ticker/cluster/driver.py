@@ -20,7 +20,9 @@ version or plan fingerprint differs from the driver's is refused before any work
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import logging
 import shutil
 import time
@@ -247,15 +249,6 @@ class Recording:
     snapshot: Callable[[AggregateState], None]
 
 
-def refuse_dimensions(scenario: Scenario) -> None:
-    """The scan folds brands, platforms and regions; a scenario's ``[[dimensions]]`` (their
-    totals and races) are folded on one process only, so refuse it rather than leave them out."""
-    if scenario.dimensions:
-        names = ", ".join(d.name for d in scenario.dimensions)
-        raise ClusterError(f"--cluster does not fold {scenario.name}'s [[dimensions]] ({names}) "
-                           "yet: run it on one process")
-
-
 def check_workers(client: Client, job: Job, staging: Staging | None = None) -> int:
     """Refuse a cluster whose workers run another ticker, compute another plan or (recording)
     cannot see the staging area; one line."""
@@ -306,12 +299,13 @@ def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: s
     """The replay of (scenario, seed, scale) on the cluster behind ``client``; with
     ``recording``, its event log and snapshots too."""
     timings: dict[str, float] = {}
-    refuse_dimensions(scenario)
     t0 = time.perf_counter()
     plan = make_plan(scenario, seed, scale)
     template = Aggregator(scenario, run)
     counters = scan.Counters.build(plan, template)
-    job = Job(scenario, seed, scale, run, scan.plan_fingerprint(plan))
+    # the scenario without what it derived (its catalogues: ~10 MB for 2021, which would go
+    # with every task); each worker derives them once, and the fingerprint checks they agree
+    job = Job(dataclasses.replace(scenario), seed, scale, run, scan.plan_fingerprint(plan))
     staging = recording.staging if recording is not None else None
     workers = check_workers(client, job, staging)
     timings["check"] = time.perf_counter() - t0
@@ -319,62 +313,82 @@ def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: s
     token = uuid.uuid4().hex[:12]  # run-specific keys: never a cached result of another run
 
     t1 = time.perf_counter()
-    stretches = [client.submit(pass1, job, task, staging, key=f"ticker-pass1-{token}-{k}",
-                               pure=False) for k, task in enumerate(tasks)]
-    futures = [client.submit(summarize, f, key=f"ticker-sum-{token}-{k}", pure=False)
-               for k, f in enumerate(stretches)]
+    stretches: list[Any] = [client.submit(pass1, job, task, staging,
+                                          key=f"ticker-pass1-{token}-{k}", pure=False)
+                            for k, task in enumerate(tasks)]
+    summaries = [client.submit(summarize, f, key=f"ticker-sum-{token}-{k}", pure=False)
+                 for k, f in enumerate(stretches)]
     # Part by part as pass 1 completes, in seq order: the counters' values at each part's start
     # are known once every part before it is in, so its pass-2 search starts at once, on the
     # worker holding its per-piece sums, while later parts are still in pass 1 (no barrier).
+    # The driver keeps no part: each is added to the running state (scan.Assembly) as soon as
+    # its search is in, and then dropped, with the futures that hold it on the workers.
     merge = 0.0
-    summaries: list[Stretch] = []
-    searches = []
+    assembly = scan.Assembly(template)
+    pending: collections.deque[tuple[Stretch, Any]] = collections.deque()
     start = np.zeros(counters.width, np.int64)
-    running = np.zeros(len(template.brand_names), np.int64)
-    for k, stretch in _in_order(futures):
+    running = np.zeros(len(counters.indexed), np.int64)
+    every = recording.snapshot_every if recording is not None else 0
+    probes = probe_events = 0
+
+    def assemble(stretch: Stretch, found: Search) -> None:
+        nonlocal probes, probe_events
+        probes, probe_events = probes + found.probes, probe_events + found.events
+        for part in stretch.scans:
+            assembly.add(part, found.crossings)
+            if recording is not None and part.end_seq % every == 0 \
+                    and part.end_seq < plan.total_events:  # the last: the run's final snapshot
+                recording.snapshot(assembly.snapshot())
+
+    for k, stretch in _in_order(summaries):
         t = time.perf_counter()
         if recording is not None:
             assert stretch.staged is not None
             recording.adopt(Path(stretch.staged))
             shutil.rmtree(stretch.staged)  # what is left: the stretch's lock file
-        summaries.append(stretch)
         starts = []
         for part in stretch.scans:
             starts.append(start.copy())
             start += part.counter_net
-        more = scan.part_probes(stretch.scans, template, counters, running)
-        searches.append(client.submit(search, job, stretches[k], starts, more,
-                                      key=f"ticker-pass2-{token}-{k}", pure=False))
+        more = scan.part_probes(stretch.scans, counters, running)
+        pending.append((stretch, client.submit(search, job, stretches[k], starts, more,
+                                               key=f"ticker-pass2-{token}-{k}", pure=False)))
+        stretches[k] = None  # its per-piece sums go once its search is done
+        while pending and pending[0][1].done():
+            done, future = pending.popleft()
+            assemble(done, future.result())
         merge += time.perf_counter() - t
     timings["pass1"] = time.perf_counter() - t1
-    del stretches  # the per-piece sums go once their searches are done
-    t3 = time.perf_counter()
-    found: list[Search] = client.gather(searches)
-    timings["pass2"] = time.perf_counter() - t3  # the searches still running after pass 1
+    t3, tail = time.perf_counter(), 0.0
+    while pending:  # the searches still running after pass 1
+        done, future = pending.popleft()
+        found = future.result()
+        t = time.perf_counter()
+        assemble(done, found)
+        tail += time.perf_counter() - t
+    merge += tail
+    timings["pass2"] = time.perf_counter() - t3 - tail  # waiting for them
     t4 = time.perf_counter()
-    flat = [s for stretch in summaries for s in stretch.scans]
-    at = {s.end_seq for s in flat if s.end_seq % recording.snapshot_every == 0} \
-        if recording is not None else set()
-    for state in scan.states(template, flat, [m for f in found for m in f.crossings], at):
-        if state.open_second >= 0 and recording is not None:
-            recording.snapshot(state)
-        else:
-            final = state
+    final = assembly.finish()
     timings["merge"] = merge + time.perf_counter() - t4
     timings["total"] = time.perf_counter() - t0
     aggregator = Aggregator(scenario, run, final, brand_names=template.brand_names)
-    return ClusterResult(aggregator, workers, len(tasks), sum(f.probes for f in found),
-                         sum(f.events for f in found), timings)
+    return ClusterResult(aggregator, workers, len(tasks), probes, probe_events, timings)
 
 
 def _in_order(futures: list[Any]) -> Iterator[tuple[int, Stretch]]:
     """(index, result) of ``futures`` in index order, each as soon as it and every one before
-    it are done."""
-    done: list[Stretch | None] = [None] * len(futures)
+    it are done. A result is fetched only at its turn, and the list lets go of each future once
+    it is taken (the data stays on its worker until then, and is released after)."""
     index = {f.key: k for k, f in enumerate(futures)}
+    ready: set[int] = set()
     taken = 0
-    for future in _dask().as_completed(futures):
-        done[index[future.key]] = future.result()
-        while taken < len(done) and (stretch := done[taken]) is not None:
+    for future in _dask().as_completed(list(futures)):
+        ready.add(index[future.key])
+        del future
+        while taken in ready:
+            stretch = futures[taken].result()
+            futures[taken] = None
             yield taken, stretch
+            del stretch
             taken += 1

@@ -21,7 +21,6 @@ from ticker.cluster.driver import (
     Recording,
     Staging,
     connect,
-    refuse_dimensions,
     run_scan,
 )
 from ticker.engine import ReplayOptions, Run, checkpoint, make_summary, snapshot_interval
@@ -46,7 +45,6 @@ def check_options(source: str | Path, options: ReplayOptions) -> None:
     if options.disorder not in (None, "none", "off"):
         raise ClusterError("--cluster folds the ordered stream; --disorder runs on one process")
     scenario = resolve(str(source))
-    refuse_dimensions(scenario)
     if options.disorder is None and scenario.disorder is not None:
         # the two-pass scan is exact for the ordered stream; arrival order is a property of the
         # whole stream (a late order lands in another part), folded by event time on one process

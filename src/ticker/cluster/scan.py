@@ -5,29 +5,37 @@ Everything here is plain numpy on one process; :mod:`ticker.cluster.driver` only
 each call runs. The scan is made of *pieces*: a piece is a seq range inside one generator chunk
 (a whole chunk unless a part boundary cuts it), and a *part* is a run of consecutive pieces.
 
-**Pass 1** (:func:`scan_part`, one task per part) folds a part into its additive state (every
-total, the per-second series, per brand and per (platform, region)) and, per *counter* (the
-festival's GMV, each time-to-value rule, every brand), the net sum and the sum of positive
-amounts. Refunds are the only negative amounts, so a counter's running total inside a range can
-never exceed its value at the range's start plus the range's positive sum: that is the upper
-bound. The festival, the rules and the brands that may reach a brand threshold at all (the
-*indexed* brands, chosen from the catalogue's targets) get these sums per piece too, so pass 2
-can regenerate single pieces instead of whole parts.
+*Entities* are what races thresholds: the brands (entities ``0 .. brands - 1``: the brand
+thresholds, and a per-brand dimension's thresholds for the brands of its values) and the sellers
+of the per-order dimensions (entities ``brands + i`` for index ``i`` of the state's ``dim_gmv``:
+their dimension's thresholds). A *counter* is a running total watched for thresholds: the
+festival's GMV, each time-to-value rule, and the *indexed* entities.
 
-**The merge** (:func:`plan_crossings`): prefix sums give every counter's exact value at the start
-of every part and every indexed piece. A threshold ``t`` can only be first reached inside a range
-whose start value is below ``t`` and whose start value plus positive sum reaches ``t``; anything
-else is either already crossed or out of reach.
+**Pass 1** (:func:`scan_part`, one task per part) folds a part into its additive state (every
+total, the per-second series, per entity and per (platform, region)) and, per entity, the net
+sum and the sum of positive amounts. Refunds are the only negative amounts, so a counter's
+running total inside a range can never exceed its value at the range's start plus the range's
+positive sum: that is the upper bound. The festival, the rules and the entities that may reach
+one of their thresholds at all (the *indexed* ones, chosen from the catalogues' targets) get
+these sums per piece too, so pass 2 can regenerate single pieces instead of whole parts.
+
+**The merge** (:func:`piece_probes`, :func:`part_probes`): prefix sums give every counter's exact
+value at the start of every part and every piece. A threshold ``t`` can only be first reached
+inside a range whose start value is below ``t`` and whose start value plus positive sum reaches
+``t``; anything else is either already crossed or out of reach.
 
 **Pass 2** (:func:`find_crossings`, one task per group of candidate ranges) seeds an
 :class:`~ticker.aggregate.Aggregator` with the range's start values and the thresholds already
 passed by them, folds the range, and keeps the milestones of the counters asked about: the
-aggregator's own crossing rules name the first order inside the range that reaches each
-threshold. The earliest such order over all ranges is the crossing (:func:`assemble`).
+aggregator's own crossing rules (the brands' and the dimensions' alike go through
+``dimensions.crossings_in_rows``) name the first order inside the range that reaches each
+threshold. The earliest such order over all ranges is the crossing.
 
-**Assembly**: races are ranked by seq across parts; the festival and time-to-value thresholds
-take the earliest hit; rate records are decided by the aggregator's own rule on the merged
-per-second series (a second's last event, known from pass 1, names the record).
+**Assembly** (:class:`Assembly`, part by part in seq order, keeping only the running state):
+totals added; races ranked by seq across parts; the festival and time-to-value thresholds take
+the earliest hit; rate records are decided by the aggregator's own rule on the merged
+per-second series as its seconds complete (a second's last event, known from pass 1, names the
+record).
 """
 
 from __future__ import annotations
@@ -124,44 +132,80 @@ def piece_batch(plan: Plan, piece: Piece, cache: dict[int, OrderBatch] | None = 
     return batch.slice(piece.lo - first, piece.hi - first)
 
 
-# --- counters -------------------------------------------------------------------------------------
+# --- entities and counters ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Race:
+    """Thresholds raced by the entities ``[lo, lo + len(racing))`` for which ``racing`` is set
+    (a dimension's ``rest`` races nothing); ``target`` is each one's catalogue GMV target."""
+
+    lo: int
+    racing: np.ndarray  # bool
+    thresholds: np.ndarray  # int64, ascending
+    target: np.ndarray  # float
+
+    @property
+    def hi(self) -> int:
+        return self.lo + len(self.racing)
+
+
+def races(plan: Plan, aggregator: Aggregator) -> tuple[Race, ...]:
+    """The brand races, then each dimension's races that have thresholds."""
+    brands = len(aggregator.brand_names)
+    target = plan.catalogue.gmv_target  # money is not scaled: orders are worth 1/scale more
+    out = []
+    if len(aggregator.thresholds):
+        out.append(Race(0, np.ones(brands, bool), aggregator.thresholds, target))
+    for lay in aggregator.dims.layouts if aggregator.dims is not None else ():
+        if not len(lay.thresholds):
+            continue
+        if lay.table.per_order:  # its sellers; code 0, rest, is no seller
+            out.append(Race(brands + lay.offset, np.arange(lay.size) > 0, lay.thresholds,
+                            lay.table.gmv_target))
+        else:  # the brands of its values
+            out.append(Race(0, lay.table.brand_value[:brands] != 0, lay.thresholds, target))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
 class Counters:
-    """The counters indexed per piece: column 0 the festival, then the time-to-value rules, then
-    the indexed brands. ``code[b]`` is brand ``b``'s column, or 0 when it is not indexed."""
+    """The counters summed per piece: column 0 the festival, then the time-to-value rules, then
+    the indexed entities (ascending: brands, then sellers)."""
 
     rules: tuple[CompiledRule, ...]  # the aggregator's compiled rules
-    brands: np.ndarray  # int64: the indexed brands, ascending
-    code: np.ndarray  # int32[brands]
+    races: tuple[Race, ...]
+    entities: np.ndarray  # int64: the indexed entities, ascending
+    indexed: np.ndarray  # bool[every entity]
+    columns: tuple[np.ndarray, ...]  # per race: the positions in ``entities`` of its racers
 
     @property
     def width(self) -> int:
-        return 1 + len(self.rules) + len(self.brands)
+        return 1 + len(self.rules) + len(self.entities)
 
     @classmethod
     def build(cls, plan: Plan, aggregator: Aggregator, fraction: float = INDEX_FRACTION) -> Counters:
-        """Index the brands whose target reaches ``fraction`` of the lowest brand threshold
-        (any fraction gives the same result; it only moves work between pass 2's paths)."""
-        thresholds = aggregator.thresholds
-        if len(thresholds):
-            target = plan.catalogue.gmv_target  # money is not scaled: orders are worth 1/scale more
-            brands = np.flatnonzero(target >= fraction * thresholds.min()).astype(np.int64)
-        else:
-            brands = np.zeros(0, np.int64)
-        code = np.zeros(len(plan.catalogue.names), np.int32)
-        code[brands] = 1 + len(aggregator.rules) + np.arange(len(brands), dtype=np.int32)
-        return cls(aggregator.rules, brands, code)
+        """Index the entities whose target reaches ``fraction`` of the lowest threshold of a
+        race they are in (any fraction gives the same result; it only moves work between pass
+        2's paths)."""
+        all_races = races(plan, aggregator)
+        sellers = len(aggregator.state.dim_gmv) if aggregator.state.dim_gmv is not None else 0
+        indexed = np.zeros(len(aggregator.brand_names) + sellers, bool)
+        for race in all_races:
+            indexed[race.lo:race.hi] |= race.racing & (race.target >= fraction * race.thresholds[0])
+        entities = np.flatnonzero(indexed).astype(np.int64)
+        columns = []
+        for race in all_races:
+            inside = np.flatnonzero((entities >= race.lo) & (entities < race.hi))
+            columns.append(inside[race.racing[entities[inside] - race.lo]])
+        return cls(aggregator.rules, all_races, entities, indexed, tuple(columns))
 
-    def sums(self, batch: OrderBatch) -> tuple[np.ndarray, np.ndarray]:
-        """(net, positive) sum of every counter over ``batch``."""
-        net = np.zeros(self.width, np.int64)
-        refunded = np.zeros(self.width, np.int64)  # positive: what refunds took back
-        amount = batch.amount_minor
-        refunds = np.flatnonzero(batch.kind.view(bool))
-        times = batch.event_time
-        for r, rule in enumerate(self.rules, start=1):
+    def rule_sums(self, batch: OrderBatch) -> tuple[np.ndarray, np.ndarray]:
+        """(net, refunded) of every time-to-value rule over ``batch`` (refunded positive)."""
+        net = np.zeros(len(self.rules), np.int64)
+        refunded = np.zeros(len(self.rules), np.int64)
+        amount, times = batch.amount_minor, batch.event_time
+        for r, rule in enumerate(self.rules):
             lo = int(np.searchsorted(times, rule.start_us))
             hi = int(np.searchsorted(times, rule.deadline_us))
             if hi <= lo:
@@ -170,13 +214,7 @@ class Counters:
                 lo + np.flatnonzero(getattr(batch, rule.column)[lo:hi] == rule.index)
             net[r] = int(amount[mine].sum())
             refunded[r] = -int(amount[mine][batch.kind[mine] != 0].sum())
-        if len(self.brands):
-            codes = self.code.take(batch.brand)
-            np.add.at(net, codes, amount)
-            np.add.at(refunded, codes[refunds], -amount[refunds])
-        net[0] = int(amount.sum())  # code 0 also collected the unindexed brands: overwrite
-        refunded[0] = -int(amount[refunds].sum())
-        return net, net + refunded
+        return net, refunded
 
 
 # --- pass 1 ---------------------------------------------------------------------------------------
@@ -191,9 +229,9 @@ class PartScan:
     last_time_us: int
     orders: int
     refunds: int
-    brand_net: np.ndarray  # int64[brands]
-    brand_pos: np.ndarray  # int64[brands]: sum of positive amounts (the upper bound)
-    brand_orders: np.ndarray
+    entity_net: np.ndarray  # int64[entities]: brands, then sellers
+    entity_pos: np.ndarray  # int64[entities]: sum of positive amounts (the upper bound)
+    entity_orders: np.ndarray
     mix_gmv: np.ndarray
     mix_orders: np.ndarray
     sec_lo: int  # the part's seconds are [sec_lo, sec_lo + len(second_orders))
@@ -213,22 +251,32 @@ class PartScan:
 def scan_part(plan: Plan, aggregator: Aggregator, counters: Counters, pieces: list[Piece],
               log: Callable[[OrderBatch], None] | None = None,
               cache: dict[int, OrderBatch] | None = None) -> PartScan:
-    """Pass 1 over one part: generate its pieces and fold the additive state; O(events).
-    ``log`` is handed every batch in seq order (a worker's staged event log)."""
+    """Pass 1 over one part: generate its pieces and fold the additive state; O(events). The
+    indexed entities' sums per piece are differences of the part's running totals (O(indexed)
+    per piece, no second pass over the events). ``log`` is handed every batch in seq order (a
+    worker's staged event log)."""
     fold = _PartFold(plan, aggregator, pieces)
     piece_net = np.zeros((len(pieces), counters.width), np.int64)
     piece_pos = np.zeros((len(pieces), counters.width), np.int64)
+    first = 1 + len(counters.rules)
+    entities = counters.entities
+    net_before, refunded_before = fold.net.take(entities), fold.refunded.take(entities)
     for i, piece in enumerate(pieces):
         batch = piece_batch(plan, piece, cache)
         if log is not None:
             log(batch)
-        piece_net[i], piece_pos[i] = counters.sums(batch)
-        fold.add(batch)
+        net, refunded = fold.add(batch)
+        piece_net[i, 0], piece_pos[i, 0] = net, net + refunded
+        rule_net, rule_refunded = counters.rule_sums(batch)
+        piece_net[i, 1:first], piece_pos[i, 1:first] = rule_net, rule_net + rule_refunded
+        net_after, refunded_after = fold.net.take(entities), fold.refunded.take(entities)
+        piece_net[i, first:] = net_after - net_before
+        piece_pos[i, first:] = piece_net[i, first:] + refunded_after - refunded_before
+        net_before, refunded_before = net_after, refunded_after
     return PartScan(pieces[0].lo, pieces[-1].hi, fold.last_time, fold.orders, fold.refunds,
-                    fold.brand_net, fold.brand_net + fold.brand_refunded, fold.brand_orders,
-                    fold.mix_gmv, fold.mix_orders, fold.sec_lo, fold.second_orders,
-                    fold.second_gmv, fold.second_last_seq, piece_net, piece_pos, pieces,
-                    piece_net.sum(axis=0))
+                    fold.net, fold.net + fold.refunded, fold.entity_orders, fold.mix_gmv,
+                    fold.mix_orders, fold.sec_lo, fold.second_orders, fold.second_gmv,
+                    fold.second_last_seq, piece_net, piece_pos, pieces, piece_net.sum(axis=0))
 
 
 def scan_parts(plan: Plan, aggregator: Aggregator, counters: Counters, parts: list[list[Piece]],
@@ -241,15 +289,22 @@ def scan_parts(plan: Plan, aggregator: Aggregator, counters: Counters, parts: li
 
 class _PartFold:
     """The additive part of the aggregator's fold, over one part's seconds only; a chunk at a
-    time with no O(brands) or O(seconds) step (counts by ``ufunc.at``, not ``bincount``)."""
+    time with no O(brands) or O(seconds) step (counts by ``ufunc.at``, not ``bincount``).
+    Brands and sellers share one entity axis (views ``brand_*`` and ``seller_*``)."""
 
     def __init__(self, plan: Plan, aggregator: Aggregator, pieces: list[Piece]):
         st = aggregator.state
         brands = len(aggregator.brand_names)
+        entities = brands + (len(st.dim_gmv) if st.dim_gmv is not None else 0)
         self.start_us = aggregator.start_us
-        self.brand_net = np.zeros(brands, np.int64)
-        self.brand_refunded = np.zeros(brands, np.int64)  # positive: what refunds took back
-        self.brand_orders = np.zeros(brands, np.int64)
+        self.net = np.zeros(entities, np.int64)
+        self.refunded = np.zeros(entities, np.int64)  # positive: what refunds took back
+        self.entity_orders = np.zeros(entities, np.int64)
+        # per-order dimensions: (where their sellers start on the entity axis, how many, table)
+        self.sellers = [(brands + lay.offset, lay.size, lay.table)
+                        for lay in (aggregator.dims.layouts if aggregator.dims is not None else ())
+                        if lay.table.per_order]
+        self.brands = brands
         self.mix_gmv = np.zeros_like(st.mix_gmv)
         self.mix_orders = np.zeros_like(st.mix_orders)
         first_second = int(plan.second_us[plan.chunk_sec[pieces[0].chunk]])
@@ -262,12 +317,14 @@ class _PartFold:
         self.orders = self.refunds = 0
         self.last_time = np.iinfo(np.int64).min
 
-    def add(self, batch: OrderBatch) -> None:
+    def add(self, batch: OrderBatch) -> tuple[int, int]:
+        """Fold ``batch``; returns its (net, refunded) sums."""
         amount = batch.amount_minor
         brand = batch.brand.astype(np.intp)  # ufunc.at and bincount run twice as fast on intp
         refunds = np.flatnonzero(batch.kind.view(bool))
-        np.add.at(self.brand_net, brand, amount)
-        np.add.at(self.brand_orders, brand, 1)
+        brand_net, brand_orders = self.net[:self.brands], self.entity_orders[:self.brands]
+        np.add.at(brand_net, brand, amount)
+        np.add.at(brand_orders, brand, 1)
         mix = batch.platform.astype(np.intp) * self.mix_gmv.shape[1] + batch.region
         np.add.at(self.mix_gmv.reshape(-1), mix, amount)
         np.add.at(self.mix_orders.reshape(-1), mix, 1)
@@ -279,14 +336,23 @@ class _PartFold:
         self.second_gmv[seconds] += np.diff(running[ends], prepend=0)
         self.second_orders[seconds] += np.diff(ends, prepend=-1)
         self.second_last_seq[seconds] = batch.seq[ends]
+        refunded = -int(amount[refunds].sum())
         if len(refunds):  # refunds are events, not orders: take them back out of the counts
-            np.subtract.at(self.brand_orders, brand[refunds], 1)
+            np.subtract.at(brand_orders, brand[refunds], 1)
             np.subtract.at(self.mix_orders.reshape(-1), mix[refunds], 1)
             np.subtract.at(self.second_orders, second[refunds], 1)
-            np.subtract.at(self.brand_refunded, brand[refunds], amount[refunds])
+            np.subtract.at(self.refunded[:self.brands], brand[refunds], amount[refunds])
+        for lo, size, table in self.sellers:  # an order's seller is a function of its id
+            codes = table.order_codes(batch.order_id)
+            np.add.at(self.net[lo:lo + size], codes, amount)
+            self.entity_orders[lo:lo + size] += np.bincount(codes, minlength=size)
+            if len(refunds):
+                np.subtract.at(self.entity_orders[lo:lo + size], codes[refunds], 1)
+                np.subtract.at(self.refunded[lo:lo + size], codes[refunds], amount[refunds])
         self.orders += len(batch) - len(refunds)
         self.refunds += len(refunds)
         self.last_time = int(batch.event_time[-1])
+        return int(running[-1]), refunded
 
 
 # --- the merge: which ranges can hold a first crossing -------------------------------------------
@@ -299,7 +365,7 @@ class Probe:
     pieces: list[Piece]
     gmv: int | None  # the festival's GMV at the start, when its thresholds are watched
     rules: dict[int, int]  # rule index → its value at the start
-    brands: dict[int, int]  # brand → its GMV at the start
+    entities: dict[int, int]  # entity → its GMV at the start
 
     @property
     def events(self) -> int:
@@ -322,7 +388,7 @@ def counter_starts(scans: list[PartScan]) -> list[np.ndarray]:
 
 def piece_probes(scan: PartScan, start: np.ndarray, aggregator: Aggregator, counters: Counters
                  ) -> list[Probe]:
-    """The part's pieces where the festival, a rule or an indexed brand can first reach a
+    """The part's pieces where the festival, a rule or an indexed entity can first reach a
     threshold, given the counters' values at the part's start; O(pieces × counters)."""
     net, pos = scan.piece_net, scan.piece_pos
     assert net is not None and pos is not None, "pass 2 runs on the part's worker, which keeps them"
@@ -344,32 +410,38 @@ def piece_probes(scan: PartScan, start: np.ndarray, aggregator: Aggregator, coun
         hit = (at[:, col] < rule.value_minor) & (at[:, col] + pos[:, col] >= rule.value_minor)
         for i in np.flatnonzero(hit & (pos[:, col] > 0)).tolist():
             probe(i).rules[r] = int(at[i, col])
-    first_col = 1 + len(counters.rules)
-    if len(counters.brands) and len(aggregator.thresholds):
-        at_b, pos_b = at[:, first_col:], pos[:, first_col:]
-        rows, cols = np.nonzero(_reachable(at_b, pos_b, aggregator.thresholds))
-        for i, k in zip(rows.tolist(), cols.tolist(), strict=True):
-            probe(i).brands[int(counters.brands[k])] = int(at_b[i, k])
+    first = 1 + len(counters.rules)
+    for race, columns in zip(counters.races, counters.columns, strict=True):
+        if not len(columns):
+            continue
+        at_e, pos_e = at[:, first + columns], pos[:, first + columns]
+        rows, ks = np.nonzero(_reachable(at_e, pos_e, race.thresholds))
+        for i, k in zip(rows.tolist(), ks.tolist(), strict=True):
+            probe(i).entities[int(counters.entities[columns[k]])] = int(at_e[i, k])
     return [probes[i] for i in sorted(probes)]
 
 
-def part_probes(scans: list[PartScan], aggregator: Aggregator, counters: Counters,
-                running: np.ndarray | None = None) -> list[Probe]:
-    """Whole parts where a brand that is not indexed can first reach a threshold (rare: only a
-    brand far above its catalogue target); O(parts × brands). ``running``: every brand's GMV
+def part_probes(scans: list[PartScan], counters: Counters, running: np.ndarray | None = None
+                ) -> list[Probe]:
+    """Whole parts where an entity that is not indexed can first reach a threshold (rare: only
+    one far above its catalogue target); O(parts × entities). ``running``: every entity's GMV
     at the first part's start (zeros), advanced past ``scans`` in place (the driver goes part by
     part as pass 1 completes)."""
-    thresholds = aggregator.thresholds
     out: list[Probe] = []
-    if not len(thresholds) or not scans:
+    if not counters.races or not scans:
         return out
-    running = np.zeros_like(scans[0].brand_net) if running is None else running
-    indexed = counters.code != 0
+    running = np.zeros_like(scans[0].entity_net) if running is None else running
     for s in scans:
-        hit = np.flatnonzero(_reachable(running, s.brand_pos, thresholds) & ~indexed)
-        if len(hit):
-            out.append(Probe(list(s.pieces), None, {}, {int(b): int(running[b]) for b in hit}))
-        running += s.brand_net
+        hit = np.zeros(len(running), bool)
+        for race in counters.races:
+            where = slice(race.lo, race.hi)
+            hit[where] |= race.racing & _reachable(running[where], s.entity_pos[where],
+                                                   race.thresholds)
+        hit &= ~counters.indexed
+        if hit.any():
+            out.append(Probe(list(s.pieces), None, {},
+                             {int(e): int(running[e]) for e in np.flatnonzero(hit)}))
+        running += s.entity_net
     return out
 
 
@@ -378,7 +450,7 @@ def plan_crossings(scans: list[PartScan], aggregator: Aggregator, counters: Coun
     starts = counter_starts(scans)
     probes = [p for s, start in zip(scans, starts, strict=True)
               for p in piece_probes(s, start, aggregator, counters)]
-    return probes + part_probes(scans, aggregator, counters)
+    return probes + part_probes(scans, counters)
 
 
 # --- pass 2 ---------------------------------------------------------------------------------------
@@ -389,7 +461,7 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
 
     Each range is folded by an aggregator seeded with the watched counters' start values and the
     thresholds those values have passed; every other counter is set so it cannot fire. Ranks of
-    brand milestones are meaningless here (:func:`assemble` ranks them)."""
+    race milestones are meaningless here (:class:`Assembly` ranks them)."""
     found: list[Milestone] = []
     state = None
     for probe in probes:
@@ -418,18 +490,22 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
     else:
         seeded = reuse
         for array in (seeded.brand_gmv, seeded.brand_orders, seeded.mix_gmv, seeded.mix_orders,
-                      seeded.race_count, seeded.rule_value):
-            array.fill(0)
+                      seeded.race_count, seeded.rule_value, seeded.dim_gmv, seeded.dim_orders,
+                      seeded.dim_race):
+            if array is not None:
+                array.fill(0)
         seeded.last_time_us = np.iinfo(np.int64).min
         seeded.gmv_minor = seeded.orders = seeded.refunds = seeded.gmv_level = 0
         seeded.open_second = seeded.open_second_last_seq = -1
         seeded.milestones = []
     seeded.next_seq = probe.pieces[0].lo
     thresholds = template.thresholds
+    brands = len(template.brand_names)
     seeded.brand_level[:] = len(thresholds)  # unwatched brands have no threshold left
-    for b, value in probe.brands.items():
-        seeded.brand_gmv[b] = value
-        seeded.brand_level[b] = int(np.searchsorted(thresholds, value, side="right"))
+    for e, value in probe.entities.items():
+        if e < brands:
+            seeded.brand_gmv[e] = value
+            seeded.brand_level[e] = int(np.searchsorted(thresholds, value, side="right"))
     if probe.gmv is not None and template.gmv_every:
         seeded.gmv_minor = probe.gmv
         seeded.gmv_level = probe.gmv // template.gmv_every
@@ -440,124 +516,172 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
         seeded.rule_value[r] = value
         seeded.rule_done[r] = False
     seeded.rate_record = _NEVER // 4  # no rate records: they are decided on the merged series
-    return Aggregator(template.scenario, template.run, seeded, brand_names=template.brand_names)
+    agg = Aggregator(template.scenario, template.run, seeded, brand_names=template.brand_names)
+    if agg.dims is not None:  # the dimensions' races, on the same entities' start values
+        assert seeded.dim_gmv is not None and seeded.dim_level is not None
+        for lay in agg.dims.layouts:
+            level = seeded.dim_level[lay.level:lay.level + lay.size]
+            level[:] = len(lay.thresholds)  # unwatched: no threshold left
+            lo = brands + lay.offset if lay.table.per_order else 0
+            for e, value in probe.entities.items():
+                if lo <= e < lo + lay.size:
+                    if lay.table.per_order:
+                        seeded.dim_gmv[e - brands] = value
+                    level[e - lo] = int(np.searchsorted(lay.thresholds, value, side="right"))
+    return agg
 
 
 # --- assembly -------------------------------------------------------------------------------------
 
 
-def assemble(template: Aggregator, scans: list[PartScan], crossings: list[Milestone]
-             ) -> Aggregator:
-    """The single-process aggregator's final state (after ``finish()``), from pass 1 and pass 2."""
-    *_, final = states(template, scans, crossings)
-    return Aggregator(template.scenario, template.run, final, brand_names=template.brand_names)
+class Assembly:
+    """The single-process aggregator's state, put together part by part in seq order from each
+    part's additive state (pass 1) and the crossings found inside it (pass 2). Only the running
+    state is kept, whatever the number of parts.
+
+    Races are ranked by seq across parts (every crossing of an earlier part is in before a later
+    part's); for each (kind, subject, threshold) the earliest hit counts (a range may hold a
+    later hit of a threshold its counter had passed, then fallen back below); rate records are
+    decided by the aggregator's own rule as the merged per-second series' seconds complete, each
+    named by its last event (a second cut by parts: the later part's).
+    """
+
+    def __init__(self, template: Aggregator):
+        self.template = template
+        self.state = st = template.state.copy()
+        # the aggregator's own rules on the running state: rate records, dimension race counts
+        self.aggregator = Aggregator(template.scenario, template.run, st,
+                                     brand_names=template.brand_names)
+        self.brands = len(template.brand_names)
+        self.last_seq = np.full(len(st.second_orders), -1, np.int64)  # each second's last event
+        self.decided = 0  # the seconds before this one are decided (a rate record or not)
+        self.best = -1  # the most orders of a decided second: a new record is always above it
+        self.rule_net = np.zeros(len(template.rules), np.int64)
+        self.rule_hit = np.zeros(len(template.rules), bool)
+        self.hit: set[tuple[str, str, int]] = set()
+        self._level_of = {int(t): i for i, t in enumerate(template.thresholds)}
+        self._brand_index: dict[str, int] | None = None
+
+    def add(self, part: PartScan, crossings: Collection[Milestone]) -> None:
+        """Part ``part`` (the one after those added so far), and the crossings found in its
+        seq range among ``crossings`` (others are ignored)."""
+        st = self.state
+        assert part.first_seq == st.next_seq, "parts are added in seq order"
+        b = self.brands
+        st.brand_gmv += part.entity_net[:b]
+        st.brand_orders += part.entity_orders[:b]
+        if st.dim_gmv is not None and st.dim_orders is not None:
+            st.dim_gmv += part.entity_net[b:]
+            st.dim_orders += part.entity_orders[b:]
+        st.mix_gmv += part.mix_gmv
+        st.mix_orders += part.mix_orders
+        window = slice(part.sec_lo, part.sec_lo + len(part.second_orders))
+        st.second_orders[window] += part.second_orders
+        st.second_gmv[window] += part.second_gmv
+        busy = np.flatnonzero(part.second_last_seq >= 0)
+        self.last_seq[busy + part.sec_lo] = part.second_last_seq[busy]
+        st.orders += part.orders
+        st.refunds += part.refunds
+        st.gmv_minor += int(part.counter_net[0])
+        st.next_seq = part.end_seq
+        st.last_time_us = part.last_time_us
+        st.open_second_last_seq = part.end_seq - 1
+        st.open_second = (part.last_time_us - self.template.start_us) // US_PER_S
+        self.rule_net += part.counter_net[1:1 + len(self.rule_net)]
+        found = self._crossings([m for m in crossings if part.first_seq <= m.seq < part.end_seq])
+        for r, rule in enumerate(self.template.rules):
+            if not self.rule_hit[r]:  # a reached rule stops counting; else its window decides
+                st.rule_value[r] = self.rule_net[r]
+                st.rule_done[r] = st.last_time_us >= rule.deadline_us
+        found += self._records(st.open_second)
+        self._record(found)
+
+    def snapshot(self) -> AggregateState:
+        """A copy of the state so far, its last second still open (what a snapshot holds)."""
+        return self.state.copy()
+
+    def finish(self) -> AggregateState:
+        """The state after the last part: its last second complete (the aggregator's
+        ``finish()``)."""
+        st = self.state
+        if st.open_second >= 0:
+            self._record(self._records(st.open_second + 1))
+            st.open_second = -1
+        return st
+
+    def _crossings(self, crossings: list[Milestone]) -> list[Milestone]:
+        """The part's first crossings, counted and ranked in seq order after the earlier parts'."""
+        st, template = self.state, self.template
+        earliest: dict[tuple[str, str, int], Milestone] = {}
+        for m in crossings:
+            key = (m.kind, m.subject, m.threshold_minor)
+            if key not in self.hit and (key not in earliest or m.seq < earliest[key].seq):
+                earliest[key] = m
+        out = []
+        for m in sorted(earliest.values(), key=milestone_sort_key):
+            self.hit.add((m.kind, m.subject, m.threshold_minor))
+            if m.kind == "brand_gmv":
+                if self._brand_index is None:
+                    self._brand_index = {n: b for b, n in enumerate(template.brand_names)}
+                level = self._level_of[m.threshold_minor]
+                st.race_count[level] += 1
+                st.brand_level[self._brand_index[m.subject]] += 1
+                m = brand_milestone(template.run, m.subject, m.threshold_minor, m.value_minor,
+                                    m.seq, m.event_time_us, int(st.race_count[level]),
+                                    template.currency)
+            elif m.kind == "gmv":
+                st.gmv_level += 1
+            elif m.kind == "time_to_value":
+                r = next(r for r, rule in enumerate(template.rules)
+                         if rule.subject == m.subject and rule.value_minor == m.threshold_minor)
+                st.rule_value[r], st.rule_done[r], self.rule_hit[r] = m.value_minor, True, True
+            else:
+                dims = self.aggregator.dims
+                ranked = dims.counted(m) if dims is not None else None
+                assert ranked is not None, f"a crossing of no race: {m.kind}"
+                m = ranked
+            out.append(m)
+        return out
+
+    def _records(self, end: int) -> list[Milestone]:
+        """Rate records among the seconds from the first undecided one to ``end`` (excluded),
+        now complete. A record is always a strict running maximum of the seconds before it
+        (the aggregator's rule), so only those few seconds are put to the rule."""
+        seconds = self.decided + np.flatnonzero(self.last_seq[self.decided:end] >= 0)
+        self.decided = max(self.decided, end)
+        if not len(seconds):
+            return []
+        counts = self.state.second_orders[seconds]
+        before = np.maximum.accumulate(np.concatenate([[self.best], counts[:-1]]))
+        self.best = max(self.best, int(counts.max()))
+        found: list[Milestone] = []
+        for second in seconds[counts > before].tolist():
+            found += self.aggregator.rate_records_in([second], [int(self.last_seq[second])])
+        return found
+
+    def _record(self, found: list[Milestone]) -> None:
+        """Into the state's list, kept in canonical order (a rate record's second may end
+        before a crossing found earlier)."""
+        if found:
+            self.state.milestones.extend(found)
+            self.state.milestones.sort(key=milestone_sort_key)
 
 
 def states(template: Aggregator, scans: list[PartScan], crossings: list[Milestone],
            at: Collection[int] = ()) -> Iterator[AggregateState]:
     """The single-process aggregator's state after the events ``[0, seq)`` for every ``seq`` in
-    ``at`` that ends one of ``scans`` (in seq order: what its snapshots hold there, the last
-    second still open), then its final state (after ``finish()``)."""
-    final = _added(template.state.copy(), scans)
-    ranked = _ranked(template, crossings)
-    # Rate records: the aggregator's rule over every second with events, in order, each second
-    # named by its last event (a second cut by parts: the later part's).
-    last_seq: dict[int, int] = {}
-    for s in scans:
-        busy = np.flatnonzero(s.second_last_seq >= 0)
-        last_seq.update(zip((busy + s.sec_lo).tolist(), s.second_last_seq[busy].tolist(),
-                            strict=True))
-    order = np.array(sorted(last_seq), np.int64)
-    # A record is always a strict running maximum of the seconds before it (the aggregator's
-    # rule): only those few seconds are put to the rule, in order.
-    counts = final.second_orders[order]
-    before = np.maximum.accumulate(np.concatenate([[-1], counts[:-1]])) if len(order) else counts
-    recorder = Aggregator(template.scenario, template.run, final, brand_names=template.brand_names)
-    records = [(second, recorder.rate_records_in([second], [last_seq[second]]))
-               for second in order[counts > before].tolist()]
-    if at:
-        st = template.state.copy()
-        for j, s in enumerate(scans[:-1]):
-            _added(st, [s])
-            if s.end_seq in at:
-                yield _completed(template, st.copy(), scans[: j + 1], ranked, records, closed=False)
-    final.rate_record = template.state.rate_record
-    yield _completed(template, final, scans, ranked, records, closed=True)
+    ``at`` that ends one of ``scans`` but the last (what its snapshots hold there, the last
+    second still open), then its final state (after ``finish()``); in-process."""
+    assembly = Assembly(template)
+    for j, s in enumerate(scans):
+        assembly.add(s, crossings)
+        if j < len(scans) - 1 and s.end_seq in at:
+            yield assembly.snapshot()
+    yield assembly.finish()
 
 
-def _added(st: AggregateState, scans: list[PartScan]) -> AggregateState:
-    """``st`` plus the additive state of ``scans`` (in place)."""
-    for s in scans:
-        st.brand_gmv += s.brand_net
-        st.brand_orders += s.brand_orders
-        st.mix_gmv += s.mix_gmv
-        st.mix_orders += s.mix_orders
-        window = slice(s.sec_lo, s.sec_lo + len(s.second_orders))
-        st.second_orders[window] += s.second_orders
-        st.second_gmv[window] += s.second_gmv
-        st.orders += s.orders
-        st.refunds += s.refunds
-    if scans:
-        st.gmv_minor = int(st.brand_gmv.sum())
-        st.next_seq = scans[-1].end_seq
-        st.last_time_us = scans[-1].last_time_us
-        st.open_second_last_seq = st.next_seq - 1
-    return st
-
-
-def _ranked(template: Aggregator, crossings: list[Milestone]) -> list[Milestone]:
-    """For each (kind, subject, threshold) the earliest hit, in canonical order, brand races
-    ranked by seq across parts."""
-    earliest: dict[tuple[str, str, int], Milestone] = {}
-    for m in crossings:
-        key = (m.kind, m.subject, m.threshold_minor)
-        if key not in earliest or m.seq < earliest[key].seq:
-            earliest[key] = m
-    count: dict[int, int] = {}
-    out = []
-    for m in sorted(earliest.values(), key=milestone_sort_key):
-        if m.kind == "brand_gmv":
-            count[m.threshold_minor] = rank = count.get(m.threshold_minor, 0) + 1
-            m = brand_milestone(template.run, m.subject, m.threshold_minor, m.value_minor, m.seq,
-                                m.event_time_us, rank, template.currency)
-        out.append(m)
-    return out
-
-
-def _completed(template: Aggregator, st: AggregateState, scans: list[PartScan],
-               ranked: list[Milestone], records: list[tuple[int, list[Milestone]]], *,
-               closed: bool) -> AggregateState:
-    """``st`` (the additive state of ``scans``) with the milestones reached by its end and what
-    follows from them: levels, race counts, rules, the rate record, the open second."""
-    end = st.next_seq
-    if closed:
-        st.open_second = -1
-    elif scans:
-        st.open_second = (st.last_time_us - template.start_us) // US_PER_S
-    out = [m for m in ranked if m.seq < end]
-    level_of = {int(t): i for i, t in enumerate(template.thresholds)}
-    index_of = {name: b for b, name in enumerate(template.brand_names)}
-    for m in out:
-        if m.kind == "brand_gmv":
-            st.race_count[level_of[m.threshold_minor]] += 1
-            st.brand_level[index_of[m.subject]] += 1
-        elif m.kind == "gmv":
-            st.gmv_level += 1
-    for r, rule in enumerate(template.rules):
-        hit = next((m for m in out if m.kind == "time_to_value" and m.subject == rule.subject
-                    and m.threshold_minor == rule.value_minor), None)
-        if hit is not None:
-            st.rule_value[r], st.rule_done[r] = hit.value_minor, True
-        else:
-            st.rule_value[r] = sum(int(s.counter_net[1 + r]) for s in scans)
-            st.rule_done[r] = bool(scans) and st.last_time_us >= rule.start_us and \
-                st.last_time_us >= rule.deadline_us
-    for second, found in records:  # a second still open is not complete: not yet a record
-        if not closed and second >= st.open_second:
-            break
-        for m in found:
-            st.rate_record = m.value_minor
-        out += found
-    out.sort(key=milestone_sort_key)
-    st.milestones = out
-    return st
+def assemble(template: Aggregator, scans: list[PartScan], crossings: list[Milestone]
+             ) -> Aggregator:
+    """The single-process aggregator after ``finish()``, from pass 1 and pass 2 (in-process)."""
+    *_, final = states(template, scans, crossings)
+    return Aggregator(template.scenario, template.run, final, brand_names=template.brand_names)

@@ -185,7 +185,7 @@ def _assign(d: Dimension, cat: BrandCatalogue, named: set[str], margin: float, k
 
 def without_dimensions(scenario: Scenario) -> Scenario:
     """The scenario with no ``[[dimensions]]`` (its catalogue kept): its brand, platform and
-    region fold alone, which ``--cluster`` computes (it refuses a scenario with dimensions)."""
+    region fold alone (``bench_dimensions`` measures what the dimensions add to it)."""
     if not scenario.dimensions:
         return scenario
     plain = dataclasses.replace(scenario, dimensions=())
