@@ -194,6 +194,8 @@ def measure_targets(scenario: Scenario, scale: float, seed: int | None = None
             got = facts.peak_orders_per_s
         elif t.metric == "brands_over":
             got = facts.brands_over(t.threshold_minor, t.at_us)
+        elif t.metric == "brands":  # the catalogue the stream draws from
+            got = len(facts.plan.catalogue)
         elif t.metric == "time_to_value":
             got = facts.time_to_value(t.subject, rule_start(scenario, t.subject, t.threshold_minor),
                                       t.threshold_minor)

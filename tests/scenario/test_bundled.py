@@ -23,6 +23,7 @@ US = 1_000_000
 SCALES = {
     "double11-2021": 0.001,  # 2.6 million events
     "double11-2020": 0.001,  # 2.4 million
+    "double11-2017": 0.01,  # 8.1 million: at 0.001 (its default) GMV is only good to ~0.2 %
     "singles-day-2016": 0.01,  # 6.7 million: at 0.001 GMV is only good to ~0.1 %
     "lazada-1111-2020": 0.1,  # 5.2 million: below ~0.05 an order outweighs US$ 10,000 gaps
     "aliexpress-2021": 0.1,  # 6.2 million: a region's first minutes need thousands of orders
@@ -74,6 +75,15 @@ def test_double11_2020() -> None:
     assert f.brands_over(100_000_000_00) > 470
     assert f.brands_over(10_000_000_000_00) == 0  # 2021's two were "the first ever"
     assert len(f.plan.catalogue) == 250_000
+
+
+def test_double11_2017() -> None:
+    s, f, _ = run("double11-2017")
+    assert s.end_us - s.start_us == 24 * 86_400 * US  # "a 24-day festival season"
+    assert s.windows[-1].start_us == s.end_us - 86_400 * US  # ending with the 24-hour sale
+    assert len(f.plan.catalogue) > 140_000  # "more than 140,000 brands"
+    assert abs(f.gmv_minor / s.gmv_minor - 1) < 0.001
+    assert f.orders == 8_120_000
 
 
 def test_singles_day_2016() -> None:

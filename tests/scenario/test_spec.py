@@ -12,7 +12,7 @@ import ticker.scenario
 from ticker.cli import main
 from ticker.scenario import ScenarioError, bundled_names, load_scenario, parse_scenario, resolve
 
-BUNDLED = ["aliexpress-2021", "double11-2020", "double11-2021", "lazada-1111-2020",
+BUNDLED = ["aliexpress-2021", "double11-2017", "double11-2020", "double11-2021", "lazada-1111-2020",
            "singles-day-2016", "smoke"]
 SMOKE = resolve("smoke").text
 DAILY = ("daily_shape = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,\n"
@@ -30,7 +30,8 @@ def test_every_bundled_scenario_loads_with_targets() -> None:
 
 def test_currencies_of_the_bundled_scenarios() -> None:
     codes = {name: resolve(name).currency.code for name in BUNDLED}
-    assert codes == {"aliexpress-2021": "USD", "double11-2020": "CNY", "double11-2021": "CNY",
+    assert codes == {"aliexpress-2021": "USD", "double11-2017": "CNY", "double11-2020": "CNY",
+                     "double11-2021": "CNY",
                      "lazada-1111-2020": "USD", "singles-day-2016": "CNY", "smoke": "CNY"}
 
 
@@ -95,7 +96,7 @@ BAD = [
      "bad.toml: bursts[1].brand: expected a named or tiered brand, found 'Nobody'"),
     ("unknown target metric", 'metric = "orders"', 'metric = "revenue"',
      "bad.toml: targets[1].metric: expected one of gmv, orders, peak_orders_per_s, brands_over, "
-     "first_brands_over, time_to_value, dimension_over, dimension_brands, dimension_over_change, "
+     "first_brands_over, brands, time_to_value, dimension_over, dimension_brands, dimension_over_change, "
      "time_to_baseline, found 'revenue'"),
     ("scaled that is not a boolean", "scaled = true\ntolerance = 0.001",
      'scaled = "yes"\ntolerance = 0.001',
@@ -146,8 +147,8 @@ def test_cli_lists_the_bundled_scenarios(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["scenarios"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == BUNDLED
-    assert "GMV RMB 498.2 billion" in out[1]
-    assert "USD" in out[3]
+    assert "GMV RMB 498.2 billion" in out[2]
+    assert "USD" in out[4]
 
 
 def test_python_m_ticker_scenarios_runs() -> None:

@@ -20,6 +20,7 @@ metric                 measured, and when it holds
 ``peak_orders_per_s``  placed orders in the busiest event-time second; ``scaled`` as above
 ``brands_over``        brands that passed ``threshold`` (before ``at`` when given), within tolerance
 ``first_brands_over``  the set of the first ``len(value)`` brands (by rank) past ``threshold``
+``brands``             brands taking part: the run's catalogue (how many sold is shown beside)
 ``time_to_value``      seconds from the rule's ``start`` to its milestone; missing milestone: fails
 =====================  ==============================================================================
 

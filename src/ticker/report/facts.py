@@ -64,7 +64,7 @@ class _Context:
 def _check(ctx: _Context, t: Target) -> FactCheck:
     checks = {"gmv": _check_gmv, "orders": _check_count, "peak_orders_per_s": _check_count,
               "brands_over": _check_brands_over, "first_brands_over": _check_first_brands,
-              "time_to_value": _check_time_to_value}
+              "time_to_value": _check_time_to_value, "brands": _check_brands}
     if t.metric in comparisons.METRICS:  # dimensions and baselines (ticker/comparisons.py)
         run = comparisons.RunFacts(ctx.scenario, ctx.milestones, ctx.fold_brands, ctx.path,
                                    ctx.scale)
@@ -140,6 +140,24 @@ def _check_brands_over(ctx: _Context, t: Target) -> FactCheck:
     if diff and expected:
         text += f" ({_percent(diff / expected)})"
     return _fact(t, _brands(expected), _brands(measured), text,
+                 _within(measured, expected, t.tolerance), _number(expected), measured, "brands")
+
+
+def _check_brands(ctx: _Context, t: Target) -> FactCheck:
+    """Brands taking part: the run's catalogue (every brand of it is offered to every order; at a
+    small scale some of the smallest sell nothing, so the log's fold says how many did)."""
+    expected = float(t.value)
+    measured = ctx.scenario.brand_count
+    sold = ""
+    if ctx.fold_brands is not None:
+        gmv = ctx.fold_brands(None)
+        measured = len(gmv)  # an ingested run's catalogue grows with the stream
+        sold = f" ({int(np.count_nonzero(gmv > 0)):,} sold)"
+    diff = measured - expected
+    text = "0" if diff == 0 else f"{_sign(diff)}{_brands(abs(diff))}"
+    if diff and expected:
+        text += f" ({_percent(diff / expected)})"
+    return _fact(t, _brands(expected), _brands(measured) + sold, text,
                  _within(measured, expected, t.tolerance), _number(expected), measured, "brands")
 
 

@@ -57,6 +57,8 @@ _METRICS = {
     "peak_orders_per_s": {"scaled"},
     "brands_over": {"threshold", "at"},
     "first_brands_over": {"threshold"},
+    # brands taking part: the run's catalogue (the report says how many sold)
+    "brands": set(),
     "time_to_value": {"subject", "threshold", "at_most"},
     # sellers of a per-order dimension ("channel"), or brands of a per-brand value
     # ("tmall_global"), past a threshold of the dimension's races
