@@ -3,10 +3,13 @@ identical results for many part counts, a worker killed mid-run, workers refused
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -251,3 +254,46 @@ def test_cli_cluster_mistakes_are_one_line(tmp_path: Path, args: list[str], says
     done = _ticker("replay", "smoke", "--mqtt", "none", *args, cwd=tmp_path)
     assert done.returncode == 2
     assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_local_cluster_closes_without_a_traceback(capfd) -> None:
+    """A worker's heartbeat on its way when the cluster closes fails, and Dask logs it with two
+    tracebacks (dask/distributed#7105; seen after a run). Here every heartbeat hangs in the
+    scheduler, so each worker has one on its way at close, every time."""
+    arrived: set[str] = set()
+    changed = threading.Condition()
+
+    async def hang(*args, address: str, **kwargs) -> None:
+        with changed:
+            arrived.add(address)
+            changed.notify_all()
+        await asyncio.Event().wait()
+
+    with driver.connect("local:2") as client:
+        workers = set(client.scheduler_info()["workers"])
+        client.cluster.scheduler.handlers["heartbeat_worker"] = hang
+        with changed:
+            assert changed.wait_for(lambda: arrived >= workers, timeout=60), arrived
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "heartbeat" not in err, err
+
+
+def test_only_a_closing_worker_s_failed_heartbeat_is_dropped() -> None:
+    from distributed.core import Status
+
+    from ticker.cluster.quiet import HEARTBEAT_FAILED, _ClosingHeartbeat
+
+    class Worker:
+        status = Status.running
+
+    worker = Worker()
+    quiet = _ClosingHeartbeat(worker)
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, msg, (), None)
+
+    assert quiet.filter(record(HEARTBEAT_FAILED))  # a running worker's: still logged
+    for status in (Status.closing, Status.closing_gracefully, Status.closed):
+        worker.status = status
+        assert not quiet.filter(record(HEARTBEAT_FAILED))
+        assert quiet.filter(record("Unexpected exception during heartbeat. Closing worker."))

@@ -100,6 +100,9 @@ def connect(spec: str) -> Iterator[Client]:
                     # on a free loopback port: None would still try :8787, and warn when taken
                     dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
             client = distributed.Client(cluster)
+            from ticker.cluster.quiet import QuietClose
+
+            client.register_plugin(QuietClose())  # its workers close without a traceback
         else:
             client = distributed.Client(where, timeout=10)
     except OSError as exc:
