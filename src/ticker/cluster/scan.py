@@ -28,7 +28,7 @@ inside a range whose start value is below ``t`` and whose start value plus posit
 :class:`~ticker.aggregate.Aggregator` with the range's start values and the thresholds already
 passed by them, folds the range, and keeps the milestones of the counters asked about: the
 aggregator's own crossing rules (the brands' and the dimensions' alike go through
-``dimensions.crossings_in_rows``) name the first order inside the range that reaches each
+``dimensions.crossings_in_blocks``) name the first order inside the range that reaches each
 threshold. The earliest such order over all ranges is the crossing.
 
 **Assembly** (:class:`Assembly`, part by part in seq order, keeping only the running state):

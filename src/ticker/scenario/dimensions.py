@@ -69,8 +69,8 @@ class DimensionTable:
         return self.dimension.per == "order"
 
     def order_codes(self, order_id: np.ndarray) -> np.ndarray:
-        """Each order's seller (int32 code; 0 = ``rest``): O(1) per order, no Python loop
-        beyond a few fix-up rounds for hashes that land in a guide cell shared by sellers."""
+        """Each order's seller (int32 code; 0 = ``rest``): O(1) per order but for hashes that
+        land in a guide cell shared by sellers (a binary search each), no Python loop."""
         x = order_id.view(np.uint64) ^ self.salt
         x *= _K1
         x ^= x >> np.uint64(31)
@@ -78,10 +78,11 @@ class DimensionTable:
         x ^= x >> np.uint64(29)
         x >>= np.uint64(1)  # 63 bits: the last bound, 2^63, is above every hash
         code = self.guide.take((x >> np.uint64(63 - _GUIDE_BITS)).view(np.int64))
-        ahead = np.flatnonzero(x >= self.bounds.take(code + 1))
-        while len(ahead):
-            code[ahead] += 1
-            ahead = ahead[x[ahead] >= self.bounds.take(code[ahead] + 1)]
+        # hashes past their guide cell's first seller (a cell shared by sellers): a binary
+        # search over the bounds for those alone; bounds[1:] is each code's upper bound
+        ahead = np.flatnonzero(x >= self.bounds[1:].take(code))
+        if len(ahead):
+            code[ahead] = np.searchsorted(self.bounds, x[ahead], side="right") - 1
         return code
 
     def codes(self, brand: np.ndarray, order_id: np.ndarray) -> np.ndarray:
