@@ -98,9 +98,14 @@ class DimensionFold:
         self._value = [self._brand_codes(lay) for lay in self.layouts]
         self._kinds: dict[str, tuple[int, int]] | None = None  # for counted(): built when asked
         self._brand_index: dict[str, int] | None = None
+        self.levels_changed()
+        self._lost = np.zeros(max((lay.size for lay in self.layouts), default=0), np.int64)
+
+    def levels_changed(self) -> None:
+        """Re-derive what the fold keeps from ``dim_level`` after a caller wrote it directly
+        (the cluster's pass 2 seeds the levels of the aggregator it has made)."""
         self._next = [self._next_thresholds(lay, value)
                       for lay, value in zip(self.layouts, self._value, strict=True)]
-        self._lost = np.zeros(max((lay.size for lay in self.layouts), default=0), np.int64)
 
     def _next_thresholds(self, lay: _Layout, value: np.ndarray) -> np.ndarray:
         """Each entity's next threshold (never for ``rest``), kept so that a batch's candidate
@@ -237,8 +242,7 @@ class DimensionFold:
             level += lay.size
         self._value = [self._brand_codes(lay) for lay in self.layouts]
         self._brand_index = None
-        self._next = [self._next_thresholds(lay, value)
-                      for lay, value in zip(self.layouts, self._value, strict=True)]
+        self.levels_changed()
         self._lost = np.zeros(max((lay.size for lay in self.layouts), default=0), np.int64)
 
     # --- views ---------------------------------------------------------------------------------

@@ -528,6 +528,7 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
                     if lay.table.per_order:
                         seeded.dim_gmv[e - brands] = value
                     level[e - lo] = int(np.searchsorted(lay.thresholds, value, side="right"))
+        agg.dims.levels_changed()
     return agg
 
 
