@@ -244,6 +244,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_history(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ticker.report import years
+
+    if args.png is not None:
+        from ticker.report import require_plotting
+
+        require_plotting()  # before the work, not after it
+    found = years.festivals()
+    if args.png is not None:
+        years.write_png(found, args.png)
+    if args.json:
+        sys.stdout.write(orjson.dumps(years.history_json(found), option=orjson.OPT_INDENT_2).decode()
+                         + "\n")
+    else:
+        years.render(found, sys.stdout)
+    if args.png is not None:
+        print(f"wrote the chart to {args.png}", file=sys.stderr)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from ticker.report import load_report, print_report, require_plotting, write_png
 
@@ -377,6 +399,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "state": _cmd_state,
     "export": _cmd_export,
     "report": _cmd_report,
+    "history": _cmd_history,
     "scenarios": _cmd_scenarios,
     "disorders": _cmd_disorders,
     "replay": _cmd_replay,
@@ -521,6 +544,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=("csv", "jsonl", "parquet"))
     e.add_argument("--what", choices=("orders", "milestones"), default="orders")
     e.add_argument("--out", type=output_file_arg, metavar="PATH", help="output file (default: stdout)")
+
+    h = sub.add_parser("history", help="the festivals year by year: the bundled scenarios side "
+                       "by side and the record's yearly figures since 2009, each with its source")
+    h.add_argument("--json", action="store_true", help="print JSON")
+    h.add_argument("--png", type=output_file_arg, metavar="PATH",
+                   help="draw GMV and brands by year (pip install 'ticker[plot]')")
 
     r = sub.add_parser("report", help="a recorded run against the published record",
                        description="Check a finished run against its scenario's [[targets]] "

@@ -22,7 +22,7 @@ from ticker.validate import Range
 REQUIRED = {"replay": ["smoke"], "verify": ["RUN"], "state": ["RUN", "--at", "2021-11-11T00:00"],
             "export": ["RUN", "--format", "csv"], "report": ["RUN"], "bench": [], "watch": [],
             "broker": [], "scenarios": [], "disorders": [], "import": ["orders.csv"],
-            "sweep": ["smoke", "--seeds", "1-2"], "screen": [], "follow": []}
+            "sweep": ["smoke", "--seeds", "1-2"], "screen": [], "follow": [], "history": []}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -128,7 +128,8 @@ PATH_OPTIONS = [("replay", "--summary", {"a file", "a new file", "a missing pare
                                          "a new directory"}),
                 ("follow", "--run-dir", {"a directory", "a new directory", "a missing parent", "a new file"}),
                 ("export", "--out", {"a file", "a new file", "a missing parent", "a new directory"}),
-                ("report", "--png", {"a file", "a new file", "a missing parent", "a new directory"})]
+                ("report", "--png", {"a file", "a new file", "a missing parent", "a new directory"}),
+                ("history", "--png", {"a file", "a new file", "a missing parent", "a new directory"})]
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
