@@ -28,7 +28,7 @@ machine may be shared), and the ladder stops at the first factor that fails twic
 is the last rung that held: its events per second (events folded / wall time from the first
 event's due time to the subscriber's receipt of the final status) and that over the peak.
 
-**Milestone latency.** At the held factor, one longer run replays the first ``latency_s``
+**Milestone latency.** At the held factor (if any rung held), one longer run replays the first ``latency_s``
 seconds of Nov 11 (900 s: about 370 milestones at any scale — brands, channels and Tmall Global
 brands crossing their thresholds) and the subscriber measures, for each milestone, its receive
 time minus the payload's ``folded_us`` (the wall clock as the fold returned it): p50, p99, max
@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -115,6 +116,14 @@ class Rung:
     why: str  # why it did not hold ("" if it did)
     delivery: str  # the publisher's own report
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+    #: CPU seconds used during the run by the pipeline's process (fold and publisher thread), the
+    #: subscriber and the broker (None: not ours to see): what the rate costs, whatever the load
+    cpu_s: dict[str, float | None] = field(default_factory=dict)
+
+    def cores(self, who: str) -> float | None:
+        """CPU seconds of ``who`` per second of wall time: the share of a core it needed."""
+        cpu = self.cpu_s.get(who)
+        return None if cpu is None or self.wall_s <= 0 else cpu / self.wall_s
 
     @property
     def events_per_s(self) -> float:
@@ -139,7 +148,8 @@ class Rung:
                 "lag_final_s": round(self.lag_final_s, 3), "lag_slope": round(self.lag_slope, 4),
                 "lag_samples": self.lag_samples, "milestones_folded": self.milestones_folded,
                 "milestones_received": self.milestones_received,
-                "orders_received": self.orders_received, "held": self.held, "why": self.why}
+                "orders_received": self.orders_received, "held": self.held, "why": self.why,
+                "cpu_s": {k: None if v is None else round(v, 3) for k, v in self.cpu_s.items()}}
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
@@ -186,7 +196,7 @@ class SustainResult:
 # --- one rung -------------------------------------------------------------------------------------
 
 def run_rung(scenario: Scenario, url: str, mode: str, factor: float, sale_s: float,
-             scale: float) -> Rung:
+             scale: float, broker_pid: int | None = None) -> Rung:
     """Replay the first ``sale_s`` seconds of ``scenario`` at ``factor`` through ``url`` with an
     independent subscriber, and judge whether the pipeline kept up."""
     from ticker.engine import ReplayOptions, execute, prepare
@@ -206,8 +216,12 @@ def run_rung(scenario: Scenario, url: str, mode: str, factor: float, sale_s: flo
     run.batches = paced_from_here(until(run.batches, start_us + int(sale_s * US_PER_S)))
     with Listener(url, run.run, orders=orders) as listener:
         sink = connect(run, url, orders=orders)
+        cpu0, broker0 = _cpu_self(), _cpu_of(broker_pid)
         summary = execute(run, [sink])
         heard = listener.result(timeout=30.0)
+        cpu1, broker1 = _cpu_self(), _cpu_of(broker_pid)
+    cpu = {"pipeline": cpu1 - cpu0, "subscriber": heard.get("cpu_s"),
+           "broker": None if broker0 is None or broker1 is None else broker1 - broker0}
     delivery = summary.mqtt
     assert delivery is not None and origin, "a rung publishes and replays at least one batch"
     folded = {m.id for m in summary.milestones}
@@ -243,7 +257,24 @@ def run_rung(scenario: Scenario, url: str, mode: str, factor: float, sale_s: flo
     wall_s = ((finished_ns or time.time_ns()) - origin[0]) / 1e9
     return Rung(mode, factor, sale_s, summary.events, wall_s, float(all_lags.max()), lag_final,
                 slope, len(lags) + 1, len(folded), len(folded & got.keys()),
-                heard["orders"] if orders else None, not why, "; ".join(why), report, latencies)
+                heard["orders"] if orders else None, not why, "; ".join(why), report, latencies,
+                cpu)
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pid: int | None) -> float | None:
+    """CPU seconds (user + system) of process ``pid`` so far, from /proc (None elsewhere)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the subscriber: another process --------------------------------------------------------------
@@ -313,7 +344,7 @@ def _listen(url: str, run: str, orders: bool, out: Path) -> int:
     parsed = parse_url(url)
     samples: list[int] = []  # receive ns, event µs, flattened
     milestones: dict[str, tuple[int, int | None]] = {}
-    heard = {"orders": 0, "finished_ns": 0}
+    heard: dict[str, float] = {"orders": 0, "finished_ns": 0}
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     prefix = topics.run_prefix(run)
@@ -355,8 +386,10 @@ def _listen(url: str, run: str, orders: bool, out: Path) -> int:
     if not subscribed.wait(15):
         print(f"no SUBACK from {parsed} within 15 s", file=sys.stderr)
         return 1
+    cpu0 = _cpu_self()
     print("subscribed", flush=True)
     done.wait()
+    heard["cpu_s"] = _cpu_self() - cpu0
     client.disconnect()
     client.loop_stop()
     out.write_bytes(orjson.dumps({"samples": samples, "milestones": milestones, **heard}))
@@ -378,15 +411,17 @@ def run_sustain(url: str | None = None, *, factors: Sequence[float] = DEFAULT_FA
     tune_allocator()
     scenario = main_day()
     with contextlib.ExitStack() as stack:
+        broker_pid = None
         if url is None:
-            url = stack.enter_context(PrivateMosquitto()).url
+            broker = stack.enter_context(PrivateMosquitto())
+            url, broker_pid = broker.url, broker.pid
         ladders = []
         for mode in modes:
             rungs: list[Rung] = []
             held: Rung | None = None
             for factor in sorted(factors):
                 for _attempt in range(1 + retries):
-                    rung = run_rung(scenario, url, mode, factor, rung_s * factor, scale)
+                    rung = run_rung(scenario, url, mode, factor, rung_s * factor, scale, broker_pid)
                     rungs.append(rung)
                     if progress:
                         progress(rung)
@@ -395,10 +430,12 @@ def run_sustain(url: str | None = None, *, factors: Sequence[float] = DEFAULT_FA
                 if not rung.held:
                     break
                 held = rung
-            factor = held.factor if held else min(factors)
-            latency = run_rung(scenario, url, mode, factor, max(latency_s, rung_s * factor), scale)
-            if progress:
-                progress(latency)
+            latency = None  # "at the held rate": none when no rung held
+            if held is not None:
+                latency = run_rung(scenario, url, mode, held.factor,
+                                   max(latency_s, rung_s * held.factor), scale, broker_pid)
+                if progress:
+                    progress(latency)
             ladders.append(Ladder(mode, rungs, held, latency))
         return SustainResult(scenario.name, scale, redact(url), rung_s, latency_s, ladders,
                              os.getloadavg())
@@ -414,12 +451,15 @@ def print_sustain(result: SustainResult) -> None:
         table = Table(title=f"{MODE_NAMES[ladder.mode]}: {result.scenario} at scale "
                       f"{result.scale:g} through {result.broker}; rungs of {result.rung_s:g} s wall")
         for name in ("speed", "sale s", "events", "events/s", "× peak", "lag max s",
-                     "lag s/s", "final s", "held"):
+                     "lag s/s", "final s", "cores p/s/b", "held"):
             table.add_column(name, justify="right")
         for r in ladder.rungs:
             table.add_row(f"×{r.factor:g}", f"{r.sale_s:g}", f"{r.events:,}",
                           f"{r.events_per_s:,.0f}", f"{r.of_peak:.2f}", f"{r.lag_max_s:.3f}",
-                          f"{r.lag_slope:+.4f}", f"{r.lag_final_s:.3f}", "yes" if r.held else "no")
+                          f"{r.lag_slope:+.4f}", f"{r.lag_final_s:.3f}",
+                          "/".join("-" if (c := r.cores(w)) is None else f"{c:.2f}"
+                                   for w in ("pipeline", "subscriber", "broker")),
+                          "yes" if r.held else "no")
         console.print(table)
         for r in ladder.rungs:
             if not r.held:
@@ -443,7 +483,8 @@ def print_sustain(result: SustainResult) -> None:
     load = ", ".join(f"{x:.2f}" for x in result.load)
     console.print(f"load average {load} on {os.cpu_count()} cores; held = every message received, "
                   f"lag ≤ {LAG_BOUND_S:g} s, growing ≤ {GROWTH_BOUND:g} s/s (or < "
-                  f"{GROWTH_FLOOR_S:g} s over the run)")
+                  f"{GROWTH_FLOOR_S:g} s over the run); cores p/s/b = CPU seconds per wall second "
+                  "of the pipeline's process (fold + publisher thread) / the subscriber / the broker")
 
 
 if __name__ == "__main__":  # the subscriber process (Listener)

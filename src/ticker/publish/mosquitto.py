@@ -64,6 +64,11 @@ class PrivateMosquitto:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 

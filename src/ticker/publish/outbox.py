@@ -199,14 +199,17 @@ class Outbox:
         with self._lock:
             self.closing = True
 
-    def begin_close(self, state: str, timeout: float) -> DeliveryReport | None:
-        """Start closing: drain for at most ``timeout`` s, then say ``state``. Returns the final
-        report if a close already finished (closing is idempotent), else None."""
+    def begin_close(self, state: str, timeout: float,
+                    extra: Mapping[str, Any] | None = None) -> DeliveryReport | None:
+        """Start closing: drain for at most ``timeout`` s, then say ``state`` (with ``extra``
+        fields too). Returns the final report if a close already finished (closing is
+        idempotent), else None."""
         with self._lock:
             if self._final_report is not None:
                 return self._final_report
             self.closing = True
             self.final_state = state
+            self._status_extra = {**self._status_extra, **(extra or {})}
             self.deadline = time.monotonic() + max(0.0, timeout)
             return None
 

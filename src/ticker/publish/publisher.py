@@ -182,14 +182,15 @@ class Publisher:
             raise PublishError(self._session.first_error or f"the publisher for {self.url} stopped")
         return self
 
-    def close(self, timeout: float = 10.0, *, state: str = "finished") -> DeliveryReport:
+    def close(self, timeout: float = 10.0, *, state: str = "finished", **extra: Any) -> DeliveryReport:
         """Flush (at most ``timeout`` s), publish "finished" (or ``state``: "offline" when
-        interrupted), disconnect; report what was lost.
+        interrupted) with ``extra`` fields added, disconnect; report what was lost. The final
+        status goes out after everything queued before it is acknowledged (or the time is up).
 
         Returns within about ``timeout + 2 × FINAL_GRACE_S`` seconds, also when the broker is
         gone for good. Idempotent: a second call returns the same report.
         """
-        done = self._outbox.begin_close(state, timeout)
+        done = self._outbox.begin_close(state, timeout, extra)
         if done is not None:
             return done
         self._session.wake("close")

@@ -119,9 +119,12 @@ class MqttSink:
 
     def finish(self, summary: Summary) -> None:
         partial = {"partial": summary.partial} if summary.partial else {}  # said everywhere
-        self.publisher.status("finished", gmv_minor=summary.gmv_minor, orders=summary.orders,
-                              milestones=len(summary.milestones), **partial)
-        report = self.publisher.close(self.close_timeout)
+        # "finished" is said once, by close(), after every milestone and order frame is
+        # acknowledged: a subscriber that hears it has heard everything before it (one QoS 1
+        # queue per subscriber keeps the broker's order)
+        report = self.publisher.close(self.close_timeout, gmv_minor=summary.gmv_minor,
+                                      orders=summary.orders, milestones=len(summary.milestones),
+                                      **partial)
         summary.mqtt = Delivery(url=str(self.publisher.url),
                                 milestones_delivered=report.milestones_delivered,
                                 undelivered=tuple(report.undelivered), report=str(report))
