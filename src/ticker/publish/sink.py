@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -118,13 +118,14 @@ class MqttSink:
             self.info, event_time_us=tick.event_time_us, brands=list(tick.leaderboard)))
 
     def finish(self, summary: Summary) -> None:
-        partial = {"partial": summary.partial} if summary.partial else {}  # said everywhere
+        final: dict[str, Any] = {"gmv_minor": summary.gmv_minor, "orders": summary.orders,
+                                 "milestones": len(summary.milestones)}
+        if summary.partial:
+            final["partial"] = summary.partial  # said everywhere
         # "finished" is said once, by close(), after every milestone and order frame is
         # acknowledged: a subscriber that hears it has heard everything before it (one QoS 1
         # queue per subscriber keeps the broker's order)
-        report = self.publisher.close(self.close_timeout, gmv_minor=summary.gmv_minor,
-                                      orders=summary.orders, milestones=len(summary.milestones),
-                                      **partial)
+        report = self.publisher.close(self.close_timeout, **final)
         summary.mqtt = Delivery(url=str(self.publisher.url),
                                 milestones_delivered=report.milestones_delivered,
                                 undelivered=tuple(report.undelivered), report=str(report))
