@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ticker.eventlog as eventlog
@@ -943,6 +943,81 @@ def test_resynchronising_skips_every_damaged_record_to_the_next_whole_one(tmp_pa
             f"{locations[1].segment}: offset {locations[1].offset}: corrupt: header checksum mismatch; "
             f"bytes {locations[1].offset}..{locations[3].offset - 1} unreadable, next whole record "
             f"at offset {locations[3].offset} (seq 40)")
+
+
+def test_damage_at_the_start_of_a_segment_resynchronises_just_past_it(tmp_path):
+    """The search for the next whole record starts one byte past the damage, also at offset 0:
+    the segment's later damage is found too."""
+    locations = _three_segments(tmp_path)
+    flip_byte(locations[3].segment, locations[3].offset + 200)
+    flip_byte(locations[5].segment, locations[5].offset + 200)
+    assert _lines(tmp_path) == [
+        ("120.seg: offset 0: corrupt: checksum mismatch (seq 120..159)", 120, 160),
+        ("120.seg: offset 3248: corrupt: checksum mismatch; the 1624 bytes from here to the end of "
+         "the segment hold no whole record (seq 200..239)", 200, 240)]
+
+
+@settings(max_examples=30, deadline=None)
+@example(record=0, garbage=b"\x01")
+@example(record=4, garbage=b"\x01")
+@given(record=st.integers(0, 8),
+       garbage=st.binary(min_size=1, max_size=60).filter(lambda b: RECORD_MAGIC[:1] not in b))
+def test_bytes_inserted_before_a_record_are_named_exactly_and_the_scan_goes_on(record, garbage):
+    """Invariant: k stray bytes in front of any record are one problem naming exactly those k
+    bytes and the record after them; that record and the rest then check out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        located = _three_segments(directory)[record]
+        data = located.segment.read_bytes()
+        located.segment.write_bytes(data[: located.offset] + garbage + data[located.offset :])
+        off, k = located.offset, len(garbage)
+        problem = _only(verify_log(directory))
+        assert (problem.kind, problem.segment, problem.offset) == ("corrupt", located.segment, off)
+        assert problem.detail.endswith(
+            f"; bytes {off}..{off + k - 1} unreadable, next whole record at offset {off + k}")
+        assert (problem.first_seq, problem.end_seq) == (located.first_seq, None)
+
+
+def test_after_a_damaged_record_the_next_one_must_continue_its_seqs(tmp_path):
+    locations = _three_segments(tmp_path)
+    flip_byte(locations[3].segment, locations[3].offset + 200)  # record 3 fails its checksum
+    _drop_record(locations, 4)  # and record 5 follows it directly
+    assert _lines(tmp_path) == [
+        ("120.seg: offset 0: corrupt: checksum mismatch (seq 120..159)", 120, 160),
+        ("120.seg: offset 1624: gap: record holds seq 200..239, expected seq 160 next: seq 160..199 "
+         "missing (seq 200..239)", 200, 240)]
+
+
+def test_a_damaged_last_record_still_says_where_the_next_segment_must_start(tmp_path):
+    locations = _three_segments(tmp_path)
+    flip_byte(locations[5].segment, locations[5].offset + 200)
+    locations[6].segment.rename(tmp_path / segment_name(250))
+    assert [line for line, _, _ in _lines(tmp_path)] == [
+        "120.seg: offset 3248: corrupt: checksum mismatch; the 1624 bytes from here to the end of "
+        "the segment hold no whole record (seq 200..239)",
+        "250.seg: offset 0: gap: segment starts at seq 250, expected seq 240: seq 240..249 missing "
+        "after 00000000000000000120.seg (a segment deleted?) (seq 240..249)",
+        "250.seg: offset 0: misnamed: segment named for seq 250 starts with seq 240..279 (seq 240..279)"]
+
+
+def test_after_a_damaged_record_and_unreadable_bytes_the_next_whole_record_re_anchors(tmp_path):
+    """Bytes lost between a damaged record and the next whole one hide which seqs they held: the
+    scan takes the seqs on from that record instead of reporting a gap it cannot know."""
+    locations = _three_segments(tmp_path)
+    flip_byte(locations[3].segment, locations[3].offset + 200)  # payload: the header still reads
+    flip_byte(locations[4].segment, locations[4].offset + 2)  # magic
+    assert _lines(tmp_path) == [
+        ("120.seg: offset 0: corrupt: checksum mismatch; bytes 0..3247 unreadable, next whole "
+         "record at offset 3248 (seq 120..159)", 120, 160)]
+
+
+def test_a_readable_open_ends_the_log_before_its_first_damage(tmp_path):
+    locations = write_log(tmp_path, make_batches([40] * 5))
+    flip_byte(locations[2].segment, locations[2].offset + 200)
+    with EventLog(tmp_path, readonly=True, check="readable") as log:
+        assert log.next_seq == 80
+        assert (log.damage.kind, log.damage.offset) == ("corrupt", locations[2].offset)
+        assert frames(log.read()) == frames(make_batches([40, 40]))
 
 
 def test_a_record_magic_in_the_last_bytes_of_an_earlier_segment_is_garbage_not_a_crash(tmp_path):
