@@ -597,9 +597,16 @@ def test_a_log_damaged_after_it_was_opened_is_reported_when_read(tmp_path):
         with pytest.raises(CorruptLogError, match=r"offset 0: corrupt: record changed since the log "
                            r"was opened \(it now holds seq 280\.\.319\) \(seq 240\.\.279\)"):
             list(log.read(200))
-        os.truncate(locations[3].segment, 100)
-        with pytest.raises(CorruptLogError, match="cannot map the segment's 4872 bytes"):
-            list(log.read(120))
+        for damage in (lambda path: os.truncate(path, 100), Path.unlink):  # cut short, then gone
+            damage(locations[3].segment)
+            with pytest.raises(CorruptLogError) as caught:
+                list(log.read(120))
+            problem = caught.value.problem  # the whole line: what, where, why, which seqs
+            assert (problem.kind, problem.segment, problem.offset, problem.first_seq, problem.end_seq) \
+                == ("corrupt", locations[3].segment, 0, 120, 240)
+            line = re.escape(f"{locations[3].segment}: offset 0: corrupt: cannot map the segment's 4872 "
+                             "bytes (") + r".+\) \(seq 120\.\.239\)"
+            assert re.fullmatch(line, str(problem))
 
 
 def test_verify_reports_every_problem_not_just_the_first(tmp_path):
@@ -907,6 +914,90 @@ def test_a_stretch_that_does_not_continue_the_log_is_refused_and_nothing_moves(t
         assert log.next_seq == 10
         log.append(make_batch(10, 3))  # the log goes on as before
     assert verify_log(tmp_path / "log") == []
+
+
+def _index(log: EventLog, locations) -> tuple[list, list]:
+    """A log's segments and where it locates each record, with file names for paths."""
+    segments = [(s.path.name, s.first_seq, s.end_seq, s.records, s.size) for s in log.segments()]
+    located = [log.locate(where.first_seq) for where in locations]
+    return segments, [(r.segment.name, r.offset, r.first_seq, r.count) for r in located]
+
+
+def test_adopted_segments_are_indexed_as_if_written_here_and_appends_go_on(tmp_path) -> None:
+    """After an append left a segment open, adopting the rest gives the straight log's segments
+    and record index; the next append starts a segment of its own, and everything reads back."""
+    batches = make_batches([40] * 9)
+    segment_bytes = 3 * _record_bytes(40)
+    straight = write_log(tmp_path / "straight", batches, segment_bytes=segment_bytes)
+    write_log(tmp_path / "staged", batches[3:], segment_bytes=segment_bytes, start_seq=120)
+    with EventLog(tmp_path / "straight", readonly=True) as reference:
+        expected = _index(reference, straight)
+    with EventLog(tmp_path / "log", fsync="never", segment_bytes=segment_bytes) as log:
+        for batch in batches[:3]:
+            log.append(batch)
+        log.adopt(tmp_path / "staged")
+        assert _index(log, straight) == expected
+        log.append(make_batch(360, 5))
+        assert log.locate(360).segment.name == segment_name(360)
+    assert verify_log(tmp_path / "log") == []
+    whole = OrderBatch.concat([*batches, make_batch(360, 5)])
+    assert read_all(tmp_path / "log").to_frame() == whole.to_frame()
+
+
+def test_adopt_syncs_the_segment_it_closes_and_the_directory_per_segment_unless_fsync_is_never(
+        tmp_path, monkeypatch) -> None:
+    synced = _fd_paths(monkeypatch)
+    directories: list[Path] = []
+    monkeypatch.setattr(eventlog, "sync_directory", directories.append)
+    monkeypatch.setattr(eventlog, "_Timer", lambda *args: _NeverTimer())  # "interval": nothing synced yet
+    segment_bytes = 2 * _record_bytes(5)
+    for policy in ("interval", "never"):
+        write_log(tmp_path / f"staged-{policy}", make_batches([5] * 4, first=5), start_seq=5,
+                  segment_bytes=segment_bytes)  # segments from seq 5 and 15
+        with EventLog(tmp_path / policy, fsync=policy, segment_bytes=segment_bytes) as log:
+            log.append(make_batch(0, 5))
+            synced.clear()
+            directories.clear()
+            log.adopt(tmp_path / f"staged-{policy}")
+            if policy == "interval":
+                assert synced == [segment_name(0)]
+                assert directories == [tmp_path / policy] * 2
+            else:
+                assert synced == [] and directories == []
+
+
+def test_a_torn_staged_stretch_is_refused_and_left_as_it_was(tmp_path) -> None:
+    write_log(tmp_path / "log", make_batches([10]))
+    last = write_log(tmp_path / "staged", make_batches([5, 5], first=10), start_seq=10)[-1]
+    os.truncate(last.segment, last.offset + 50)
+    before = _files(tmp_path / "staged")
+    with EventLog(tmp_path / "log", fsync="never") as log:
+        with pytest.raises(CorruptLogError) as caught:
+            log.adopt(tmp_path / "staged")
+        assert str(caught.value.problem) == \
+            f"{last.segment}: offset {last.offset}: torn: a staged segment is torn"
+        assert log.next_seq == 10
+    assert _files(tmp_path / "staged") == before
+
+
+def test_nothing_is_adopted_into_a_read_only_or_closed_log(tmp_path) -> None:
+    write_log(tmp_path / "log", make_batches([10]))
+    write_log(tmp_path / "staged", make_batches([5], first=10), start_seq=10)
+    with EventLog(tmp_path / "log", readonly=True) as log, \
+            pytest.raises(ValueError, match=r"^adopt into the event log .*/log, opened read-only$"):
+        log.adopt(tmp_path / "staged")
+    with pytest.raises(ValueError, match="closed"):
+        log.adopt(tmp_path / "staged")
+    assert len(list((tmp_path / "staged").glob("*.seg"))) == 1
+
+
+RECORD = 2_555_968  # bytes of a whole record of LOG_RECORD_EVENTS (65,536) events: 40 + 24 + 39 x 65,536
+
+
+@given(records=st.integers(0, 64), rest=st.integers(0, RECORD - 1))
+def test_segment_events_counts_the_whole_records_a_segment_holds(records, rest) -> None:
+    assert eventlog.LOG_RECORD_EVENTS == 65_536
+    assert eventlog.segment_events(records * RECORD + rest) == max(1, records) * 65_536
 
 
 # --- what the mutation run (docs/mutation.md) found untested ---------------------------------------
