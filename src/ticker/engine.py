@@ -27,7 +27,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
-import itertools
 import shutil
 import signal
 import threading
@@ -57,7 +56,7 @@ from ticker.events import EVENT_BYTES, OrderBatch, rebatch
 from ticker.rundir import RunDir, RunDirError, run_id, scenario_digest
 from ticker.scenario import Scenario, make_plan, resolve
 from ticker.scenario.disorder import DisorderProfile, arrive, load_profile, resume_point
-from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, generate_chunk
+from ticker.scenario.generate import DEFAULT_BATCH_EVENTS, Plan, batches
 from ticker.scenario.generate import chunks as plan_chunks
 from ticker.sink import OrderSink, RunStart, Sink
 from ticker.views import Summary, Tick
@@ -277,12 +276,7 @@ def _generated(plan: Plan, start_seq: int, options: ReplayOptions,
         arrived = arrive(plan_chunks(plan, workers=options.workers, start_chunk=c), profile,
                          plan.seed, first_seq=first)
         return rebatch(arrived, options.batch_size, from_seq=start_seq)
-    if start_seq >= plan.total_events:
-        return iter(())
-    c = int(np.searchsorted(plan.chunk_seq, start_seq, side="right")) - 1
-    stream = itertools.chain([generate_chunk(plan, c)],
-                             plan_chunks(plan, workers=options.workers, start_chunk=c + 1))
-    return rebatch(stream, options.batch_size, from_seq=start_seq)
+    return batches(plan, options.batch_size, start_seq=start_seq, workers=options.workers)
 
 
 # --- running ----------------------------------------------------------------------------------

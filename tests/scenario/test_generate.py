@@ -50,6 +50,17 @@ def test_larger_batch_sizes_cut_a_multi_chunk_stream_the_same() -> None:
     assert len(set(sizes)) == 1
 
 
+def test_batches_held_by_the_caller_are_never_written_again() -> None:
+    """The generator reuses a batch's columns once nothing refers to them: batches kept (or
+    sliced) by the caller must keep their events while the stream goes on."""
+    s = scenario("double11-2021")
+    streamed = digest(generate(s, scale=0.0005, batch_size=100_000))
+    held = list(generate(s, scale=0.0005, batch_size=100_000))
+    assert len(held) > 4 and digest(held) == streamed
+    slices = [batch.slice(0, len(batch)) for batch in generate(s, scale=0.0005, batch_size=100_000)]
+    assert digest(slices) == streamed
+
+
 def test_workers_make_the_same_stream_as_one_process() -> None:
     s = scenario("double11-2021")
     assert make_plan(s, scale=0.0005).chunks > 6  # enough chunks to keep three workers busy
@@ -209,6 +220,22 @@ def test_brand_pick_agrees_with_a_plain_inverse_cdf(draws: list[int]) -> None:
     position = (np.array(u) - lo) / (hi - lo)
     assert (np.abs(quantile - position * gen._AMOUNT_QUANTILES) <= 1).all()
     assert ((quantile >= 0) & (quantile < gen._AMOUNT_QUANTILES)).all()
+
+
+def test_brand_pick_agrees_at_every_cell_edge_and_brand_boundary() -> None:
+    """The cell table's shortcut holds exactly where it is weakest: the first and last draw of
+    every cell, and the draws either side of every brand's start (the cells a start falls in
+    must fall back to the guide table)."""
+    plan = _plan_2021()
+    cells = np.arange(1 << gen._CELL_BITS, dtype=np.uint64) << np.uint64(64 - gen._CELL_BITS)
+    starts = (plan.brand_start[1:-1] * 2.0**53).astype(np.uint64) << np.uint64(11)
+    bits = np.concatenate([cells, cells + np.uint64((1 << (64 - gen._CELL_BITS)) - 1),
+                           starts, starts - np.uint64(1 << 11), starts + np.uint64(1 << 11)])
+    brand, _, value = gen._pick_brand(plan, bits.copy())
+    want = np.searchsorted(plan.brand_start, (bits >> np.uint64(11)) / 2.0**53, side="right") - 1
+    assert np.array_equal(brand, want)
+    assert np.array_equal(value, plan.order_value[want])
+    assert 0 < (plan.brand_cell >= 0).mean() < 1  # both paths were taken
 
 
 @settings(max_examples=30, deadline=None)

@@ -29,13 +29,14 @@ How the stream is made, and why it is the same bytes however it is cut or parall
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 
-from ticker.events import COLUMNS, OrderBatch, OrderKind, rebatch
+from ticker.events import COLUMNS, OrderBatch, OrderKind
 from ticker.scenario.brands import BrandCatalogue, order_law
 from ticker.scenario.brands import catalogue as catalogue_of
 from ticker.scenario.curves import window_rates
@@ -60,6 +61,7 @@ def _weyl_increment(prime: int) -> np.uint64:
 
 _BRAND, _PLATFORM, _REGION, _ORDER_ID = range(4)
 _GUIDE_BITS = 20  # the brand guide table has 2^20 entries: about 3 brands per entry at most
+_CELL_BITS = 16  # the brand cell table: 2^16 int32 = 256 KB, stays in the core's cache
 _INCREMENTS = np.array([_weyl_increment(p) for p in (2, 3, 5, 7)], dtype=np.uint64)
 
 
@@ -83,6 +85,7 @@ class Plan:
     chunk_seq: np.ndarray  # first seq of chunk c (and the total at the end)
     brand_start: np.ndarray  # brand b owns u in [brand_start[b], brand_start[b+1])
     brand_guide: np.ndarray  # first brand whose interval reaches k / 2^_GUIDE_BITS (int32)
+    brand_cell: np.ndarray  # the brand owning all of [k, k+1) / 2^_CELL_BITS, else -1 (int32)
     order_value: np.ndarray  # average amount per brand at this scale, minor units, int64
     brand_record: np.ndarray  # (brands, 4) f8: interval start, end, order_value's i8 bits, pad
     amount_table: np.ndarray  # order-value factor quantiles, fixed point, mean exactly 1
@@ -145,7 +148,7 @@ def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -
     if int(order_value.max()) * int(amount_table.max()) >= 2**62:
         raise ScenarioError([f"--scale: expected a larger scale: at {scale} single orders are "
                              "too large for int64 minor units"])
-    brand_start, brand_guide = _brand_cdf(share)
+    brand_start, brand_guide, brand_cell = _brand_cdf(share)
 
     placed = base_counts + burst_counts.sum(axis=0)
     cum = np.cumsum(placed)
@@ -163,6 +166,7 @@ def make_plan(scenario: Scenario, seed: int | None = None, scale: float = 1.0) -
         burst_counts=burst_counts, burst_brand=burst_brand, burst_gmv=burst_gmv,
         chunk_sec=chunk_sec, chunk_placed=chunk_placed, chunk_refunds=chunk_refunds,
         chunk_seq=chunk_seq.astype(np.int64), brand_start=brand_start, brand_guide=brand_guide,
+        brand_cell=brand_cell,
         order_value=order_value, brand_record=_brand_records(brand_start, order_value),
         amount_table=amount_table,
         platform_table=_share_table([s for _, s in scenario.platforms]),
@@ -201,14 +205,21 @@ def _share_table(shares: list[float]) -> np.ndarray:
     return np.repeat(np.arange(len(shares), dtype=np.uint8), slots)
 
 
-def _brand_cdf(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Brand intervals on [0, 1) and a guide table that finds one in O(1) on average."""
+def _brand_cdf(share: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Brand intervals on [0, 1), a guide table that finds one in O(1) on average, and the cell
+    table: for each of 2^_CELL_BITS equal cells, the brand whose interval holds all of it, or
+    -1 where a brand starts inside the cell (a zero-width brand too)."""
     start = np.concatenate([[0.0], np.cumsum(share)])
     start /= start[-1]
     start[-1] = 1.0
     cells = np.arange(1 << _GUIDE_BITS, dtype=np.float64) / (1 << _GUIDE_BITS)
     guide = (np.searchsorted(start, cells, side="right") - 1).astype(np.int32)
-    return start, guide
+    edges = np.arange((1 << _CELL_BITS) + 1, dtype=np.float64) / (1 << _CELL_BITS)
+    # the brand of the cell's first point, and the last brand starting before the cell's end
+    first = np.searchsorted(start, edges[:-1], side="right") - 1
+    last = np.searchsorted(start, edges[1:], side="left") - 1
+    cell = np.where(first == last, first, -1).astype(np.int32)
+    return start, guide, cell
 
 
 def _brand_records(start: np.ndarray, order_value: np.ndarray) -> np.ndarray:
@@ -227,24 +238,31 @@ def _pick_brand(plan: Plan, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """Brand (inverse CDF), order-value quantile and the brand's average order value of each
     64-bit Weyl draw; O(1) per draw.
 
-    The draw's top :data:`_GUIDE_BITS` bits index the guide table, which names the first brand
-    that can own it; the loop steps over the few brands sharing that cell (average O(1)). The
-    quantile is the draw's relative position inside its brand's interval. The plain reference
-    (a binary search) is in tests/scenario/test_generate.py.
+    Most draws (60-95 % in the bundled scenarios) fall in a cell of the small cell table that one
+    brand owns whole: one lookup in a cache-resident table names it. The rest (the cells the
+    long tail's small brands share) go through the guide table, whose entry is the first brand
+    that can own the draw, and step over the few brands sharing its cell. Either way one 32-byte
+    row of the brand's record then gives its interval and order value; the quantile is the
+    draw's relative position inside the interval. The big tables are random lookups (cache
+    misses): the cell table spares most draws one of them. The plain reference (a binary
+    search) is in tests/scenario/test_generate.py.
     """
     u = (bits >> np.uint64(11)).astype(np.float64)
     u *= 1.0 / (1 << 53)
-    brand = plan.brand_guide.take((bits >> np.uint64(64 - _GUIDE_BITS)).view(np.int64))
+    brand = plan.brand_cell.take((bits >> np.uint64(64 - _CELL_BITS)).view(np.int64))
+    shared = np.flatnonzero(brand < 0)
+    if len(shared):
+        found = plan.brand_guide.take(
+            (bits.take(shared) >> np.uint64(64 - _GUIDE_BITS)).view(np.int64))
+        u_shared = u.take(shared)
+        end = plan.brand_start[1:]
+        ahead = np.flatnonzero(u_shared >= end.take(found))
+        while len(ahead):
+            found[ahead] += 1
+            ahead = ahead[u_shared[ahead] >= end.take(found[ahead])]
+        brand[shared] = found
     records = plan.brand_record.take(brand, axis=0)
-    hi = records[:, 1]
-    moved = ahead = np.flatnonzero(u >= hi)
-    end = plan.brand_start[1:]
-    while len(ahead):
-        brand[ahead] += 1
-        ahead = ahead[u[ahead] >= end.take(brand[ahead])]
-    if len(moved):
-        records[moved] = plan.brand_record.take(brand[moved], axis=0)
-    lo = records[:, 0]
+    lo, hi = records[:, 0], records[:, 1]
     u -= lo
     u *= _AMOUNT_QUANTILES
     span = np.subtract(hi, lo)
@@ -260,9 +278,11 @@ def _weyl(plan: Plan, p: np.ndarray, stream: int) -> np.ndarray:
     return x
 
 
-def _order_ids(plan: Plan, p: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser over a Weyl sequence: ids that look random, unique per order."""
-    x = _weyl(plan, p, _ORDER_ID)
+def _order_ids(plan: Plan, p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """splitmix64's finaliser over a Weyl sequence: ids that look random, unique per order
+    (computed in ``out``, an int64 array of ``p``'s length, when given)."""
+    x = np.multiply(p, _INCREMENTS[_ORDER_ID], out=None if out is None else out.view(np.uint64))
+    x += plan.offsets[_ORDER_ID]
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(27)
@@ -308,6 +328,59 @@ def _second_times(rng: np.random.Generator, second_us: np.ndarray, counts: np.nd
 
 def generate_chunk(plan: Plan, c: int) -> OrderBatch:
     """The events of chunk ``c``: a pure function of (plan, c); O(events in the chunk)."""
+    columns = _empty_columns(int(plan.chunk_seq[c + 1] - plan.chunk_seq[c]))
+    fill_chunk(plan, c, columns)
+    return OrderBatch(**columns)
+
+
+def _copy(batch: OrderBatch, out: dict[str, np.ndarray], at: int) -> None:
+    for name, column in out.items():
+        column[at:at + len(batch)] = getattr(batch, name)
+
+
+def _empty_columns(n: int) -> dict[str, np.ndarray]:
+    return {name: np.empty(n, dtype) for name, dtype in COLUMNS.items()}
+
+
+class _Buffers:
+    """Batch columns to write into, reused once nothing refers to them any more.
+
+    A fresh 40 MB batch costs ~10 % of generating it in page faults (the kernel zeroing every
+    new page); the consumer usually drops a batch before asking for the one after next, so two
+    sets of columns are kept and one is written again when its arrays' only reference is ours
+    (no batch, slice or buffer of them alive: CPython's reference count says so exactly).
+    """
+
+    KEPT = 2
+
+    def __init__(self) -> None:
+        self.kept: list[dict[str, np.ndarray]] = []
+
+    def get(self, n: int) -> dict[str, np.ndarray]:
+        for columns in self.kept:
+            if len(columns["seq"]) == n and self._free(columns):
+                return columns
+        columns = _empty_columns(n)
+        if len(self.kept) < self.KEPT:
+            self.kept.append(columns)
+        return columns
+
+    @staticmethod
+    def _free(columns: dict[str, np.ndarray]) -> bool:
+        # the dict's reference and getrefcount's argument: nothing else holds the array
+        return hasattr(sys, "getrefcount") and all(
+            sys.getrefcount(columns[name]) == 2 for name in columns)
+
+
+def fill_chunk(plan: Plan, c: int, out: dict[str, np.ndarray]) -> None:
+    """Write chunk ``c``'s events into ``out``, one array per column of the chunk's length (a
+    slice of a batch's columns, or of shared memory): nothing is copied after.
+
+    A refund carries the columns of the order it refunds, and every column but the time is a
+    function of the placed order's number ``p``; so the chunk's events are laid out first (the
+    placed order each one carries, ``src``), and brand, amount, ids, platform and region are
+    computed once per event in their final places instead of per order and then merged.
+    """
     s0, s1 = int(plan.chunk_sec[c]), int(plan.chunk_sec[c + 1])
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(plan.seed, spawn_key=(c,))))
     times = _second_times(rng, plan.second_us[s0:s1], plan.base_counts[s0:s1])
@@ -325,57 +398,58 @@ def generate_chunk(plan: Plan, c: int) -> OrderBatch:
 
     n = len(times)
     first = int(plan.chunk_placed[c])
-    p = np.arange(first, first + n, dtype=np.uint64)
+    refunds = int(plan.chunk_refunds[c])
+    seq0 = int(plan.chunk_seq[c])
+    out["seq"][:] = np.arange(seq0, seq0 + n + refunds, dtype=np.int64)
+    kind = out["kind"]
+    kind.fill(OrderKind.PLACED)
+    src: np.ndarray | None = None  # the placed order (0..n-1) each event carries, if not its own
+    if refunds:
+        refunded = ((np.arange(refunds) + rng.random()) * (n / refunds)).astype(np.int64)
+        delay = (rng.standard_exponential(refunds) * plan.scenario.refund_delay_s * _US
+                 ).astype(np.int64)
+        chunk_end = int(plan.second_us[s1 - 1]) + _US
+        placed_at = times[refunded]
+        window_end = plan.window_end_us[np.searchsorted(plan.second_us, placed_at, side="right") - 1]
+        when = np.minimum(placed_at + delay, np.minimum(window_end, chunk_end) - 1)
+        order = np.argsort(when, kind="stable")
+        refunded, when = refunded[order], when[order]
+        # Each refund goes after every order at or before its time; orders shift past earlier
+        # refunds. The orders keep their order: event e carries order e - (refunds before e).
+        refund_at = np.searchsorted(times, when, side="right")
+        refund_at += np.arange(refunds)
+        src = np.ones(n + refunds, dtype=np.int64)
+        src[refund_at] = 0
+        np.cumsum(src, out=src)
+        src -= 1
+        src[refund_at] = refunded
+        kind[refund_at] = OrderKind.REFUNDED
+        np.take(times, src, out=out["event_time"])
+        out["event_time"][refund_at] = when
+        p = np.add(src.view(np.uint64), np.uint64(first))
+    else:
+        out["event_time"][:] = times
+        p = np.arange(first, first + n, dtype=np.uint64)
     brand, quantile, value = _pick_brand(plan, _weyl(plan, p, _BRAND))
-    amount = np.multiply(value, plan.amount_table.take(quantile))
+    out["brand"][:] = brand
+    amount = out["amount_minor"]
+    np.multiply(value, plan.amount_table.take(quantile), out=amount)
     amount >>= 16
     if label is not None:
+        label_at = label if src is None else label.take(src)
         for k in bursts:
-            mine = np.flatnonzero(label == k)
-            brand[mine] = plan.burst_brand[k]
-            done = int(plan.burst_counts[k, :s0].sum())
+            mine = np.flatnonzero(label == k)  # the burst's placed orders, in time order
+            at = np.flatnonzero(label_at == k)
+            i = int(plan.burst_counts[k, :s0].sum()) + np.searchsorted(
+                mine, at if src is None else src[at])  # the burst's order number
             count = int(plan.burst_counts[k].sum())
-            i = done + np.arange(len(mine))
-            amount[mine] = plan.burst_gmv[k] // count + (i < plan.burst_gmv[k] % count)
-    placed = {
-        "event_time": times,
-        "order_id": _order_ids(plan, p),
-        "brand": brand,  # int32 from the guide table
-        "platform": _lookup(plan.platform_table, _weyl(plan, p, _PLATFORM)),
-        "region": _lookup(plan.region_table, _weyl(plan, p, _REGION)),
-        "amount_minor": amount,
-    }
-    refunds = int(plan.chunk_refunds[c])
-    total = n + refunds
-    seq = np.arange(plan.chunk_seq[c], plan.chunk_seq[c] + total, dtype=np.int64)
-    if not refunds:
-        return OrderBatch(seq=seq, kind=np.zeros(n, dtype=np.uint8), **placed)
-
-    refunded = ((np.arange(refunds) + rng.random()) * (n / refunds)).astype(np.int64)
-    delay = (rng.standard_exponential(refunds) * plan.scenario.refund_delay_s * _US).astype(np.int64)
-    chunk_end = int(plan.second_us[s1 - 1]) + _US
-    placed_at = times[refunded]
-    window_end = plan.window_end_us[np.searchsorted(plan.second_us, placed_at, side="right") - 1]
-    when = np.minimum(placed_at + delay, np.minimum(window_end, chunk_end) - 1)
-    order = np.argsort(when, kind="stable")
-    refunded, when = refunded[order], when[order]
-    # Each refund goes after every order at or before its time; orders shift past earlier refunds.
-    refund_at = np.searchsorted(times, when, side="right")
-    refund_at += np.arange(refunds)
-    is_refund = np.zeros(total, dtype=bool)
-    is_refund[refund_at] = True
-    is_order = ~is_refund
-    kind = np.zeros(total, dtype=np.uint8)
-    kind[refund_at] = OrderKind.REFUNDED
-    columns = {"seq": seq, "kind": kind}
-    for name, values in placed.items():
-        out = np.empty(total, dtype=COLUMNS[name])
-        out[is_order] = values
-        out[refund_at] = values.take(refunded)
-        columns[name] = out
-    columns["event_time"][refund_at] = when
-    columns["amount_minor"][refund_at] *= -1
-    return OrderBatch(**columns)
+            out["brand"][at] = plan.burst_brand[k]
+            amount[at] = plan.burst_gmv[k] // count + (i < plan.burst_gmv[k] % count)
+    if refunds:
+        amount[refund_at] *= -1
+    _order_ids(plan, p, out["order_id"])
+    out["platform"][:] = _lookup(plan.platform_table, _weyl(plan, p, _PLATFORM))
+    out["region"][:] = _lookup(plan.region_table, _weyl(plan, p, _REGION))
 
 
 def chunks(plan: Plan, *, workers: int = 1, start_chunk: int = 0) -> Iterator[OrderBatch]:
@@ -393,6 +467,67 @@ def chunks(plan: Plan, *, workers: int = 1, start_chunk: int = 0) -> Iterator[Or
         yield generate_chunk(plan, c)
 
 
+def batches(plan: Plan, batch_size: int = DEFAULT_BATCH_EVENTS, *, start_seq: int = 0,
+            workers: int = 1) -> Iterator[OrderBatch]:
+    """The plan's events from ``start_seq`` on, in batches of ``batch_size`` (the last fewer):
+    the cut :func:`~ticker.events.rebatch` makes of :func:`chunks`, without the copies.
+
+    A batch's columns are allocated once (or reused, :class:`_Buffers`) and each chunk is
+    written straight into its place;
+    only a chunk that crosses a batch's end (or starts before ``start_seq``) is made on its own
+    and copied in two, and a batch inside one chunk is a view of it. With ``workers > 1`` the
+    chunks are lent from shared memory (:func:`ticker.scenario.parallel.lent`) and copied once,
+    into their batch.
+    """
+    from ticker.scenario import parallel
+
+    if batch_size <= 0:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
+    end = plan.total_events
+    if start_seq >= end:
+        return
+    c0 = int(np.searchsorted(plan.chunk_seq, start_seq, side="right")) - 1
+    lending = workers > 1 and parallel.available()
+    made: Iterator[tuple[int, OrderBatch | None]] = (
+        parallel.lent(plan, workers, c0) if lending
+        else ((c, None) for c in range(c0, plan.chunks)))
+    buffers = _Buffers()
+    out: dict[str, np.ndarray] = {}
+    at = 0  # events already in ``out``
+    chunk: OrderBatch | None = None  # chunk c made on its own (or lent), when not written in place
+    try:
+        for c, chunk in made:
+            a, b = int(plan.chunk_seq[c]), int(plan.chunk_seq[c + 1])
+            lo = max(a, start_seq)
+            while lo < b:
+                if not out:
+                    want = min(batch_size, end - lo)
+                    if chunk is None and b - lo >= want and (lo > a or b - a > want):
+                        chunk = generate_chunk(plan, c)  # the batch lies inside this chunk
+                    if chunk is not None and not lending and b - lo >= want:
+                        yield chunk.slice(lo - a, lo - a + want)  # a view, no copy
+                        lo += want
+                        continue
+                    out, at = buffers.get(want), 0
+                hi = min(b, lo + len(out["seq"]) - at)
+                if chunk is None and lo == a and hi == b:
+                    fill_chunk(plan, c, {name: column[at:at + b - a] for name, column in out.items()})
+                else:
+                    if chunk is None:
+                        chunk = generate_chunk(plan, c)
+                    _copy(chunk.slice(lo - a, hi - a), out, at)
+                at += hi - lo
+                lo = hi
+                if at == len(out["seq"]):
+                    yield OrderBatch(**out)
+                    out = {}
+            chunk = None  # a lent chunk's slot is reused once the next chunk is asked for
+    finally:
+        chunk = None
+        if lending:
+            made.close()  # type: ignore[attr-defined]
+
+
 def generate(scenario: Scenario, seed: int | None = None, scale: float = 1.0, *,
              batch_size: int = DEFAULT_BATCH_EVENTS, workers: int = 1) -> Iterator[OrderBatch]:
     """The festival's order stream, cut into batches of ``batch_size`` events.
@@ -400,4 +535,4 @@ def generate(scenario: Scenario, seed: int | None = None, scale: float = 1.0, *,
     The same (scenario, seed, scale) gives the same events, whatever the batch size or workers.
     """
     plan = make_plan(scenario, seed, scale)
-    yield from rebatch(chunks(plan, workers=workers), batch_size)
+    yield from batches(plan, batch_size, workers=workers)

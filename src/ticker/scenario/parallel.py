@@ -4,9 +4,12 @@
 module runs it in ``workers`` processes so that generating overlaps folding (a 2-core machine
 generates on one core while the engine folds on the other). A chunk's ~2.5 MB of columns would
 cost more to pickle through a pipe than to fold, so each worker writes its chunk straight into a
-slot of one shared-memory block and answers with the slot's event count; the parent copies the
-slot's columns out (one memcpy per column) and reuses the slot. Chunks come back in order, at
-most ``slots`` in flight, so memory stays bounded (``slots`` × the largest chunk × 33 bytes).
+slot of one shared-memory block (``fill_chunk`` computes the columns in place) and answers with
+the slot's event count. :func:`lent` hands the parent each slot's columns as views until it asks
+for the next chunk, so the parent copies them once, into their batch
+(:func:`ticker.scenario.generate.batches`); :func:`chunks` copies each chunk out. Chunks come
+back in order, at most ``slots`` in flight, so memory stays bounded (``slots`` × the largest
+chunk × 39 bytes).
 
 The workers attach to the block by mapping ``/dev/shm/{name}`` rather than through
 ``SharedMemory(name)``, which in Python < 3.13 would register the block with the resource
@@ -76,18 +79,31 @@ def _init_worker(plan: Plan, name: str, size: int, slots: int, slot_events: int)
 
 
 def _fill(c: int, slot: int) -> int:
-    from ticker.scenario.generate import generate_chunk
+    from ticker.scenario.generate import fill_chunk
 
-    batch = generate_chunk(_worker["plan"], c)
-    views = _worker["views"][slot]
-    n = len(batch)
-    for name in COLUMNS:
-        views[name][:n] = getattr(batch, name)
+    plan = _worker["plan"]
+    n = int(plan.chunk_seq[c + 1] - plan.chunk_seq[c])
+    fill_chunk(plan, c, {name: column[:n] for name, column in _worker["views"][slot].items()})
     return n
 
 
 def chunks(plan: Plan, workers: int, start_chunk: int = 0) -> Iterator[OrderBatch]:
     """The plan's chunks from ``start_chunk`` on, in order, made by ``workers`` processes."""
+    made = lent(plan, workers, start_chunk)
+    try:
+        for _, chunk in made:
+            copied = OrderBatch(**{name: column.copy() for name, column in chunk.columns().items()})
+            chunk = None  # no view of the slot may remain when the next one is asked for
+            yield copied
+    finally:
+        made.close()
+
+
+def lent(plan: Plan, workers: int, start_chunk: int = 0) -> Iterator[tuple[int, OrderBatch]]:
+    """``(c, chunk c)`` from ``start_chunk`` on, in order, made by ``workers`` processes; each
+    chunk is a view of shared memory, valid only until the next one is asked for (its slot is
+    then given to another chunk): copy what you keep, and drop every reference to the views
+    before asking for the next chunk or closing (the block cannot be unmapped under them)."""
     todo = iter(range(start_chunk, plan.chunks))
     slot_events = -(-int(np.diff(plan.chunk_seq).max()) // 8) * 8
     slots = 4 * workers  # enough queued that a worker never waits for the parent to wake
@@ -100,17 +116,16 @@ def chunks(plan: Plan, workers: int, start_chunk: int = 0) -> Iterator[OrderBatc
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers, initializer=_init_worker,
                           initargs=(plan, block.name, size, slots, slot_events)) as pool:
-            pending: deque[tuple[int, AsyncResult[int]]] = deque()
+            pending: deque[tuple[int, int, AsyncResult[int]]] = deque()
             for slot, c in zip(range(slots), todo, strict=False):
-                pending.append((slot, pool.apply_async(_fill, (c, slot))))
+                pending.append((c, slot, pool.apply_async(_fill, (c, slot))))
             while pending:
-                slot, result = pending.popleft()
+                c, slot, result = pending.popleft()
                 n = result.get()
-                batch = OrderBatch(**{name: views[slot][name][:n].copy() for name in COLUMNS})
+                yield c, OrderBatch(**{name: views[slot][name][:n] for name in COLUMNS})
                 following = next(todo, None)
-                if following is not None:  # the slot is free again: its columns were copied out
-                    pending.append((slot, pool.apply_async(_fill, (following, slot))))
-                yield batch
+                if following is not None:  # the slot is free again: the caller is done with it
+                    pending.append((following, slot, pool.apply_async(_fill, (following, slot))))
     finally:
         views.clear()  # no array over the block may outlive it
         block.close()
