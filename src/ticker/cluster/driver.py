@@ -219,6 +219,13 @@ def search(job: Job, stretch: Stretch, starts: list[np.ndarray], more: list[scan
 # --- the driver -----------------------------------------------------------------------------------
 
 
+def shippable(scenario: Scenario) -> Scenario:
+    """The scenario without what it derived (its catalogues: ~10 MB for double11-2021, which
+    would go with every task): each worker derives them once (a replay's fingerprint check
+    confirms they agree)."""
+    return dataclasses.replace(scenario)
+
+
 @dataclass(frozen=True)
 class Job:
     """What every task needs to rebuild the plan; small enough to ship with each task."""
@@ -306,9 +313,7 @@ def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: s
     plan = make_plan(scenario, seed, scale)
     template = Aggregator(scenario, run)
     counters = scan.Counters.build(plan, template)
-    # the scenario without what it derived (its catalogues: ~10 MB for 2021, which would go
-    # with every task); each worker derives them once, and the fingerprint checks they agree
-    job = Job(dataclasses.replace(scenario), seed, scale, run, scan.plan_fingerprint(plan))
+    job = Job(shippable(scenario), seed, scale, run, scan.plan_fingerprint(plan))
     staging = recording.staging if recording is not None else None
     workers = check_workers(client, job, staging)
     timings["check"] = time.perf_counter() - t0

@@ -4,8 +4,9 @@ billion"?).
 
 Each seed is an independent single-process replay without a log (one Dask task per seed with
 ``--cluster``, else one after the other here). Per milestone (festival thresholds, time-to-value,
-each brand threshold race's winner) the table gives how many seeds reached it and the earliest,
-median and latest event time; per race, how often each brand won it; per published fact of the
+each race's winner: the brand races and the dimensions') the table gives how many seeds reached
+it and the earliest, median and latest event time; per race, how often each brand or seller won
+it; per published fact of the
 scenario (``ticker report``'s checks), how many seeds it holds for. Rate records are left out:
 their thresholds are each run's own previous record, so they do not line up across seeds.
 """
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from ticker.aggregate.milestones import Milestone
 from ticker.clock import format_time
 from ticker.errors import TickerError
-from ticker.money import money_label
 from ticker.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ class MilestoneSpread(TypedDict):
 
 
 class Race(TypedDict):
+    kind: str  # brand_gmv, or a dimension's race (channel_gmv, tmall_global_brand_gmv, …)
     threshold_minor: int
     what: str
     winners: dict[str, int]  # brand -> seeds it was first in
@@ -120,8 +121,11 @@ def run_sweep(scenario: Scenario, seeds: range, scale: float, client: Client | N
     else:
         import uuid
 
+        from ticker.cluster.driver import shippable
+
         token = uuid.uuid4().hex[:12]
-        futures = [client.submit(replay_seed, scenario, seed, scale, pure=False,
+        lean = shippable(scenario)
+        futures = [client.submit(replay_seed, lean, seed, scale, pure=False,
                                  key=f"ticker-sweep-{token}-{seed}") for seed in seeds]
         summaries = client.gather(futures)
     sweep = Sweep(scenario, scale, seeds, summaries, time.perf_counter() - t0)
@@ -134,35 +138,33 @@ def _gather_milestones(sweep: Sweep) -> None:
     zone = sweep.scenario.zone
     times: dict[tuple[str, str, int], list[int]] = defaultdict(list)  # (kind, subject, threshold)
     headline: dict[tuple[str, str, int], str] = {}
-    winners: dict[int, Counter[str]] = defaultdict(Counter)
+    winners: dict[tuple[str, str, int], Counter[str]] = defaultdict(Counter)
     for summary in sweep.summaries:
         for m in (Milestone.from_json(d) for d in summary["milestones"]):
             if m.kind == "rate_record":
                 continue
-            if m.kind == "brand_gmv":
-                if m.rank != 1:
+            if m.rank is not None:  # a race: the brands', or a dimension's (its sellers, its
+                if m.rank != 1:     # value's brands); its winner is what moves across seeds
                     continue
-                winners[m.threshold_minor][m.subject] += 1
-                key = ("brand_gmv", "first brand", m.threshold_minor)
-                headline[key] = (f"first brand to pass "
-                                 f"{money_label(m.threshold_minor, sweep.scenario.currency)}")
+                key = (m.kind, "first", m.threshold_minor)
+                winners[key][m.subject] += 1
+                # "Apple is the first brand to pass RMB 10 billion" → "first brand to pass …"
+                headline[key] = m.headline.split(" is the ", 1)[1]
             else:
                 key = (m.kind, m.subject, m.threshold_minor)
                 headline[key] = m.headline.split(" in ")[0] if m.kind == "time_to_value" \
                     else m.headline
             times[key].append(m.event_time_us)
-    order = {"gmv": 0, "time_to_value": 1, "brand_gmv": 2}
-    for key in sorted(times, key=lambda k: (order[k[0]], k[2], k[1])):
+    order = {"gmv": 0, "time_to_value": 1, "brand_gmv": 2}  # then the dimensions' races
+    for key in sorted(times, key=lambda k: (order.get(k[0], 3), k[0], k[2], k[1])):
         t = sorted(times[key])
         sweep.milestones.append({
             "kind": key[0], "subject": key[1], "threshold_minor": key[2], "what": headline[key],
             "reached": len(t), "earliest": _time(t[0], zone),
             "median": _time(statistics.median_low(t), zone), "latest": _time(t[-1], zone)})
-    for threshold in sorted(winners):
-        sweep.races.append({
-            "threshold_minor": threshold,
-            "what": f"first brand to pass {money_label(threshold, sweep.scenario.currency)}",
-            "winners": dict(winners[threshold].most_common())})
+    for key in sorted(winners, key=lambda k: (order.get(k[0], 3), k[0], k[2])):
+        sweep.races.append({"kind": key[0], "threshold_minor": key[2], "what": headline[key],
+                            "winners": dict(winners[key].most_common())})
 
 
 def _gather_facts(sweep: Sweep) -> None:
