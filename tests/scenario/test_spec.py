@@ -186,3 +186,28 @@ def test_replay_of_a_bad_scenario_path_is_one_line_and_exit_2(tmp_path: Path, wh
                           timeout=120, check=False)
     assert (done.returncode, done.stderr, done.stdout) == (2, want, "")
     assert not (tmp_path / "run").exists()
+
+
+def _leaving(fen: int) -> str:
+    """The unit scenario with its festival GMV ``fen`` above what its named brands take (Apple's
+    10,000 and L'Oréal's 9,000): the tail's ten brands share the rest, none above 1 fen."""
+    from tests.aggregate.unit_scenario import UNIT_TOML
+
+    gmv = f"{19_000 + fen // 100}.{fen % 100:02d}"
+    return UNIT_TOML.replace("gmv = 100_000", f'gmv = "{gmv}"').replace("max_gmv = 8_000", 'max_gmv = "0.01"')
+
+
+def test_named_brands_that_take_the_whole_festival_leave_no_tail_and_are_refused() -> None:
+    scenario = parse_scenario(_leaving(0), "unit.toml")
+    with pytest.raises(ScenarioError) as caught:
+        ticker.scenario.brands.build_catalogue(scenario)
+    assert str(caught.value) == ("unit.toml: brands: expected the named and tiered brands' GMV (19,000) "
+                                 "to leave some of festival.gmv for the tail, found none left")
+
+
+@pytest.mark.parametrize("fen", [1, 2])
+def test_one_fen_left_is_a_tail(fen: int) -> None:
+    catalogue = ticker.scenario.brands.build_catalogue(parse_scenario(_leaving(fen), "unit.toml"))
+    assert len(catalogue.names) == 12
+    assert catalogue.gmv_target[2:].sum() == pytest.approx(fen)
+    assert catalogue.gmv_target.sum() == pytest.approx(1_900_000 + fen)
