@@ -173,6 +173,12 @@ def test_read_range_is_checked(tmp_path):
         assert list(log.read(3, 3)) == []
         with pytest.raises(IndexError, match="seq 10 is not in the log"):
             log.locate(10)
+    with EventLog(tmp_path / "empty", fsync="never") as empty:
+        assert list(empty.read()) == []
+        with pytest.raises(ValueError, match=r"^read from seq 1: the log is empty$"):
+            list(empty.read(1))
+        with pytest.raises(IndexError, match=r"^seq 0 is not in the log \(it is empty\)$"):
+            empty.locate(0)
 
 
 # --- sequence checks ----------------------------------------------------------------------------
@@ -1315,6 +1321,9 @@ def test_a_last_record_with_an_unreadable_header_is_a_torn_tail(tmp_path):
     locations = _three_segments(tmp_path)
     last = locations[8]
     flip_byte(last.segment, last.offset + 8)  # its payload length: the header checksum fails
+    assert [str(p) for p in verify_log(tmp_path)] == [
+        f"{last.segment}: offset 3248: torn: 1624 bytes, events lost unknown: unreadable header (header "
+        "checksum mismatch); cut when the log is next opened for writing (seq 320)"]
     with EventLog(tmp_path) as log:
         assert str(log.recovery) == (
             f"{last.segment}: torn tail cut: 1624 bytes at offset 3248, an unknown number of events lost: "
