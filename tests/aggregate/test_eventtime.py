@@ -309,3 +309,83 @@ def test_time_rules_see_a_late_order_at_its_own_event_time():
         assert "in 1.00 seconds" in m.headline or "in 1 second" in m.headline
     ref = reference(stream)
     assert sorted(ref.milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
+
+
+# --- [[dimensions]] races, corrected by late orders as the brand races are ----------------------
+
+def _twin(thresholds: str):
+    """UNIT_DIMS without its dimensions, its brand races on ``thresholds`` instead: a race of a
+    dimension is this scenario's brand race on another column (the seller, or the same brands)."""
+    from ticker.scenario import parse_scenario
+
+    from .unit_scenario import DIMENSIONS_TOML, UNIT_DIMS_TOML
+
+    text = UNIT_DIMS_TOML.replace(DIMENSIONS_TOML, "").replace(
+        'brand_thresholds = ["1.00", "2.00", "4.00"]', f"brand_thresholds = {thresholds}")
+    return parse_scenario(text, "twin.toml")
+
+
+def _races(agg, kind: str, keep, name) -> list[tuple]:
+    """A race's milestones (live, final, corrections) without ranks and ids: what, when, which."""
+    by_id = {m.id: m for m in agg.state.milestones}
+    return sorted((m.timing, name(m.subject), m.threshold_minor, m.value_minor, m.seq,
+                   m.event_time_us, None if m.corrects is None else
+                   (name(by_id[m.corrects].subject), by_id[m.corrects].threshold_minor))
+                  for m in agg.state.milestones if m.kind == kind and keep(m.subject))
+
+
+@SLOW
+@given(arrivals())
+def test_dimension_races_are_corrected_as_brand_races_on_their_column(case):
+    """A channel's race is a brand race on the seller column, a Tmall Global brand's race a brand
+    race restricted to those brands: live, final and correction milestones (and each
+    correction's late order and value) are the brand races' on the same arrival stream."""
+    from ticker.scenario.dimensions import tables
+
+    from .unit_scenario import UNIT_DIMS
+
+    _, arrived, cuts = case
+    dims = EventTimeAggregator(UNIT_DIMS, NAMES, "unit", CONFIG)
+    for lo, hi in itertools.pairwise([0, *cuts, len(arrived)]):
+        dims.apply(arrived.slice(lo, hi))
+    dims.finish()
+    channel, segment = tables(UNIT_DIMS)
+    sellers = OrderBatch(**{**arrived.columns(), "brand": channel.codes(arrived.brand,
+                                                                        arrived.order_id)})
+    by_seller = EventTimeAggregator(_twin('["1.00", "3.00"]'), NAMES, "unit", CONFIG)
+    by_seller.apply(sellers)
+    by_seller.finish()
+    assert _races(dims, "channel_gmv", lambda s: s != "storefront", channel.names.index) == \
+        _races(by_seller, "brand_gmv", lambda s: NAMES.index(s) != 0, NAMES.index)
+    by_brand = EventTimeAggregator(_twin('["1.00", "2.00"]'), NAMES, "unit", CONFIG)
+    by_brand.apply(arrived)
+    by_brand.finish()
+    tmall_global = {NAMES[b] for b in np.flatnonzero(segment.brand_value == 1)}
+    assert _races(dims, "tmall_global_brand_gmv", tmall_global.__contains__, str) == \
+        _races(by_brand, "brand_gmv", tmall_global.__contains__, str)
+
+
+def test_a_late_order_through_the_same_channel_corrects_its_race():
+    """Viya's RMB 1.00 is crossed by a 1.50 order; a late 1.20 order through Viya from before it
+    arrives: a correction (reached before that order), at the late order, worth 2.70. A late
+    order through another channel corrects nothing of Viya's."""
+    from ticker.scenario.dimensions import tables
+
+    from .unit_scenario import UNIT_DIMS
+
+    channel = tables(UNIT_DIMS)[0]
+    ids = np.arange(1, 5_000, dtype=np.int64)
+    codes = channel.codes(np.zeros(len(ids), np.int32), ids)
+    viya = ids[codes == channel.names.index("Viya")][:2]
+    other = ids[codes == 0][:2]
+    stream = make_batch(0, [W1 + 10_000_000, W1 + 20_000_000, W1 + 5_000_000, W1 + 6_000_000],
+                        [3, 3, 4, 3], [150, 1, 120, 500], [0] * 4)
+    stream = OrderBatch(**{**stream.columns(), "order_id": np.array(
+        [viya[0], other[0], viya[1], other[1]], np.int64)})
+    agg = EventTimeAggregator(UNIT_DIMS, NAMES, "unit", CONFIG)
+    found = agg.apply(stream) + agg.finish()
+    final = next(m for m in found if m.timing == "final" and m.kind == "channel_gmv")
+    assert (final.subject, final.threshold_minor, final.value_minor, final.seq) == ("Viya", 100, 150, 0)
+    fixes = [m for m in found if m.timing == "correction" and m.kind == "channel_gmv"]
+    assert [(m.corrects, m.seq, m.value_minor) for m in fixes] == [(final.id, 2, 270)]
+    assert fixes[0].headline.startswith("Correction: Viya is the first")

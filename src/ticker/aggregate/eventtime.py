@@ -25,7 +25,8 @@ any order) and keeps today's :class:`~ticker.aggregate.Aggregator` as its engine
   event that, had it been on time, would have come before a final milestone's crossing order
   and — with the other such late events of the same total — would have made the running total
   reach the threshold before that order (or, refunds, no longer at it). At most one correction
-  per final milestone; the final one stands.
+  per final milestone; the final one stands. The races of ``[[dimensions]]`` are corrected the
+  same way (a per-order dimension's total is its seller's: the late events of the same seller).
 * **Rate records** (final): a second is decided when the watermark passes its end; a placed order
   arriving into a decided second that changes the record chain announces the changed records as
   corrections (see ``_final_records``); :meth:`EventTimeAggregator.rate_records` is the chain as
@@ -50,10 +51,12 @@ from typing import Any
 import numpy as np
 
 from ticker.aggregate.aggregator import Aggregator, BatchRejected, CompiledRule, milestone_sort_key
+from ticker.aggregate.dimensions import milestone_kind
 from ticker.aggregate.milestones import Milestone, rate_record_milestone, time_to_value_milestone
 from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, SnapshotError, write_npz
 from ticker.clock import US_PER_S, format_time
 from ticker.events import COLUMNS, OrderBatch
+from ticker.scenario.dimensions import DimensionTable, tables
 from ticker.scenario.disorder import DisorderProfile
 from ticker.scenario.model import Scenario
 from ticker.views import BrandGMV, Peak
@@ -307,6 +310,9 @@ class EventTimeAggregator:
         self.gain = scenario.milestones.rate_record_min_gain
         #: this batch's piece of the final stream, its late and counted rows and places
         self._segment = _NO_SEGMENT
+        #: the [[dimensions]] races' milestone kinds, and how a late event's entity is told: a
+        #: per-order dimension's table (the seller of its order id), None per brand (its brand)
+        self._dimension_kinds = _dimension_kinds(scenario)
 
     @property
     def watermark_us(self) -> int:
@@ -567,8 +573,8 @@ class EventTimeAggregator:
             ident = f"{m.id}:live" if timing == "live" else m.id
             final = dataclasses.replace(m, id=ident, seq=seq, event_time_us=when, timing=timing)
             out.append(final)
-            # (a [[dimensions]] race is not corrected by late orders yet: architecture.md)
-            if timing == "final" and m.kind in ("gmv", "brand_gmv", "time_to_value") \
+            if timing == "final" and (m.kind in ("gmv", "brand_gmv", "time_to_value")
+                                      or m.kind in self._dimension_kinds) \
                     and fed is not None and row >= 0:
                 batch = fed[1]
                 st.open_finals.append({
@@ -644,11 +650,20 @@ class EventTimeAggregator:
         return before
 
     def _subject(self, late: OrderBatch, m: dict[str, Any]) -> np.ndarray:
+        """The late events of the milestone's total: all (festival), its brand's (a brand race,
+        or a brand's race within a per-brand dimension's value), its seller's (a per-order
+        dimension: the seller of the crossing order's id), or inside its time rule."""
         if m["kind"] == "gmv":
             return np.ones(len(late), bool)
-        if m["kind"] == "brand_gmv":
+        if m["kind"] == "brand_gmv" or (m["kind"] in self._dimension_kinds
+                                        and self._dimension_kinds[m["kind"]] is None):
             same: np.ndarray = late.brand == m["brand"]
             return same
+        table = self._dimension_kinds.get(m["kind"])
+        if table is not None:
+            seller = table.order_codes(np.array([m["order_id"]], np.int64))[0]
+            sold: np.ndarray = table.order_codes(late.order_id) == seller
+            return sold
         rule = next(r for r in self.final.rules if r.subject == m["subject"]
                     and r.value_minor == m["threshold"])
         inside: np.ndarray = (late.event_time >= rule.start_us) & (late.event_time < rule.deadline_us)
@@ -915,6 +930,20 @@ class EventTimeAggregator:
                 "corrections": st.corrected, "reorder_buffer": len(st.buffer),
                 "reorder_buffer_max": st.buffer_max, "dedup_window": len(st.dedup_keys)}
 
+
+
+def _dimension_kinds(scenario: Scenario) -> dict[str, DimensionTable | None]:
+    """Each [[dimensions]] race's milestone kind: per order ``{dimension}_gmv`` -> its table,
+    per brand ``{value}_brand_gmv`` -> None (a brand's race within its value)."""
+    kinds: dict[str, DimensionTable | None] = {}
+    for table in tables(scenario):
+        if not table.dimension.thresholds_minor:
+            continue
+        if table.per_order:
+            kinds[milestone_kind(table)] = table
+        else:
+            kinds.update({milestone_kind(table, code): None for code in range(1, len(table.names))})
+    return kinds
 
 
 def _keys(order_id: np.ndarray, kind: np.ndarray) -> np.ndarray:
