@@ -173,4 +173,4 @@ def print_table(result: BenchResult) -> None:
                       f"{result.aggregator_events_per_s / rate:.1f}× faster)", f"{result.events:,}",
                       f"{rate:,.0f}", f"{rate / result.raw_events_per_s:.0%}",
                       f"{rate / result.python_fold_events_per_s:,.0f}×")
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)

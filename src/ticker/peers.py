@@ -10,9 +10,14 @@ not take):
   in seq order, then the minimum seq per brand among rows at or over the threshold;
 * **orders per second**: placed orders per event-time second.
 
-polars: a lazy query (``cum_sum().over("brand")``, ``group_by``) run with ``collect_all``.
-DuckDB: SQL over the Arrow table (zero copy), ``SUM(...) OVER (PARTITION BY brand ORDER BY
-seq)``. pandas: ``groupby(...).cumsum()`` and ``groupby(...).min()``. Each answer is checked
+polars: a lazy query (``cum_sum().over("brand")``, one ``group_by`` with a filtered ``min``
+per threshold, ``unpivot``) run with ``collect_all``. DuckDB: SQL over the Arrow table (zero
+copy), ``SUM(...) OVER (PARTITION BY brand ORDER BY seq)``, one ``GROUP BY`` with
+``MIN(seq) FILTER (WHERE total >= t)`` per threshold. pandas: ``groupby(...).cumsum()`` and
+``groupby(...).min()`` per threshold. polars and DuckDB keep only the rows at or above the
+lowest threshold before one grouping for all thresholds (filter early, one aggregation context:
+their documentation's advice; measured 10–25 % faster for polars than a grouping per threshold,
+the same for DuckDB, and no gain for pandas, which keeps the plain form). Each answer is checked
 equal to ticker's fold of the same events (its brand GMV, its ``brand_gmv`` milestones, its
 per-second counts). The peers are an optional extra: ``pip install 'ticker[peers]'``.
 """
@@ -75,9 +80,13 @@ def _polars(columns: dict[str, np.ndarray], thresholds: list[int]) -> Answers:
     lf = pl.from_dict(columns).lazy()  # type: ignore[arg-type]
     totals = lf.group_by("brand").agg(pl.col("amount_minor").sum())
     running = lf.select("seq", "brand", pl.col("amount_minor").cum_sum().over("brand").alias("total"))
-    crossings = pl.concat([
-        running.filter(pl.col("total") >= t).group_by("brand").agg(pl.col("seq").min())
-        .with_columns(pl.lit(t, pl.Int64).alias("threshold")) for t in thresholds])
+    # one aggregation context with an expression per threshold (polars evaluates them in
+    # parallel), over the rows at or above the lowest threshold, then long form
+    crossings = (running.filter(pl.col("total") >= min(thresholds)).group_by("brand")
+                 .agg(pl.col("seq").filter(pl.col("total") >= t).min().alias(str(t))
+                      for t in thresholds)
+                 .unpivot(index="brand", variable_name="threshold", value_name="seq")
+                 .drop_nulls("seq").with_columns(pl.col("threshold").cast(pl.Int64)))
     per_second = (lf.filter(pl.col("kind") == 0)
                   .group_by((pl.col("event_time") // US_PER_S).alias("second")).agg(pl.len()))
     totals_df, crossings_df, seconds_df = pl.collect_all([totals, crossings, per_second])
@@ -98,17 +107,21 @@ def _duckdb(columns: dict[str, np.ndarray], thresholds: list[int]) -> Answers:
     con = duckdb.connect()
     try:
         con.register("events", events)
-        con.register("thresholds", pa.table({"threshold": pa.array(thresholds, pa.int64())}))
         totals = con.sql("SELECT brand, SUM(amount_minor)::BIGINT AS gmv FROM events "
                          "GROUP BY brand").fetchall()
-        crossings = con.sql("""
+        # a conditional aggregate per threshold (FILTER), one GROUP BY over the rows at or above
+        # the lowest threshold
+        firsts = ", ".join(f"MIN(seq) FILTER (WHERE total >= {int(t)})" for t in thresholds)
+        rows = con.sql(f"""
             WITH running AS (
                 SELECT brand, seq, SUM(amount_minor) OVER (
                     PARTITION BY brand ORDER BY seq
                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total
                 FROM events)
-            SELECT brand, threshold, MIN(seq) FROM running JOIN thresholds ON total >= threshold
-            GROUP BY brand, threshold""").fetchall()
+            SELECT brand, {firsts} FROM running WHERE total >= {int(min(thresholds))}
+            GROUP BY brand""").fetchall()
+        crossings = [(row[0], t, s) for row in rows for t, s in zip(thresholds, row[1:], strict=True)
+                     if s is not None]
         seconds = con.sql(f"SELECT event_time // {US_PER_S} AS second, COUNT(*) FROM events "
                           "WHERE kind = 0 GROUP BY second").fetchall()
     finally:
