@@ -99,3 +99,13 @@ def test_a_bad_factor_list_is_one_line(items: list[str]) -> None:
         return
     assert all(ok(i) for i in items), text
     assert args.factors == [pytest.approx(float(i)) for i in items]
+
+
+def test_a_broker_that_is_not_there_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from ticker.publish.mosquitto import free_port
+
+    url = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens on it
+    assert main(["bench", "--sustain", "--mqtt", url, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"ticker: the benchmark's subscriber could not subscribe: cannot "
+                                f"connect to MQTT broker {url}: Connection refused"]

@@ -293,8 +293,10 @@ class Listener:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()  # "subscribed", or nothing if it died
         if line != "subscribed":
+            self.proc.wait(10)
+            why = self._stderr()
             self.close()
-            raise PublishError(f"the benchmark's subscriber could not subscribe: {self._stderr()}")
+            raise PublishError(f"the benchmark's subscriber could not subscribe: {why}")
 
     def _stderr(self) -> str:
         with contextlib.suppress(Exception):
@@ -381,7 +383,11 @@ def _listen(url: str, run: str, orders: bool, out: Path) -> int:
     client.on_connect = lambda c, *_: c.subscribe(wanted)
     client.on_subscribe = lambda *_: subscribed.set()
     client.on_message = on_message
-    client.connect(parsed.host, parsed.port)
+    try:
+        client.connect(parsed.host, parsed.port)
+    except OSError as exc:
+        print(f"cannot connect to MQTT broker {parsed}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     client.loop_start()
     if not subscribed.wait(15):
         print(f"no SUBACK from {parsed} within 15 s", file=sys.stderr)
