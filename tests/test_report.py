@@ -21,7 +21,7 @@ import pytest
 from ticker.aggregate.milestones import Milestone
 from ticker.cli import main
 from ticker.eventlog import EventLog
-from ticker.report import build_report, load_report, shown_milestones, write_png
+from ticker.report import brand_gmv_before, build_report, load_report, shown_milestones, write_png
 from ticker.rundir import RunDir
 from ticker.scenario import resolve
 
@@ -287,9 +287,13 @@ def test_double11_2021_reproduces_the_record_and_labels_every_milestone(tmp_path
     run_dir = tmp_path / "d21"
     assert replay(run_dir, "double11-2021") == 0
     report = load_report(run_dir)
-    assert report.ok and len(report.facts) == len(report.scenario.targets) == 10
+    assert report.ok and len(report.facts) == len(report.scenario.targets) == 11
     by = facts_by_metric(report)
     assert [f.measured_value for f in by["brands_over"]] == [2, 36, 521, 382]
+    # the run's catalogue, from the log's fold; the brands that sold, counted beside
+    sold = int(np.count_nonzero(brand_gmv_before(run_dir, report.scenario, None) > 0))
+    assert by["brands"][0].measured_value == 290_000 > sold > 200_000
+    assert by["brands"][0].measured == f"290,000 brands ({sold:,} sold)"
     assert by["first_brands_over"][0].measured_value == ["Apple", "L'Oréal"]
     assert abs(by["gmv"][0].measured_value - 540_300_000_000 * FEN) <= 0.001 * 540_300_000_000 * FEN
     assert 0.9 < by["time_to_value"][0].measured_value <= 1.0
