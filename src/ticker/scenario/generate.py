@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -281,7 +281,8 @@ def _weyl(plan: Plan, p: np.ndarray, stream: int) -> np.ndarray:
 def _order_ids(plan: Plan, p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """splitmix64's finaliser over a Weyl sequence: ids that look random, unique per order
     (computed in ``out``, an int64 array of ``p``'s length, when given)."""
-    x = np.multiply(p, _INCREMENTS[_ORDER_ID], out=None if out is None else out.view(np.uint64))
+    x: np.ndarray = np.multiply(p, _INCREMENTS[_ORDER_ID],
+                                out=None if out is None else out.view(np.uint64))
     x += plan.offsets[_ORDER_ID]
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
@@ -488,7 +489,7 @@ def batches(plan: Plan, batch_size: int = DEFAULT_BATCH_EVENTS, *, start_seq: in
         return
     c0 = int(np.searchsorted(plan.chunk_seq, start_seq, side="right")) - 1
     lending = workers > 1 and parallel.available()
-    made: Iterator[tuple[int, OrderBatch | None]] = (
+    made: Generator[tuple[int, OrderBatch | None], None, None] = (
         parallel.lent(plan, workers, c0) if lending
         else ((c, None) for c in range(c0, plan.chunks)))
     buffers = _Buffers()
@@ -525,7 +526,7 @@ def batches(plan: Plan, batch_size: int = DEFAULT_BATCH_EVENTS, *, start_seq: in
     finally:
         chunk = None
         if lending:
-            made.close()  # type: ignore[attr-defined]
+            made.close()
 
 
 def generate(scenario: Scenario, seed: int | None = None, scale: float = 1.0, *,

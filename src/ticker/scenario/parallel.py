@@ -22,7 +22,7 @@ import mmap
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from multiprocessing.pool import AsyncResult
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
@@ -93,13 +93,14 @@ def chunks(plan: Plan, workers: int, start_chunk: int = 0) -> Iterator[OrderBatc
     try:
         for _, chunk in made:
             copied = OrderBatch(**{name: column.copy() for name, column in chunk.columns().items()})
-            chunk = None  # no view of the slot may remain when the next one is asked for
+            del chunk  # no view of the slot may remain when the next one is asked for
             yield copied
     finally:
         made.close()
 
 
-def lent(plan: Plan, workers: int, start_chunk: int = 0) -> Iterator[tuple[int, OrderBatch]]:
+def lent(plan: Plan, workers: int, start_chunk: int = 0
+         ) -> Generator[tuple[int, OrderBatch], None, None]:
     """``(c, chunk c)`` from ``start_chunk`` on, in order, made by ``workers`` processes; each
     chunk is a view of shared memory, valid only until the next one is asked for (its slot is
     then given to another chunk): copy what you keep, and drop every reference to the views
