@@ -5,7 +5,8 @@
    publishing on; interleaved ``--repeats`` times, medians and ratios to the bare run.
 2. Milestone latency: the 2020 main day (Nov 11 alone: its opening is the 583,000 orders/s peak)
    at scale 0.1 and ``--speed realtime`` for ``--latency-s`` seconds of sale time; for each
-   milestone, the wall time from the fold returning it to an independent subscriber receiving it.
+   milestone, its receipt by an independent subscriber minus the payload's ``folded_us`` (the
+   wall clock as the fold returned it; ``ticker bench --sustain`` measures the same at its held rate).
 3. ``--publish-orders`` at scale 1, real time, for ``--orders-s`` seconds of the Nov 11 opening:
    the raw order frames an independent subscriber receives per second, and any dropped.
 4. (not by default) part 3's run without and with ``--publish-orders``, interleaved
@@ -42,7 +43,7 @@ class Subscriber:
 
     def __init__(self, port: int, topic: str):
         self.port, self.topic = port, topic
-        self.arrivals: dict[str, int] = {}
+        self.arrivals: dict[str, tuple[int, int]] = {}  # milestone id -> (received, folded_us)
         self.order_events = 0
         self.order_bytes = 0
         self.ready = threading.Event()
@@ -63,7 +64,8 @@ class Subscriber:
                         self.order_events += int.from_bytes(payload[8:16], "little")
                         self.order_bytes += len(payload)
                     else:
-                        self.arrivals.setdefault(orjson.loads(payload)["id"], now)
+                        data = orjson.loads(payload)
+                        self.arrivals.setdefault(data["id"], (now, data["folded_us"]))
             task = asyncio.create_task(consume())
             while not self.stop.is_set():
                 await asyncio.sleep(0.05)
@@ -72,23 +74,6 @@ class Subscriber:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(10)
-
-
-class Stamps:
-    """A sink recording the wall time at which the fold hands each milestone over."""
-
-    def __init__(self):
-        self.folded: dict[str, int] = {}
-
-    def start(self, run): pass
-    def tick(self, tick): pass
-    def finish(self, summary): pass
-    def close(self): pass
-
-    def milestones(self, found):
-        now = time.time_ns()
-        for m in found:
-            self.folded[m.id] = now
 
 
 def throughput(workdir: Path, broker: PrivateMosquitto, scale: float, repeats: int) -> None:
@@ -122,25 +107,24 @@ def paced(broker: PrivateMosquitto, scale: float, seconds: float, orders: bool) 
     run.batches = until(run.batches, end)
     topic = f"ticker/{run.run}/orders/#" if orders else f"ticker/{run.run}/milestones/#"
     sub = Subscriber(broker.port, topic)
-    stamps = Stamps()
     mqtt = connect(run, broker.url, orders=orders)
     started = time.monotonic()
-    summary = execute(run, [stamps, mqtt])  # stamped before the publisher gets them
+    summary = execute(run, [mqtt])  # each milestone's payload says when the fold found it
     wall = time.monotonic() - started
     mqtt.close()
     deadline = time.monotonic() + 5  # let the last messages land before the subscriber stops
-    while time.monotonic() < deadline and not orders and len(sub.arrivals) < len(stamps.folded):
+    while time.monotonic() < deadline and not orders and len(sub.arrivals) < len(summary.milestones):
         time.sleep(0.01)
     if orders:
         time.sleep(1.0)
     sub.close()
-    return summary, stamps, sub, wall
+    return summary, sub, wall
 
 
 def latency(broker: PrivateMosquitto, seconds: float) -> None:
-    summary, stamps, sub, wall = paced(broker, 0.1, seconds, orders=False)
-    lat = sorted((sub.arrivals[i] - t) / 1e6 for i, t in stamps.folded.items() if i in sub.arrivals)
-    missing = len(stamps.folded) - len(lat)
+    summary, sub, wall = paced(broker, 0.1, seconds, orders=False)
+    lat = sorted((received / 1e3 - folded_us) / 1e3 for received, folded_us in sub.arrivals.values())
+    missing = len(summary.milestones) - len(lat)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
     print(f"\n2. milestone latency, fold -> subscriber: double11-2020 main day, scale 0.1, realtime, "
           f"{seconds:g} s of sale time ({summary.events:,} events in {wall:.1f} s)")
@@ -149,7 +133,7 @@ def latency(broker: PrivateMosquitto, seconds: float) -> None:
 
 
 def publish_orders(broker: PrivateMosquitto, seconds: float) -> None:
-    summary, _, sub, wall = paced(broker, 1.0, seconds, orders=True)
+    summary, sub, wall = paced(broker, 1.0, seconds, orders=True)
     report = summary.mqtt.report
     print(f"\n3. --publish-orders at scale 1, realtime, the first {seconds:g} s of Nov 11 2020 "
           f"(peak 583,000 orders/s)")
@@ -165,7 +149,7 @@ def orders_cost(broker: PrivateMosquitto, seconds: float, repeats: int) -> None:
     publisher's close, which waits for the last frames' PUBACKs)."""
     walls: dict[bool, list[float]] = {False: [], True: []}
     for _repeat, orders in itertools.product(range(repeats), (False, True)):
-        summary, _, sub, wall = paced(broker, 1.0, seconds, orders=orders)
+        summary, sub, wall = paced(broker, 1.0, seconds, orders=orders)
         report = summary.mqtt.report
         assert not orders or sub.order_events == summary.events, report
         assert "NOT delivered" not in report and "not acknowledged" not in report, report
