@@ -110,6 +110,7 @@ class Rung:
     lag_slope: float  # seconds of lag per second of wall time (least squares)
     lag_samples: int
     milestones_folded: int
+    milestones_delivered: int  # acknowledged by the broker (the publisher's report)
     milestones_received: int
     orders_received: int | None  # with order frames
     held: bool
@@ -147,6 +148,7 @@ class Rung:
                 "of_peak": round(self.of_peak, 3), "lag_max_s": round(self.lag_max_s, 3),
                 "lag_final_s": round(self.lag_final_s, 3), "lag_slope": round(self.lag_slope, 4),
                 "lag_samples": self.lag_samples, "milestones_folded": self.milestones_folded,
+                "milestones_delivered": self.milestones_delivered,
                 "milestones_received": self.milestones_received,
                 "orders_received": self.orders_received, "held": self.held, "why": self.why,
                 "cpu_s": {k: None if v is None else round(v, 3) for k, v in self.cpu_s.items()}}
@@ -255,7 +257,8 @@ def run_rung(scenario: Scenario, url: str, mode: str, factor: float, sale_s: flo
         why.append(f"lag grew {slope:.3f} s/s > {GROWTH_BOUND:g}")
     wall_s = ((finished_ns or time.time_ns()) - origin[0]) / 1e9
     return Rung(mode, factor, sale_s, summary.events, wall_s, float(all_lags.max()), lag_final,
-                slope, len(lags) + 1, len(folded), len(folded & got.keys()),
+                slope, len(lags) + 1, len(folded), report.milestones_delivered,
+                len(folded & got.keys()),
                 heard["orders"] if orders else None, not why, "; ".join(why), str(report), latencies,
                 cpu)
 
