@@ -112,7 +112,7 @@ class DimensionFold:
         test is one compare; derived from ``dim_level``."""
         assert self.state.dim_level is not None
         level = self.state.dim_level[lay.level:lay.level + lay.size]
-        next_threshold = np.append(lay.thresholds, _NEVER)[level]
+        next_threshold: np.ndarray = np.append(lay.thresholds, _NEVER)[level]
         if lay.table.per_order:
             next_threshold[0] = _NEVER  # rest is no seller
         else:
@@ -325,7 +325,7 @@ def crossings_in_blocks(n: int, rows: np.ndarray, number: np.ndarray, amount: np
     blocks = ((n - 1) >> shift) + 1
     key = rows >> shift
     key += number * blocks  # candidate-major: a candidate's blocks are contiguous, in row order
-    net = np.zeros(k * blocks, np.int64)
+    net: np.ndarray = np.zeros(k * blocks, np.int64)  # flat for the scatter, then (k, blocks)
     np.add.at(net, key, amount)
     refunds = np.flatnonzero(amount < 0)
     upper = net.copy()  # a block's positive amounts: its net minus its refunds
