@@ -603,6 +603,14 @@ def test_a_log_damaged_after_it_was_opened_is_reported_when_read(tmp_path):
         with pytest.raises(CorruptLogError, match=r"offset 0: corrupt: record changed since the log "
                            r"was opened \(it now holds seq 280\.\.319\) \(seq 240\.\.279\)"):
             list(log.read(200))
+        for where, detail in [(RECORD_HEADER_BYTES + 100, "checksum mismatch"),  # a payload byte
+                              (2, "bad magic b'TK\\x0cG', expected b'TKLG'")]:  # the header's
+            flip_byte(locations[4].segment, locations[4].offset + where)
+            with pytest.raises(CorruptLogError) as caught:
+                list(log.read(130))
+            assert str(caught.value.problem) == \
+                f"{locations[4].segment}: offset {locations[4].offset}: corrupt: {detail} (seq 160..199)"
+            flip_byte(locations[4].segment, locations[4].offset + where)  # undone
         for damage in (lambda path: os.truncate(path, 100), Path.unlink):  # cut short, then gone
             damage(locations[3].segment)
             with pytest.raises(CorruptLogError) as caught:
@@ -1021,7 +1029,7 @@ def test_reading_from_a_later_segment_starts_there(tmp_path):
     locations = _three_segments(tmp_path)  # segments hold seq 0..119, 120..239, 240..359
     whole = OrderBatch.concat(make_batches([40] * 9))
     with EventLog(tmp_path, readonly=True) as log:
-        for start, end in [(130, 150), (250, 360), (119, 241), (200, 280)]:
+        for start, end in [(130, 150), (250, 360), (119, 241), (200, 280), (121, 160)]:
             got = OrderBatch.concat(list(log.read(start, end)))
             assert got.to_frame() == whole.slice(start, end).to_frame(), (start, end)
     assert locations[3].first_seq == 120
