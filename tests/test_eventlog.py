@@ -15,6 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import crc32c
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -648,6 +649,38 @@ def test_a_frame_that_disagrees_with_its_record_header_is_corrupt(tmp_path):
     assert problem.kind == "corrupt" and "frame does not decode" in str(problem)
     with EventLog(tmp_path, readonly=True) as log, pytest.raises(CorruptLogError, match="frame"):
         list(log.read())
+
+
+def test_a_frame_of_other_seqs_than_its_record_header_is_named_with_both(tmp_path):
+    """The frame decodes (its own seqs are consistent) but holds seq 7..11 where the record's
+    header says 0..4: the line names both."""
+    frame = make_batch(7, 5).to_frame()
+    pad = bytes(eventlog._padding(len(frame)))
+    (tmp_path / segment_name(0)).write_bytes(eventlog._encode_header(0, 5, [frame], len(frame), pad)
+                                             + frame + pad)
+    assert [str(p) for p in verify_log(tmp_path)] == [
+        f"{tmp_path / segment_name(0)}: offset 0: corrupt: frame does not decode: frame holds seq 7..11, "
+        "record header says seq 0..4 (seq 0..4)"]
+
+
+def _header(*, version=1, flags=0, payload_len=24 + 5 * 39, first_seq=0, count=5) -> bytes:
+    """A record header with these fields and checksums that hold."""
+    fields = eventlog._RECORD.pack(RECORD_MAGIC, version, flags, payload_len, first_seq, count, 0, 0)
+    head = fields[: eventlog._CRC_FIELDS] + struct.pack("<I", 0)
+    return head + struct.pack("<I", crc32c.crc32c(head))
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"version": 2}, "record version 2 flags 0 not supported (expected version 1)"),
+    ({"flags": 1}, "record version 1 flags 1 not supported (expected version 1)"),
+    ({"count": 0, "payload_len": 24}, "inconsistent header: 0 events in 24 payload bytes, first seq 0"),
+    ({"first_seq": -1}, "inconsistent header: 5 events in 219 payload bytes, first seq -1"),
+    ({"payload_len": 218}, "inconsistent header: 5 events in 218 payload bytes, first seq 0"),
+])
+def test_a_header_whose_checksum_holds_but_whose_fields_do_not_is_unreadable(fields, reason):
+    assert eventlog._parse_header(_header(**fields), 0) == reason
+    header = eventlog._parse_header(_header(), 0)
+    assert (header.first_seq, header.count, header.payload_len) == (0, 5, 219)
 
 
 # --- writes that fail, and the fsync policies -----------------------------------------------------
