@@ -1,0 +1,50 @@
+"""A late order that moves a time-to-value milestone already decided: the correction, written
+out, from the event-time fold and its reference fold alike -- for a brand's rule (with a
+deadline) and a platform's (without), each also with a late order that must not count."""
+
+from __future__ import annotations
+
+import pytest
+
+from ticker.aggregate.eventtime import EventTimeAggregator
+from ticker.aggregate.reference import EventTimeReferenceFold
+
+from .test_aggregator import make_batch
+from .test_eventtime import CONFIG, DEDUP, LATENESS
+from .test_time_to_value import TAOBAO
+from .unit_scenario import NAMES, UNIT
+
+W1, W2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
+CASES = {  # scenario, window start, rule's id, brand and platform of the orders that count
+    "brand:Apple": (UNIT, W1, "time_to_value:brand:Apple:150", 0, 0,
+                    "Apple reaches RMB 1.50 in 1.00 seconds (the first two seconds)"),
+    "platform:Taobao": (TAOBAO, W2, "time_to_value:platform:Taobao:200", 1, 1,
+                        "Taobao reaches RMB 2 in 1.00 seconds"),
+}
+
+
+@pytest.mark.parametrize("subject", CASES)
+def test_a_late_order_before_the_crossing_corrects_it(subject):
+    scenario, start, rule, brand, platform, headline = CASES[subject]
+    other = 1 - platform if subject.startswith("platform") else platform
+    # RMB 1.00 and 1.00 (or 1.50 and 1.00) cross the value at 1.0 s; an order at 5.0 s moves the
+    # watermark past it; then two late orders of 0.2 s: one of another brand or platform (no
+    # effect), one that counts: the value was reached before the order that crossed it
+    first = 100 if subject.startswith("brand") else 150
+    times = [start + 500_000, start + 1_000_000, start + 5_000_000, start + 200_000, start + 200_000]
+    brands = [brand, brand, 1, 1 if subject.startswith("brand") else brand, brand]
+    platforms = [platform, platform, other, other if subject.startswith("platform") else platform, platform]
+    batch = make_batch(0, times, brands, [first, 100, 10, 60, 60], [0] * 5, platforms=platforms)
+    agg = EventTimeAggregator(scenario, NAMES, "run", CONFIG)
+    agg.apply(batch)
+    agg.finish()
+    ref = EventTimeReferenceFold(scenario, NAMES, "run", LATENESS, DEDUP)
+    ref.apply(batch)
+    ref.finish()
+    when = "2021-11-01T00:00:00.200" if start == W1 else "2021-11-11T00:00:00.200"
+    for milestones in (agg.state.milestones, ref.milestones):
+        found = [(m.id, m.value_minor, m.seq, m.event_time_us - start, m.headline, m.corrects)
+                 for m in milestones if m.subject == subject and m.timing == "correction"]
+        assert found == [(f"run:{rule}:correction", first + 100 + 60, 4, 200_000,
+                          f"Correction: {headline} — a late order of {when}+08:00 means it was reached "
+                          "before that order", f"run:{rule}")]
