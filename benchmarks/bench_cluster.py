@@ -19,9 +19,15 @@ started with ``start_new_session``, and each worker calls ``os.setsid()`` before
 (``time.process_time``), against the single-process fold of the same scale: what the work costs,
 whatever the machine's load.
 
+``--driver-memory 0.01 --parts 8,280`` instead: the driver's peak resident memory (``ru_maxrss``
+of a fresh process per part count; a local cluster's scheduler runs in it too) for one run
+with each number of parts; ``--plain`` runs the festival without its ``[[dimensions]]`` (to
+compare with a ticker that refused them).
+
 Usage: python benchmarks/bench_cluster.py [--scales 0.1,1] [--repeats 1] [--workers 2]
                                          [--overhead-scale 0.1] [--json PATH]
        python benchmarks/bench_cluster.py --in-process 0.01,0.1
+       python benchmarks/bench_cluster.py --driver-memory 0.01 --parts 8,280 [--plain]
 Takes about (single + cluster) × repeats per scale: ~15 minutes at scale 1 on this machine.
 """
 
@@ -120,6 +126,21 @@ def in_process(scale: float, parts: int = 8) -> None:
           f"{merge:.2f}; two-core estimate {estimate:.2f}×", flush=True)
 
 
+def driver_memory(scale: float, parts: int, plain: bool) -> None:
+    """One run on a fresh local:2 cluster in this (fresh) process; prints its peak RSS."""
+    from ticker.scenario.dimensions import without_dimensions
+
+    scenario = resolve(SCENARIO)
+    scenario = without_dimensions(scenario) if plain else scenario
+    with connect("local:2") as client:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result = run_scan(client, scenario, scenario.seed, scale, f"{SCENARIO}-x{scale:g}", parts)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(orjson.dumps({"parts": result.parts, "peak_rss_mib_before_run": before // 1024,
+                        "peak_rss_mib": after // 1024,
+                        "events": result.aggregator.state.next_seq}).decode(), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", default="0.1,1")
@@ -128,8 +149,21 @@ def main() -> None:
     ap.add_argument("--overhead-scale", type=float, default=0.1)
     ap.add_argument("--json")
     ap.add_argument("--in-process", metavar="SCALES")
+    ap.add_argument("--driver-memory", metavar="SCALE", type=float)
+    ap.add_argument("--parts", default="8,280")
+    ap.add_argument("--plain", action="store_true")
     args = ap.parse_args()
     tune_allocator()
+    if args.driver_memory is not None:
+        if "," not in args.parts:  # the child: one run
+            driver_memory(args.driver_memory, int(args.parts), args.plain)
+            return
+        print(f"load average {os.getloadavg()}", flush=True)
+        for parts in args.parts.split(","):
+            subprocess.run([sys.executable, __file__, "--driver-memory", str(args.driver_memory),
+                            "--parts", parts, *(["--plain"] if args.plain else [])], check=True)
+        print(f"load average {os.getloadavg()}")
+        return
     if args.in_process:
         for scale in args.in_process.split(","):
             in_process(float(scale))
