@@ -28,10 +28,11 @@ def test_a_late_order_before_the_crossing_corrects_it(subject):
     scenario, start, rule, brand, platform, headline = CASES[subject]
     other = 1 - platform if subject.startswith("platform") else platform
     # RMB 1.00 and 1.00 (or 1.50 and 1.00) cross the value at 1.0 s; an order at 5.0 s moves the
-    # watermark past it; then two late orders of 0.2 s: one of another brand or platform (no
-    # effect), one that counts: the value was reached before the order that crossed it
+    # watermark past it; then two late orders: one of another brand or platform at 0.2 s (no
+    # effect), one that counts, at the rule's very start: the value was reached before the
+    # order that crossed it
     first = 100 if subject.startswith("brand") else 150
-    times = [start + 500_000, start + 1_000_000, start + 5_000_000, start + 200_000, start + 200_000]
+    times = [start + 500_000, start + 1_000_000, start + 5_000_000, start + 200_000, start]
     brands = [brand, brand, 1, 1 if subject.startswith("brand") else brand, brand]
     platforms = [platform, platform, other, other if subject.startswith("platform") else platform, platform]
     batch = make_batch(0, times, brands, [first, 100, 10, 60, 60], [0] * 5, platforms=platforms)
@@ -41,10 +42,10 @@ def test_a_late_order_before_the_crossing_corrects_it(subject):
     ref = EventTimeReferenceFold(scenario, NAMES, "run", LATENESS, DEDUP)
     ref.apply(batch)
     ref.finish()
-    when = "2021-11-01T00:00:00.200" if start == W1 else "2021-11-11T00:00:00.200"
+    when = "2021-11-01T00:00:00.000" if start == W1 else "2021-11-11T00:00:00.000"
     for milestones in (agg.state.milestones, ref.milestones):
         found = [(m.id, m.value_minor, m.seq, m.event_time_us - start, m.headline, m.corrects)
                  for m in milestones if m.subject == subject and m.timing == "correction"]
-        assert found == [(f"run:{rule}:correction", first + 100 + 60, 4, 200_000,
+        assert found == [(f"run:{rule}:correction", first + 100 + 60, 4, 0,
                           f"Correction: {headline} — a late order of {when}+08:00 means it was reached "
                           "before that order", f"run:{rule}")]

@@ -61,7 +61,9 @@ def test_topic_levels_lose_only_what_mqtt_reserves() -> None:
     assert topic_safe("L'Oréal X a/b+c#d\0e") == "L'Oréal X a_b_c_d_e"
 
 
-@pytest.mark.parametrize(("n", "word"), [(1, "first"), (2, "second"), (3, "third"), (10, "tenth"),
+@pytest.mark.parametrize(("n", "word"), [(1, "first"), (2, "second"), (3, "third"), (4, "fourth"),
+                                          (5, "fifth"), (6, "sixth"), (7, "seventh"), (8, "eighth"),
+                                          (9, "ninth"), (10, "tenth"),
                                           (11, "11th"), (12, "12th"), (13, "13th"), (20, "20th"),
                                           (21, "21st"), (22, "22nd"), (23, "23rd"), (24, "24th"),
                                           (101, "101st"), (111, "111th"), (112, "112th"),
