@@ -1166,7 +1166,8 @@ def test_a_record_magic_in_the_last_bytes_of_an_earlier_segment_is_garbage_not_a
         f.write(bytes(range(1, 5)) + RECORD_MAGIC + bytes(range(1, 9)))  # a record start? too short for one
     problem = _only(verify_log(tmp_path))
     assert (problem.kind, problem.segment, problem.offset) == ("garbage", first, size)
-    assert "the 16 bytes from here to the end of the segment hold no whole record" in str(problem)
+    assert problem.detail == ("16 bytes, too short for a record header; the 16 bytes from here to the "
+                              "end of the segment hold no whole record")
 
 
 def test_repr_says_where_how_far_and_how_open(tmp_path):
