@@ -67,6 +67,7 @@ def test_topic_levels_lose_only_what_mqtt_reserves() -> None:
                                           (11, "11th"), (12, "12th"), (13, "13th"), (20, "20th"),
                                           (21, "21st"), (22, "22nd"), (23, "23rd"), (24, "24th"),
                                           (101, "101st"), (111, "111th"), (112, "112th"),
-                                          (113, "113th"), (0, "0th")])
+                                          (113, "113th"), (121, "121st"), (211, "211th"),
+                                          (0, "0th")])
 def test_ordinals(n: int, word: str) -> None:
     assert ordinal(n) == word
