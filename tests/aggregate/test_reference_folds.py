@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+import pytest
 from hypothesis import given
 
+from ticker.aggregate.eventtime import EventTimeAggregator
 from ticker.aggregate.reference import EventTimeReferenceFold
+from ticker.events import OrderBatch
 
-from .test_eventtime import DEDUP, LATENESS, arrivals
+from .test_aggregator import make_batch
+from .test_eventtime import CONFIG, DEDUP, LATENESS, arrivals
 from .unit_scenario import NAMES, UNIT
 
 
@@ -27,3 +32,21 @@ def test_the_event_time_reference_fed_in_batches_is_the_reference_fed_whole(case
     assert found_cut == found_whole and cut.milestones == whole.milestones
     assert (cut.duplicates, cut.late, cut.late_us_max, cut.late_us_total) == (
         whole.duplicates, whole.late, whole.late_us_max, whole.late_us_total)
+
+
+@pytest.mark.parametrize(("gap", "duplicates", "gmv"), [(-1, 1, 110), (0, 0, 210)])
+def test_a_redelivery_is_a_duplicate_until_the_watermark_reaches_its_dedup_expiry(gap, duplicates, gmv):
+    """Order 5 at the window's start is remembered until start + DEDUP; order 6 moves the
+    watermark (its time - LATENESS) to one microsecond before that, or exactly there; then order
+    5 comes again: a duplicate before its expiry, a late order (counted again) at it."""
+    start = UNIT.windows[0].start_us
+    batch = make_batch(0, [start, start + DEDUP + LATENESS + gap, start], [0, 1, 0], [100, 10, 100], [0] * 3)
+    batch = OrderBatch(**{**batch.columns(), "order_id": np.array([5, 6, 5], np.int64)})
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(batch)
+    agg.finish()
+    ref = EventTimeReferenceFold(UNIT, NAMES, "unit", LATENESS, DEDUP)
+    ref.apply(batch)
+    ref.finish()
+    assert (agg.state.duplicates, agg.state.gmv_minor, agg.state.late) == (duplicates, gmv, 1 - duplicates)
+    assert (ref.duplicates, ref.live.gmv, ref.late) == (duplicates, gmv, 1 - duplicates)
