@@ -8,11 +8,12 @@ import pytest
 
 from ticker.aggregate.eventtime import EventTimeAggregator
 from ticker.aggregate.reference import EventTimeReferenceFold
+from ticker.scenario import parse_scenario
 
 from .test_aggregator import make_batch
 from .test_eventtime import CONFIG, DEDUP, LATENESS
 from .test_time_to_value import TAOBAO
-from .unit_scenario import NAMES, UNIT
+from .unit_scenario import NAMES, UNIT, UNIT_TOML
 
 W1, W2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
 CASES = {  # scenario, window start, rule's id, brand and platform of the orders that count
@@ -49,3 +50,31 @@ def test_a_late_order_before_the_crossing_corrects_it(subject):
         assert found == [(f"run:{rule}:correction", first + 100 + 60, 4, 0,
                           f"Correction: {headline} — a late order of {when}+08:00 means it was reached "
                           "before that order", f"run:{rule}")]
+
+
+TWO_FOR_APPLE = parse_scenario(UNIT_TOML + """
+[[milestones.time_to_value]]
+subject = "brand:Apple"
+start = 2021-11-01T00:00:00+08:00
+value = "3.00"
+""", "two.toml")
+
+
+def test_a_late_order_is_judged_by_the_rule_of_the_milestone_it_moves():
+    """Apple has two rules: RMB 1.50 within 2 s (crossed at 1.0 s) and RMB 3.00 with no deadline
+    (crossed at 3.0 s). A late Apple order of RMB 1.00 at 2.5 s is past the first rule's deadline
+    and after its crossing, but before the second's: only the second is corrected."""
+    times = [W1 + 500_000, W1 + 1_000_000, W1 + 3_000_000, W1 + 6_500_000, W1 + 2_500_000]
+    batch = make_batch(0, times, [0, 0, 0, 1, 0], [100, 100, 100, 10, 100], [0] * 5)
+    agg = EventTimeAggregator(TWO_FOR_APPLE, NAMES, "run", CONFIG)
+    agg.apply(batch)
+    agg.finish()
+    ref = EventTimeReferenceFold(TWO_FOR_APPLE, NAMES, "run", LATENESS, DEDUP)
+    ref.apply(batch)
+    ref.finish()
+    for milestones in (agg.state.milestones, ref.milestones):
+        assert [(m.id, m.value_minor, m.seq, m.event_time_us - W1, m.headline)
+                for m in milestones if m.timing == "correction"] == [
+            ("run:time_to_value:brand:Apple:300:correction", 400, 4, 2_500_000,
+             "Correction: Apple reaches RMB 3 in 3.00 seconds — a late order of "
+             "2021-11-01T00:00:02.500+08:00 means it was reached before that order")]
