@@ -123,6 +123,8 @@ class Aggregator:
         self._scratch = np.zeros(1, dtype=np.int64)
         self._bool_scratch = np.zeros(1, dtype=bool)
         self._lost = np.zeros(len(self.brand_names), dtype=np.int64)  # zero between batches
+        #: this batch's gathered brands (sorted), their rows and each row's place among them
+        self._gathered: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.dims = DimensionFold(scenario, self.state, self.brand_names, self.run,
                                   self.currency) if scenario.dimensions else None
 
@@ -204,28 +206,35 @@ class Aggregator:
         st.next_seq = batch.end_seq
         st.last_time_us = int(times[-1])
 
+        # the per-brand dimension races' candidates join the brand races' in one gather
+        self._gathered = None
+        also = self.dims.brand_candidates(batch, refunds) if self.dims is not None else None
         found = self._threshold_crossings(batch, refunds, gmv_before, batch_gmv + refunded,
-                                          running[1:])
+                                          running[1:], also)
         for r, rule in enumerate(self.rules):
             if not st.rule_done[r] and times[-1] >= rule.start_us:
                 found += self._time_to_value(batch, r, rule)
         found += self._rate_records(batch, first, last)
         if self.dims is not None:
-            found += self.dims.apply(batch, refunds)
+            found += self.dims.apply(batch, refunds,
+                                     lambda brands: self._gathered_rows(batch, brands))
         found.sort(key=milestone_sort_key)
         self._record(found)
         return found
 
     def _threshold_crossings(self, batch: OrderBatch, refunds: np.ndarray, gmv_before: int,
-                             placed_gmv: int, batch_running: np.ndarray) -> list[Milestone]:
+                             placed_gmv: int, batch_running: np.ndarray,
+                             also: np.ndarray | None = None) -> list[Milestone]:
         """Festival GMV thresholds and brand races crossed by ``batch``, whose amounts are
         already in the totals (``batch_running``: their running sum; ``placed_gmv``: the sum of
         its positive amounts)."""
         st = self.state
         brand, amount = batch.brand, batch.amount_minor
         found: list[Milestone] = []
+        self._gathered = None  # nothing of an earlier batch's gather is used
         if self.gmv_every and gmv_before + placed_gmv >= (st.gmv_level + 1) * self.gmv_every:
             found += self._gmv_crossings(batch, gmv_before, batch_running)
+        candidates = np.zeros(0, np.intp)
         if len(self.thresholds):
             candidates = np.flatnonzero(st.brand_gmv >= self._next_threshold)
             if len(refunds):  # a brand may have crossed, then fallen back below by the batch's end
@@ -234,9 +243,46 @@ class Aggregator:
                 dipped = rb[st.brand_gmv[rb] + self._lost[rb] >= self._next_threshold[rb]]
                 self._lost[rb] = 0
                 candidates = np.union1d(candidates, dipped)
-            if len(candidates):
-                found += self._brand_crossings(batch, candidates)
+        union = candidates if also is None or not len(also) else np.union1d(candidates, also)
+        if len(union):
+            self._gathered = (union, *self._brand_rows(batch, union))
+        if len(candidates):
+            found += self._brand_crossings(batch, candidates)
         return found
+
+    def _brand_rows(self, batch: OrderBatch, candidates: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``batch`` whose brand is one of ``candidates`` (sorted), ascending, and
+        each row's place among the candidates: one gather over the brand column."""
+        brand = batch.brand
+        if len(candidates) < 1 << 15:
+            # Number the candidates 1..k in a 16-bit table: one gather finds their events
+            self._code[candidates] = np.arange(1, len(candidates) + 1, dtype=np.int16)
+            codes = np.take(self._code, brand)
+            self._code[candidates] = 0
+            rows = np.flatnonzero(codes != 0)  # flatnonzero is 7x faster on bool
+            number = codes[rows].astype(np.intp)
+            number -= 1
+            return rows, number
+        self._flag[candidates] = True
+        rows = np.flatnonzero(np.take(self._flag, brand))
+        self._flag[candidates] = False
+        return rows, np.searchsorted(candidates, brand[rows])
+
+    def _gathered_rows(self, batch: OrderBatch, candidates: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_brand_rows` for a subset of the brands gathered for ``batch``, from that
+        gather (or a gather of its own if none was made)."""
+        if self._gathered is None:
+            return self._brand_rows(batch, candidates)
+        union, rows, number = self._gathered
+        if len(candidates) == len(union):
+            return rows, number
+        place = np.full(len(union), -1, np.intp)
+        place[np.searchsorted(union, candidates)] = np.arange(len(candidates))
+        mine = place[number]
+        keep = np.flatnonzero(mine >= 0)
+        return rows[keep], mine[keep]
 
     def _mix_code(self, batch: OrderBatch) -> np.ndarray:
         """Each event's (platform, region) cell, ``platform × regions + region``; in uint8
@@ -373,22 +419,9 @@ class Aggregator:
                                        int(batch.seq[i]), int(batch.event_time[i]), self.currency))
 
     def _brand_crossings(self, batch: OrderBatch, candidates: np.ndarray) -> list[Milestone]:
-        """Re-sum only the candidate brands' events, in seq order, to find each crossing order."""
+        """Search only the candidate brands' events to find each crossing order."""
         st = self.state
-        brand = batch.brand
-        if len(candidates) < 1 << 15:
-            # Number the candidates 1..k in a 16-bit table: one gather finds their events
-            self._code[candidates] = np.arange(1, len(candidates) + 1, dtype=np.int16)
-            codes = np.take(self._code, brand)
-            self._code[candidates] = 0
-            rows = np.flatnonzero(codes != 0)  # flatnonzero is 7x faster on bool
-            number = codes[rows].astype(np.intp)
-            number -= 1
-        else:
-            self._flag[candidates] = True
-            rows = np.flatnonzero(np.take(self._flag, brand))
-            self._flag[candidates] = False
-            number = np.searchsorted(candidates, brand[rows])
+        rows, number = self._gathered_rows(batch, candidates)
         crossings, level_after = crossings_in_blocks(
             len(batch), rows, number, batch.amount_minor[rows], candidates, st.brand_gmv,
             st.brand_level, self.thresholds)

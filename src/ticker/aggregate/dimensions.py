@@ -22,7 +22,7 @@ snapshots, resume and ``verify`` carry it like everything else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,8 @@ from ticker.scenario.dimensions import DimensionTable, tables
 from ticker.scenario.model import Scenario
 
 _NEVER = np.iinfo(np.int64).max
+#: the rows of a batch that belong to given (sorted) brands, and each row's place among them
+BrandRows = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +129,14 @@ class DimensionFold:
 
     # --- the fold --------------------------------------------------------------------------
 
-    def apply(self, batch: OrderBatch, refunds: np.ndarray) -> list[Milestone]:
-        """Fold a batch the aggregator has validated and folded (``refunds``: its refund rows)."""
+    def apply(self, batch: OrderBatch, refunds: np.ndarray,
+              brand_rows: BrandRows | None = None) -> list[Milestone]:
+        """Fold a batch the aggregator has validated and folded (``refunds``: its refund rows).
+
+        ``brand_rows`` (optional) finds the rows of given brands in the batch, for the per-brand
+        races: the aggregator passes the one gather it made for its own brand races and for
+        :meth:`brand_candidates`, so the brand column is not read again.
+        """
         st = self.state
         assert st.dim_gmv is not None and st.dim_orders is not None
         found: list[Milestone] = []
@@ -145,15 +153,22 @@ class DimensionFold:
                     found += self._races(lay, batch, refunds, codes, gmv, None, next_threshold)
             elif len(lay.thresholds):
                 found += self._races(lay, batch, refunds, batch.brand, st.brand_gmv, value,
-                                     next_threshold)
+                                     next_threshold, brand_rows)
         return found
 
-    def _races(self, lay: _Layout, batch: OrderBatch, refunds: np.ndarray, codes: np.ndarray,
-               totals: np.ndarray, value: np.ndarray | None, next_threshold: np.ndarray
-               ) -> list[Milestone]:
+    def brand_candidates(self, batch: OrderBatch, refunds: np.ndarray) -> np.ndarray:
+        """Every brand that may cross a per-brand race's threshold in ``batch`` (its totals
+        already folded), sorted: what the aggregator's one gather must cover."""
         st = self.state
-        assert st.dim_level is not None and st.dim_race is not None
-        level = st.dim_level[lay.level:lay.level + lay.size]
+        parts = [self._candidates(batch, refunds, batch.brand, st.brand_gmv, next_threshold)
+                 for lay, next_threshold in zip(self.layouts, self._next, strict=True)
+                 if not lay.table.per_order and len(lay.thresholds)]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.intp)
+
+    def _candidates(self, batch: OrderBatch, refunds: np.ndarray, codes: np.ndarray,
+                    totals: np.ndarray, next_threshold: np.ndarray) -> np.ndarray:
+        """Entities whose total after the batch, plus what its refunds took away, reaches their
+        next threshold: the only ones that can have crossed it in the batch."""
         candidates = np.flatnonzero(totals >= next_threshold)
         if len(refunds):  # an entity may have crossed, then fallen back by the batch's end
             rc, lost = codes[refunds], self._lost[:len(totals)]  # lost: zero between batches
@@ -161,11 +176,25 @@ class DimensionFold:
             dipped = rc[totals[rc] + lost[rc] >= next_threshold[rc]]
             lost[rc] = 0
             candidates = np.union1d(candidates, dipped)
+        return candidates
+
+    def _races(self, lay: _Layout, batch: OrderBatch, refunds: np.ndarray, codes: np.ndarray,
+               totals: np.ndarray, value: np.ndarray | None, next_threshold: np.ndarray,
+               brand_rows: BrandRows | None = None) -> list[Milestone]:
+        st = self.state
+        assert st.dim_level is not None and st.dim_race is not None
+        level = st.dim_level[lay.level:lay.level + lay.size]
+        candidates = self._candidates(batch, refunds, codes, totals, next_threshold)
         if not len(candidates):
             return []
         found: list[Milestone] = []
-        crossings = first_crossings(codes, batch.amount_minor, candidates, totals, level,
-                                    lay.thresholds)
+        if brand_rows is None:
+            crossings = first_crossings(codes, batch.amount_minor, candidates, totals, level,
+                                        lay.thresholds)
+        else:
+            rows, number = brand_rows(candidates)
+            crossings, _ = crossings_in_blocks(len(batch), rows, number, batch.amount_minor[rows],
+                                               candidates, totals, level, lay.thresholds)
         next_threshold[candidates] = np.append(lay.thresholds, _NEVER)[level[candidates]]
         for row, step, entity, total in crossings:
             threshold = int(lay.thresholds[step])
