@@ -238,7 +238,7 @@ def _pick_brand(plan: Plan, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """Brand (inverse CDF), order-value quantile and the brand's average order value of each
     64-bit Weyl draw; O(1) per draw.
 
-    Most draws (60-95 % in the bundled scenarios) fall in a cell of the small cell table that one
+    Most draws (53-95 % in the bundled scenarios) fall in a cell of the small cell table that one
     brand owns whole: one lookup in a cache-resident table names it. The rest (the cells the
     long tail's small brands share) go through the guide table, whose entry is the first brand
     that can own the draw, and step over the few brands sharing its cell. Either way one 32-byte
