@@ -90,6 +90,33 @@ def test_workers_resume_mid_stream_and_a_stopped_stream_leaves_no_shared_memory(
     assert not [name for name in made if (parallel.Path(parallel._SHM_DIR) / name).exists()]
 
 
+def test_batches_from_any_seq_are_the_same_with_workers_and_close_early(monkeypatch) -> None:
+    """The engine's stream (``batches``): from a seq inside a chunk, with the chunks lent from
+    shared memory by 2 workers, the same batches as made in this process; stopped after one
+    batch, the pool ends and the block is unmapped and unlinked (no view of it left behind)."""
+    from ticker.scenario import parallel
+
+    made = []
+
+    class Recorded(parallel.SharedMemory):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.name)
+
+    monkeypatch.setattr(parallel, "SharedMemory", Recorded)
+    plan = make_plan(scenario("double11-2021"), scale=0.0005)
+    start = int(plan.chunk_seq[plan.chunks // 2]) + 12_345
+    alone = list(gen.batches(plan, 70_000, start_seq=start))
+    lent = list(gen.batches(plan, 70_000, start_seq=start, workers=2))
+    assert [len(b) for b in lent] == [len(b) for b in alone] and alone[0].first_seq == start
+    assert all(a.equals(b) for a, b in zip(alone, lent, strict=True))
+    stream = gen.batches(plan, 70_000, workers=2)
+    assert next(stream).equals(next(gen.batches(plan, 70_000)))
+    stream.close()
+    assert len(made) == 2
+    assert not [name for name in made if (parallel.Path(parallel._SHM_DIR) / name).exists()]
+
+
 def test_another_seed_gives_another_stream() -> None:
     s = scenario("smoke")
     assert digest(generate(s, 1, 0.1)) != digest(generate(s, 2, 0.1))
