@@ -50,3 +50,24 @@ def test_a_redelivery_is_a_duplicate_until_the_watermark_reaches_its_dedup_expir
     ref.finish()
     assert (agg.state.duplicates, agg.state.gmv_minor, agg.state.late) == (duplicates, gmv, 1 - duplicates)
     assert (ref.duplicates, ref.live.gmv, ref.late) == (duplicates, gmv, 1 - duplicates)
+
+
+@pytest.mark.parametrize(("gap", "records"), [
+    (-1, [("final", 2, 0, 2)]),  # second 0 still open: its final count takes the late order in
+    (0, [("correction", 2, 0, 2), ("final", 1, 0, 0)]),  # decided at its last instant: corrected
+])
+def test_a_second_is_decided_once_the_watermark_reaches_its_end(gap, records):
+    """One order in second 0; an order 3 s (the lateness) after second 0's end, give or take
+    ``gap`` µs, moves the watermark to its end; then a late order into second 0."""
+    start = UNIT.windows[0].start_us
+    batch = make_batch(0, [start + 500_000, start + 1_000_000 + LATENESS + gap, start + 600_000],
+                       [0, 1, 0], [100, 10, 100], [0] * 3)
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(batch)
+    agg.finish()
+    ref = EventTimeReferenceFold(UNIT, NAMES, "unit", LATENESS, DEDUP)
+    ref.apply(batch)
+    ref.finish()
+    for milestones in (agg.state.milestones, ref.milestones):
+        assert sorted((m.timing, m.value_minor, m.threshold_minor, m.seq) for m in milestones
+                      if m.kind == "rate_record" and m.timing != "live") == records
