@@ -406,7 +406,9 @@ def test_truncated_earlier_segment_is_corrupt_not_torn(tmp_path):
         EventLog(tmp_path)
     problem = caught.value.problem
     assert (problem.segment, problem.offset, problem.first_seq) == (first, locations[2].offset, 80)
-    assert "runs past the end of the segment" in str(problem)
+    assert problem.detail == ("record of 1624 bytes runs past the end of the segment (1614 bytes "
+                              "left); the 1614 bytes from here to the end of the segment hold no "
+                              "whole record")
     assert _only(verify_log(tmp_path)) == problem
 
 
