@@ -3,6 +3,7 @@ region and the whole festival): the fold against the reference fold, and one cas
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 
 from ticker.aggregate import Aggregator, milestone_sort_key
@@ -10,7 +11,7 @@ from ticker.aggregate.reference import ReferenceFold
 from ticker.scenario import parse_scenario
 
 from .test_aggregator import make_batch, streams
-from .unit_scenario import NAMES, UNIT_TOML
+from .unit_scenario import NAMES, UNIT, UNIT_TOML
 
 TAOBAO = parse_scenario(UNIT_TOML + """
 [[milestones.time_to_value]]
@@ -51,3 +52,42 @@ def test_only_the_platforms_own_orders_count_toward_its_value():
         found = [(m.value_minor, m.seq, m.event_time_us - W2, m.headline)
                  for m in _time_to_value(milestones) if m.subject == "platform:Taobao"]
         assert found == [(200, 3, 3_000_000, "Taobao reaches RMB 2 in 3.00 seconds")]
+
+
+def _all_folds(scenario, batch) -> list[list]:
+    """The milestones of the four folds (ordered and event-time, each with its reference) over
+    ``batch``, in time order."""
+    from ticker.aggregate.eventtime import EventTimeAggregator
+    from ticker.aggregate.reference import EventTimeReferenceFold
+
+    from .test_eventtime import CONFIG, DEDUP, LATENESS
+
+    agg, ref = Aggregator(scenario, "u", brand_names=NAMES), ReferenceFold(scenario, NAMES, "u")
+    etagg = EventTimeAggregator(scenario, NAMES, "u", CONFIG)
+    etref = EventTimeReferenceFold(scenario, NAMES, "u", LATENESS, DEDUP)
+    out = [agg.apply(batch) + agg.finish()]
+    for fold in (ref, etagg, etref):
+        fold.apply(batch)
+        fold.finish()
+    return [*out, ref.milestones, etagg.state.milestones, etref.milestones]
+
+
+@pytest.mark.parametrize(("at", "reached"), [(1_999_999, True), (2_000_000, False)])
+def test_a_rule_with_a_deadline_excludes_its_last_instant(at, reached):
+    """Apple's rule: RMB 1.50 within the first two seconds. RMB 1.00 at 0.5 s, and RMB 1.00 at
+    ``at``: reached one microsecond before the deadline, not at it."""
+    w1 = UNIT.windows[0].start_us
+    batch = make_batch(0, [w1 + 500_000, w1 + at], [0, 0], [100, 100], [0, 0])
+    for milestones in _all_folds(UNIT, batch):
+        apple = [m for m in milestones if m.subject == "brand:Apple" and m.kind == "time_to_value"]
+        assert bool(apple) == reached and all(m.event_time_us == w1 + at for m in apple)
+
+
+def test_an_order_counts_toward_every_rule_it_falls_in():
+    """An Apple order of RMB 1.00 at 1.5 s does not reach Apple's RMB 1.50, but still counts
+    toward the festival's RMB 2.50 from 1 s, which L'Oréal's RMB 1.50 at 1.6 s then reaches."""
+    w1 = UNIT.windows[0].start_us
+    batch = make_batch(0, [w1 + 1_500_000, w1 + 1_600_000], [0, 1], [100, 150], [0, 0])
+    for milestones in _all_folds(UNIT, batch):
+        assert [(m.value_minor, m.event_time_us - w1) for m in milestones
+                if m.subject == "all" and m.timing in (None, "final")] == [(250, 1_600_000)]
