@@ -15,6 +15,7 @@ from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeConfig, sor
 from ticker.aggregate.reference import EventTimeReferenceFold
 from ticker.aggregate.state import AggregateState
 from ticker.events import COLUMNS, OrderBatch
+from ticker.scenario import Scenario
 
 from .test_aggregator import W1, make_batch, streams
 from .unit_scenario import NAMES, UNIT
@@ -52,16 +53,17 @@ def arrivals(draw, max_delay: int = 20_000_000, duplicates: bool = True):
     return stream, arrived, cuts
 
 
-def fold(stream: OrderBatch, cuts: list[int], config: EventTimeConfig = CONFIG) -> EventTimeAggregator:
-    agg = EventTimeAggregator(UNIT, NAMES, "unit", config)
+def fold(stream: OrderBatch, cuts: list[int], config: EventTimeConfig = CONFIG,
+         scenario: Scenario = UNIT, run: str = "unit") -> EventTimeAggregator:
+    agg = EventTimeAggregator(scenario, NAMES, run, config)
     for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
         agg.apply(stream.slice(lo, hi))
     agg.finish()
     return agg
 
 
-def reference(stream: OrderBatch) -> EventTimeReferenceFold:
-    ref = EventTimeReferenceFold(UNIT, NAMES, "unit", LATENESS, DEDUP)
+def reference(stream: OrderBatch, scenario: Scenario = UNIT, run: str = "unit") -> EventTimeReferenceFold:
+    ref = EventTimeReferenceFold(scenario, NAMES, run, LATENESS, DEDUP)
     ref.apply(stream)
     ref.finish()
     return ref

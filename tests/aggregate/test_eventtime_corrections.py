@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from ticker.aggregate.eventtime import EventTimeAggregator
-from ticker.aggregate.reference import EventTimeReferenceFold
 from ticker.scenario import parse_scenario
 
 from .test_aggregator import make_batch
-from .test_eventtime import CONFIG, DEDUP, LATENESS
+from .test_eventtime import fold, reference
 from .test_time_to_value import TAOBAO
-from .unit_scenario import NAMES, UNIT, UNIT_TOML
+from .unit_scenario import UNIT, UNIT_TOML
 
 W1, W2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
 CASES = {  # scenario, window start, rule's id, brand and platform of the orders that count
@@ -37,12 +35,7 @@ def test_a_late_order_before_the_crossing_corrects_it(subject):
     brands = [brand, brand, 1, 1 if subject.startswith("brand") else brand, brand]
     platforms = [platform, platform, other, other if subject.startswith("platform") else platform, platform]
     batch = make_batch(0, times, brands, [first, 100, 10, 60, 60], [0] * 5, platforms=platforms)
-    agg = EventTimeAggregator(scenario, NAMES, "run", CONFIG)
-    agg.apply(batch)
-    agg.finish()
-    ref = EventTimeReferenceFold(scenario, NAMES, "run", LATENESS, DEDUP)
-    ref.apply(batch)
-    ref.finish()
+    agg, ref = fold(batch, [], scenario=scenario, run="run"), reference(batch, scenario, "run")
     when = "2021-11-01T00:00:00.000" if start == W1 else "2021-11-11T00:00:00.000"
     for milestones in (agg.state.milestones, ref.milestones):
         found = [(m.id, m.value_minor, m.seq, m.event_time_us - start, m.headline, m.corrects)
@@ -66,12 +59,7 @@ def test_a_late_order_is_judged_by_the_rule_of_the_milestone_it_moves():
     and after its crossing, but before the second's: only the second is corrected."""
     times = [W1 + 500_000, W1 + 1_000_000, W1 + 3_000_000, W1 + 6_500_000, W1 + 2_500_000]
     batch = make_batch(0, times, [0, 0, 0, 1, 0], [100, 100, 100, 10, 100], [0] * 5)
-    agg = EventTimeAggregator(TWO_FOR_APPLE, NAMES, "run", CONFIG)
-    agg.apply(batch)
-    agg.finish()
-    ref = EventTimeReferenceFold(TWO_FOR_APPLE, NAMES, "run", LATENESS, DEDUP)
-    ref.apply(batch)
-    ref.finish()
+    agg, ref = fold(batch, [], scenario=TWO_FOR_APPLE, run="run"), reference(batch, TWO_FOR_APPLE, "run")
     for milestones in (agg.state.milestones, ref.milestones):
         assert [(m.id, m.value_minor, m.seq, m.event_time_us - W1, m.headline)
                 for m in milestones if m.timing == "correction"] == [

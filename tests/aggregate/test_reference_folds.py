@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from ticker.aggregate.eventtime import EventTimeAggregator
 from ticker.aggregate.reference import EventTimeReferenceFold
 from ticker.events import OrderBatch
 
 from .test_aggregator import make_batch
-from .test_eventtime import CONFIG, DEDUP, LATENESS, arrivals
+from .test_eventtime import DEDUP, LATENESS, arrivals, fold, reference
 from .unit_scenario import NAMES, UNIT
 
 
@@ -42,12 +41,7 @@ def test_a_redelivery_is_a_duplicate_until_the_watermark_reaches_its_dedup_expir
     start = UNIT.windows[0].start_us
     batch = make_batch(0, [start, start + DEDUP + LATENESS + gap, start], [0, 1, 0], [100, 10, 100], [0] * 3)
     batch = OrderBatch(**{**batch.columns(), "order_id": np.array([5, 6, 5], np.int64)})
-    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
-    agg.apply(batch)
-    agg.finish()
-    ref = EventTimeReferenceFold(UNIT, NAMES, "unit", LATENESS, DEDUP)
-    ref.apply(batch)
-    ref.finish()
+    agg, ref = fold(batch, []), reference(batch)
     assert (agg.state.duplicates, agg.state.gmv_minor, agg.state.late) == (duplicates, gmv, 1 - duplicates)
     assert (ref.duplicates, ref.live.gmv, ref.late) == (duplicates, gmv, 1 - duplicates)
 
@@ -62,12 +56,7 @@ def test_a_second_is_decided_once_the_watermark_reaches_its_end(gap, records):
     start = UNIT.windows[0].start_us
     batch = make_batch(0, [start + 500_000, start + 1_000_000 + LATENESS + gap, start + 600_000],
                        [0, 1, 0], [100, 10, 100], [0] * 3)
-    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
-    agg.apply(batch)
-    agg.finish()
-    ref = EventTimeReferenceFold(UNIT, NAMES, "unit", LATENESS, DEDUP)
-    ref.apply(batch)
-    ref.finish()
+    agg, ref = fold(batch, []), reference(batch)
     for milestones in (agg.state.milestones, ref.milestones):
         assert sorted((m.timing, m.value_minor, m.threshold_minor, m.seq) for m in milestones
                       if m.kind == "rate_record" and m.timing != "live") == records
