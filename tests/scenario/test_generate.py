@@ -68,10 +68,12 @@ def test_workers_make_the_same_stream_as_one_process() -> None:
     assert digest(generate(s, scale=0.0005, workers=3)) == one
 
 
-def test_workers_resume_mid_stream_and_a_stopped_stream_leaves_no_shared_memory(monkeypatch) -> None:
+@pytest.fixture
+def shared_blocks(monkeypatch) -> list[str]:
+    """The names of the shared-memory blocks the worker pool makes, in order."""
     from ticker.scenario import parallel
 
-    made = []
+    made: list[str] = []
 
     class Recorded(parallel.SharedMemory):
         def __init__(self, *args, **kwargs):
@@ -79,6 +81,13 @@ def test_workers_resume_mid_stream_and_a_stopped_stream_leaves_no_shared_memory(
             made.append(self.name)
 
     monkeypatch.setattr(parallel, "SharedMemory", Recorded)
+    return made
+
+
+def test_workers_resume_mid_stream_and_a_stopped_stream_leaves_no_shared_memory(shared_blocks) -> None:
+    from ticker.scenario import parallel
+
+    made = shared_blocks
     plan = make_plan(scenario("double11-2021"), scale=0.0005)
     start = plan.chunks // 2
     alone = list(gen.chunks(plan, start_chunk=start))
@@ -90,20 +99,13 @@ def test_workers_resume_mid_stream_and_a_stopped_stream_leaves_no_shared_memory(
     assert not [name for name in made if (parallel.Path(parallel._SHM_DIR) / name).exists()]
 
 
-def test_batches_from_any_seq_are_the_same_with_workers_and_close_early(monkeypatch) -> None:
+def test_batches_from_any_seq_are_the_same_with_workers_and_close_early(shared_blocks) -> None:
     """The engine's stream (``batches``): from a seq inside a chunk, with the chunks lent from
     shared memory by 2 workers, the same batches as made in this process; stopped after one
     batch, the pool ends and the block is unmapped and unlinked (no view of it left behind)."""
     from ticker.scenario import parallel
 
-    made = []
-
-    class Recorded(parallel.SharedMemory):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self.name)
-
-    monkeypatch.setattr(parallel, "SharedMemory", Recorded)
+    made = shared_blocks
     plan = make_plan(scenario("double11-2021"), scale=0.0005)
     start = int(plan.chunk_seq[plan.chunks // 2]) + 12_345
     alone = list(gen.batches(plan, 70_000, start_seq=start))
