@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -64,6 +65,20 @@ def _register_hypothesis_profiles() -> None:
 
 
 _register_hypothesis_profiles()
+
+
+def _let_children_hear_ctrl_c() -> None:
+    """A shell without job control (a script's ``cmd &``, ``nohup``, some CI runners) starts a background
+    command with SIGINT ignored, and an ignored signal stays ignored across ``exec``: every ticker the
+    tests start would then ignore Ctrl-C, as Python leaves an inherited SIG_IGN alone, and the tests
+    that press Ctrl-C (``ticker broker``, ``watch``, ``replay --screen``) would hang until their timeout.
+    Those tests play a user at a terminal, where Ctrl-C is on, so the suite turns it back on: a
+    handled signal is reset to the default in a child at ``exec``, and Python then installs its own."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_let_children_hear_ctrl_c()
 
 
 def pytest_collection_modifyitems(config, items) -> None:
