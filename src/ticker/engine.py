@@ -328,24 +328,34 @@ class Interrupted(TickerError):
         self.code = 128 + signum
 
 
-class _StopSignals:
-    """SIGINT and SIGTERM ask the pipeline to stop between two pieces (never inside a fold,
-    whose state must stay whole to be checkpointed); a second signal stops it at once."""
+class StopSignals:
+    """SIGINT and SIGTERM ask a long command (a replay, a follow) to stop at its next safe point
+    (never inside a fold, whose state must stay whole to be checkpointed): ``signum`` says which came,
+    and ``on_stop`` (if given) is called with it. A second signal stops it at once.
 
-    def __init__(self) -> None:
+    A SIGINT that was ignored when the command started stays ignored: a shell without job control
+    starts background commands (``cmd &``, ``nohup``) with Ctrl-C ignored so that the Ctrl-C meant for
+    the foreground does not reach them, and ticker honours that as Python itself does. Signal
+    handlers can only be set from the main thread; a library caller's other thread gets none."""
+
+    def __init__(self, on_stop: Callable[[int], None] | None = None) -> None:
         self.signum: int | None = None
+        self._on_stop = on_stop
         self._old: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}  # as signal gives them
 
-    def __enter__(self) -> _StopSignals:
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
-                self._old[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._old[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
             raise KeyboardInterrupt  # asked twice: the user means now
         self.signum = signum
+        if self._on_stop is not None:
+            self._on_stop(signum)
 
     def __exit__(self, *exc: object) -> None:
         for signum, old in self._old.items():
@@ -361,7 +371,7 @@ def execute(run: Run, sinks: Sequence[Sink]) -> Summary:
     is raised (exit code 130 or 143). A full disk (or any write failure) is one line naming the
     path and the space needed; the run stays resumable and no temporary file is left."""
     try:
-        with _StopSignals() as stop:
+        with StopSignals() as stop:
             try:
                 return _drive(run, sinks, stop)
             except OSError as exc:
@@ -372,7 +382,7 @@ def execute(run: Run, sinks: Sequence[Sink]) -> Summary:
             sink.close()
 
 
-def _drive(run: Run, sinks: Sequence[Sink], stop: _StopSignals) -> Summary:
+def _drive(run: Run, sinks: Sequence[Sink], stop: StopSignals) -> Summary:
     agg = run.aggregator
     options = run.options
     pacer = Pacer(run.scenario, options.speed)

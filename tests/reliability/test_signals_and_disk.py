@@ -1,6 +1,7 @@
 """SIGTERM is handled like SIGINT (flush, checkpoint, ``interrupted``, offline said, exit code
-143), and a full disk — a real small tmpfs — is one line naming the path and the space needed,
-with no temporary file left and the run resumable to the same bytes."""
+143); a Ctrl-C ignored at start (a background job of a shell without job control) stays ignored;
+a full disk — a real small tmpfs — is one line naming the path and the space needed, with no
+temporary file left and the run resumable to the same bytes."""
 
 from __future__ import annotations
 
@@ -36,12 +37,18 @@ def _same_run(run_dir: Path, reference: Path) -> None:
     assert main(["verify", str(run_dir)]) == 0
 
 
-def _terminate_after_first_line(argv: list[str]) -> tuple[int, str]:
+def _signal_after_first_line(argv: list[str], *signums: int,
+                             ctrl_c_ignored: bool = False) -> tuple[int, str]:
+    """Run ticker, wait for its first line (a milestone: the run is under way), send ``signums``
+    in turn (SIGTERM by default); return (exit code, stderr). ``ctrl_c_ignored``: start it as a
+    shell without job control starts ``ticker ... &``, with SIGINT ignored."""
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ctrl_c_ignored else None
     child = subprocess.Popen([sys.executable, "-m", "ticker", *argv], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     try:
-        assert child.stdout.readline()  # a milestone: the run is under way
-        child.send_signal(signal.SIGTERM)
+        assert child.stdout.readline()
+        for signum in signums or (signal.SIGTERM,):
+            child.send_signal(signum)
         _, err = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
@@ -51,7 +58,7 @@ def _terminate_after_first_line(argv: list[str]) -> tuple[int, str]:
 
 def test_sigterm_flushes_checkpoints_marks_and_resumes(tmp_path: Path, reference: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    code, err = _terminate_after_first_line(
+    code, err = _signal_after_first_line(
         ["replay", *SMOKE, "--speed", "30", "--mqtt", "none", "--run-dir", str(run_dir)])
     assert code == 143, err
     lines = err.splitlines()
@@ -64,9 +71,18 @@ def test_sigterm_flushes_checkpoints_marks_and_resumes(tmp_path: Path, reference
     _same_run(run_dir, reference)
 
 
+def test_a_ctrl_c_ignored_at_start_stays_ignored(tmp_path: Path) -> None:
+    # Ctrl-C, then SIGTERM: had the run taken the Ctrl-C, the SIGTERM would be its second signal
+    # ("stop at once": exit 130); ignored, the SIGTERM is the first, and it stops as one (143).
+    code, err = _signal_after_first_line(
+        ["replay", *SMOKE, "--speed", "30", "--mqtt", "none", "--run-dir", str(tmp_path / "run")],
+        signal.SIGINT, signal.SIGTERM, ctrl_c_ignored=True)
+    assert code == 143 and err.startswith("ticker: interrupted by SIGTERM at seq "), err
+
+
 def test_sigterm_publishes_offline_itself(tmp_path: Path, mosquitto, unique_run: str) -> None:
     run_dir = tmp_path / "run"
-    code, err = _terminate_after_first_line(
+    code, err = _signal_after_first_line(
         ["replay", *SMOKE, "--speed", "30", "--mqtt", mosquitto.url, "--run-dir", str(run_dir)])
     assert code == 143, err
     lines = err.splitlines()  # the one line only: no "publisher ... did not stop in time"

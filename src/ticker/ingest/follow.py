@@ -42,14 +42,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import queue
-import signal
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,7 +55,15 @@ import orjson
 
 from ticker.aggregate import Aggregator
 from ticker.aggregate.eventtime import EventTimeAggregator, aggregator_for
-from ticker.engine import ReplayOptions, Run, checkpoint, make_summary, send_tick, snapshot_interval
+from ticker.engine import (
+    ReplayOptions,
+    Run,
+    StopSignals,
+    checkpoint,
+    make_summary,
+    send_tick,
+    snapshot_interval,
+)
 from ticker.errors import TickerError
 from ticker.eventlog import EventLog, FsyncPolicy
 from ticker.events import COLUMNS, FRAME_MAGIC, FrameError, OrderBatch, rebatch
@@ -711,21 +717,12 @@ def _event_json(batch: OrderBatch, i: int) -> dict[str, int]:
 def follow(opts: FollowOptions) -> tuple[dict[str, Any], Follower]:
     """Run until SIGINT/SIGTERM or the followed run finishes; returns the summary."""
     follower = Follower(opts)
-    previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        follower.stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError):  # not the main thread (a library caller's choice)
-            previous[sig] = signal.signal(sig, stop)
     try:
-        summary = follower.run_loop()
+        with StopSignals(on_stop=lambda signum: follower.stop.set()):
+            summary = follower.run_loop()
     except RunDirError as exc:
         raise FollowError(str(exc)) from None
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if follower.mqtt_sink is not None:
             follower.mqtt_sink.close()
     return summary, follower
