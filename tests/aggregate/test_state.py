@@ -14,6 +14,8 @@ import pytest
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
 
 from .test_aggregator import W1, make_batch
+from .test_eventtime import CONFIG
+from .test_eventtime import fold as event_time_fold
 from .unit_scenario import NAMES, UNIT_DIMS
 
 
@@ -47,6 +49,16 @@ def test_equals_and_differences_see_every_field(name: str) -> None:
     assert not state.equals(other) and not other.equals(state)
     assert state.differences(other) == [name]
     assert state.equals(state.copy()) and state.differences(state.copy()) == []
+
+
+def test_an_ordered_state_never_equals_an_arrival_ordered_one() -> None:
+    """``ticker verify`` compares a snapshot with the re-folded log; when run.json was changed
+    to the other kind of fold since, the difference it reports is the kind of state, either way."""
+    state = folded()
+    et = event_time_fold(make_batch(0, [W1, W1 + 400_000], [0, 1], [70, 80], [0, 0]), [], CONFIG).state
+    assert not state.equals(et) and not et.equals(state)
+    assert state.differences(et) == ["kind of state (ordered against arrival-ordered)"]
+    assert et.differences(state) == ["kind of state (arrival-ordered against ordered)"]
 
 
 def test_a_copy_shares_nothing_mutable() -> None:
