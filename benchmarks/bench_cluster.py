@@ -57,6 +57,11 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     return use.ru_utime + use.ru_stime
 
 
+def faults() -> int:
+    """This process's minor page faults so far (each a fresh page the kernel zeroes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def single(scale: float) -> tuple[float, dict]:
     """``ticker replay`` in its own session: (the replay's own wall time, its summary); its CPU
     seconds in ``summary["cpu_s"]``."""
@@ -82,13 +87,20 @@ def same(summary: dict, result) -> bool:
 def on_cluster(client, scale: float, parts: int | None = None):
     scenario = resolve(SCENARIO)
     run = f"{SCENARIO}-seed{scenario.seed}-x{scale:g}"
-    workers0, driver0 = client.run(cpu_s), cpu_s()
+    workers0, faults0, driver0 = client.run(cpu_s), client.run(faults), cpu_s()
     t0 = time.perf_counter()
     result = run_scan(client, scenario, scenario.seed, scale, run, parts)
     wall = time.perf_counter() - t0
-    workers1 = client.run(cpu_s)
-    result.timings["driver_cpu_s"] = cpu_s() - driver0
-    result.timings["worker_cpu_s"] = sorted(workers1[w] - workers0[w] for w in workers1)
+    workers1, faults1 = client.run(cpu_s), client.run(faults)
+    t = result.timings
+    t["driver_cpu_s"] = cpu_s() - driver0
+    t["worker_cpu_s"] = sorted(workers1[w] - workers0[w] for w in workers1)
+    # where the workers' CPU went: the scan's tasks (their threads' own CPU) and the rest
+    # (Dask's event loop, transfers, the check's plan)
+    t["pass1_task_cpu_s"], t["pass2_task_cpu_s"] = result.pass1_cost.cpu_s, result.pass2_cost.cpu_s
+    t["outside_tasks_cpu_s"] = sum(t["worker_cpu_s"]) - t["pass1_task_cpu_s"] - t["pass2_task_cpu_s"]
+    t["worker_faults"] = sum(faults1[w] - faults0[w] for w in faults1)
+    t["task_faults"] = result.pass1_cost.faults + result.pass2_cost.faults
     return wall, result
 
 
@@ -199,6 +211,12 @@ def main() -> None:
                   f"process {row['single_cpu_s']:.1f} s, cluster work ratio {row['work_ratio']:.2f}, "
                   f"idle-core speed-up {row['idle_speedup']:.2f}×; "
                   f"phases {phases[-1]}", flush=True)
+            print(f"scale {scale:g}, where the workers' CPU went: pass-1 tasks "
+                  f"{cpu['pass1_task_cpu_s']:.1f} s ({cpu['pass1_task_cpu_s'] / row['single_cpu_s']:.2f}× "
+                  f"one process), pass-2 tasks {cpu['pass2_task_cpu_s']:.1f} s "
+                  f"({cpu['probe_events']:,} events regenerated), outside the tasks "
+                  f"{cpu['outside_tasks_cpu_s']:.1f} s; page faults: workers {cpu['worker_faults']:,}, "
+                  f"in the tasks {cpu['task_faults']:,}", flush=True)
         for parts in (2, 8, 32):
             t, result = on_cluster(client, args.overhead_scale, parts)
             out["overhead"][str(parts)] = result.timings | {"wall_s": t}

@@ -24,6 +24,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import resource
 import shutil
 import time
 import uuid
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from ticker.aggregate.milestones import Milestone
+
+#: A thread's own resource use (Linux); elsewhere tasks report CPU time only.
+_RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
 
 #: Parts per worker by default: enough to keep every worker busy to the end of pass 1.
 PARTS_PER_WORKER = 4
@@ -161,18 +165,43 @@ class Staging:
     segment_bytes: int
 
 
+@dataclass(frozen=True)
+class TaskCost:
+    """What a task cost its worker thread: CPU seconds and minor page faults (each a fresh page
+    the kernel zeroes: slow on these VMs). Summed over a run, and set against the workers'
+    process totals, they tell the scan's own work from the worker's around it."""
+
+    cpu_s: float = 0.0
+    faults: int = 0
+
+    @staticmethod
+    def now() -> TaskCost:
+        use = resource.getrusage(_RUSAGE_THREAD) if _RUSAGE_THREAD is not None else None
+        return TaskCost(time.thread_time(), use.ru_minflt if use is not None else 0)
+
+    def since(self) -> TaskCost:
+        end = TaskCost.now()
+        return TaskCost(end.cpu_s - self.cpu_s, end.faults - self.faults)
+
+    def __add__(self, other: TaskCost) -> TaskCost:
+        return TaskCost(self.cpu_s + other.cpu_s, self.faults + other.faults)
+
+
 @dataclass
 class Stretch:
     """Pass 1's result for one task: its consecutive parts, and the log stretch it staged."""
 
     scans: list[scan.PartScan]
     staged: str | None
+    cost: TaskCost = TaskCost()
 
 
 def pass1(job: Job, parts: list[list[scan.Piece]], staging: Staging | None = None) -> Stretch:
+    began = TaskCost.now()
     plan, template, counters = _checked(job)
     if staging is None:
-        return Stretch(scan.scan_parts(plan, template, counters, parts), None)
+        scans = scan.scan_parts(plan, template, counters, parts)
+        return Stretch(scans, None, began.since())
     # A directory of its own for each attempt: a task Dask reruns never writes into the
     # segments of an attempt that died (the driver takes the one named in the result it got).
     lo = parts[0][0].lo
@@ -184,7 +213,7 @@ def pass1(job: Job, parts: list[list[scan.Piece]], staging: Staging | None = Non
         scans = scan.scan_parts(plan, template, counters, parts, writer.append)
     finally:
         writer.close()
-    return Stretch(scans, str(where))
+    return Stretch(scans, str(where), began.since())
 
 
 def sees(path: str) -> bool:
@@ -193,7 +222,7 @@ def sees(path: str) -> bool:
 
 
 def summarize(stretch: Stretch) -> Stretch:
-    return Stretch([s.summary() for s in stretch.scans], stretch.staged)
+    return Stretch([s.summary() for s in stretch.scans], stretch.staged, stretch.cost)
 
 
 @dataclass
@@ -203,17 +232,19 @@ class Search:
     crossings: list[Milestone]
     probes: int
     events: int
+    cost: TaskCost = TaskCost()
 
 
 def search(job: Job, stretch: Stretch, starts: list[np.ndarray], more: list[scan.Probe]) -> Search:
     """Pass 2 for one stretch, on the worker that holds its per-piece sums: the pieces (and
     ``more``: whole parts) where a threshold can be first reached, given the counters' values at
     each part's start, searched for the crossing order."""
+    began = TaskCost.now()
     plan, template, counters = _checked(job)
     probes = [p for part, start in zip(stretch.scans, starts, strict=True)
               for p in scan.piece_probes(part, start, template, counters)] + more
-    return Search(scan.find_crossings(plan, template, probes), len(probes),
-                  sum(p.events for p in probes))
+    crossings = scan.find_crossings(plan, template, probes)
+    return Search(crossings, len(probes), sum(p.events for p in probes), began.since())
 
 
 # --- the driver -----------------------------------------------------------------------------------
@@ -245,6 +276,8 @@ class ClusterResult:
     probes: int
     probe_events: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds: check, pass1, merge, pass2
+    pass1_cost: TaskCost = TaskCost()  # summed over the tasks, on the workers
+    pass2_cost: TaskCost = TaskCost()
 
 
 @dataclass
@@ -339,9 +372,12 @@ def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: s
     every = recording.snapshot_every if recording is not None else 0
     probes = probe_events = 0
 
+    pass1_cost = pass2_cost = TaskCost()
+
     def assemble(stretch: Stretch, found: Search) -> None:
-        nonlocal probes, probe_events
+        nonlocal probes, probe_events, pass1_cost, pass2_cost
         probes, probe_events = probes + found.probes, probe_events + found.events
+        pass1_cost, pass2_cost = pass1_cost + stretch.cost, pass2_cost + found.cost
         for part in stretch.scans:
             assembly.add(part, found.crossings)
             if recording is not None and part.end_seq % every == 0 \
@@ -381,7 +417,8 @@ def run_scan(client: Client, scenario: Scenario, seed: int, scale: float, run: s
     timings["merge"] = merge + time.perf_counter() - t4
     timings["total"] = time.perf_counter() - t0
     aggregator = Aggregator(scenario, run, final, brand_names=template.brand_names)
-    return ClusterResult(aggregator, workers, len(tasks), probes, probe_events, timings)
+    return ClusterResult(aggregator, workers, len(tasks), probes, probe_events, timings,
+                         pass1_cost, pass2_cost)
 
 
 def _in_order(futures: list[Any]) -> Iterator[tuple[int, Stretch]]:
