@@ -54,6 +54,20 @@ _RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
 #: Parts per worker by default: enough to keep every worker busy to the end of pass 1.
 PARTS_PER_WORKER = 4
 
+#: Dask settings of a local cluster. Its statistical profiler samples each worker's stack every
+#: 10 ms: 14 % of a worker's CPU in this job (double11-2020 at scale 0.05), off. Its event loops
+#: wake every 20 ms (the "tick" that notices a blocked loop), 100 ms (each worker's memory
+#: monitor) and 500 ms (the system monitor, for the dashboard): an idle local:2 cluster took
+#: 1.6 % of a core per worker and 3.2 % in the scheduler (the driver's process), which the
+#: scan's workers lose on a machine with one core each; at 1 s, 1 s and 5 s, 0.2 % and 0.6 %.
+#: The memory monitor still acts within a second, on tasks that take tens of seconds.
+QUIET_LOCAL_CLUSTER = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
+
 
 class ClusterError(TickerError, ValueError):
     """The cluster cannot be reached, or a worker cannot take part; one line for the user."""
@@ -95,9 +109,7 @@ def connect(spec: str) -> Iterator[Client]:
         if kind == "local":
             import dask
 
-            # Dask's statistical profiler samples each worker's stack every 10 ms: 14 % of a
-            # worker's CPU in this job (measured, double11-2020 at scale 0.05). Off.
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
+            with dask.config.set(QUIET_LOCAL_CLUSTER):
                 cluster = distributed.LocalCluster(
                     n_workers=where, threads_per_worker=1, processes=True, host="127.0.0.1",
                     # the scheduler's HTTP server (metrics; the dashboard if bokeh is installed)
