@@ -73,8 +73,9 @@ def _twin(order_id: int) -> int:
 def test_the_fold_and_the_reference_agree_on_duplicates_whatever_the_order_ids(case, pool, data):
     """Order ids anywhere in int64 — negative, extreme, and pairs that differ only in the top
     bit — drawn from a small pool, so that orders at one event time share ids: the fold and its
-    oracle drop the same deliveries as redeliveries and end with the same totals (the other
-    tests number orders 1000, 1001, ..., which never reaches the ids' sign or top bit)."""
+    oracle drop the same deliveries as redeliveries and end with the same totals. (ticker's own
+    ids are 0 <= id < 2**63, from the generator and from ingest; the folds take any int64, and
+    the other tests number orders 1000, 1001, ..., which never reaches the sign or top bit.)"""
     _, arrived, cuts = case
     ids = pool + [_twin(i) for i in pool]
     chosen = data.draw(st.lists(st.sampled_from(ids), min_size=len(arrived), max_size=len(arrived)))

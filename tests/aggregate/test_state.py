@@ -10,13 +10,15 @@ from dataclasses import fields, replace
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
 
 from .test_aggregator import W1, make_batch
 from .test_eventtime import CONFIG
 from .test_eventtime import fold as event_time_fold
-from .unit_scenario import NAMES, UNIT_DIMS
+from .unit_scenario import NAMES, UNIT, UNIT_DIMS
 
 
 def folded() -> AggregateState:
@@ -59,6 +61,38 @@ def test_an_ordered_state_never_equals_an_arrival_ordered_one() -> None:
     assert not state.equals(et) and not et.equals(state)
     assert state.differences(et) == ["kind of state (ordered against arrival-ordered)"]
     assert et.differences(state) == ["kind of state (arrival-ordered against ordered)"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 600_000_000), st.integers(0, 4), st.integers(0, 1),
+                          st.integers(0, 1), st.integers(1, 10_000), st.booleans()), max_size=30))
+def test_every_total_is_an_exact_int64_sum_of_its_events(events) -> None:
+    """Money is int64 minor units and counts are int64, from the very first event (the state's
+    contract, which its snapshots, the cluster's merge of partial folds and the reports rely on;
+    a float64 total is exact only to 2**53): per brand, per (platform, region) and per second,
+    each total is exactly the sum of its events'."""
+    events = sorted(events)
+    times = [W1 + e[0] for e in events]
+    amounts = [-e[4] if e[5] else e[4] for e in events]
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    agg.apply(make_batch(0, times, [e[1] for e in events], amounts, [int(e[5]) for e in events],
+                         [e[2] for e in events], [e[3] for e in events]))
+    agg.finish()
+    st_ = agg.state
+    expected: dict[str, dict] = {name: {} for name in
+                                 ("brand_gmv", "brand_orders", "mix_gmv", "mix_orders", "second_gmv",
+                                  "second_orders")}
+    for (_, brand, platform, region, _, refund), t, amount in zip(events, times, amounts, strict=True):
+        second = (t - UNIT.start_us) // 1_000_000
+        for name, at in (("brand", (brand,)), ("mix", (platform, region)), ("second", (second,))):
+            for column, add in (("gmv", amount), ("orders", int(not refund))):
+                table = expected[f"{name}_{column}"]
+                table[at] = table.get(at, 0) + add
+    for name, want in expected.items():
+        got = getattr(st_, name)
+        assert got.dtype == np.int64, name
+        assert {at: int(got[at]) for at in zip(*np.nonzero(got), strict=True)} == {
+            at: v for at, v in want.items() if v}, name
+    assert (st_.gmv_minor, st_.orders) == (sum(amounts), sum(not e[5] for e in events))
 
 
 def test_a_copy_shares_nothing_mutable() -> None:
