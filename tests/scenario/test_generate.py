@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 import sys
 import tracemalloc
 from collections.abc import Iterable
@@ -10,11 +12,13 @@ from functools import cache
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ticker.events import OrderBatch, OrderKind, rebatch
-from ticker.scenario import Scenario, generate, make_plan, resolve
+from ticker.scenario import Scenario, ScenarioError, generate, make_plan, resolve
+from ticker.scenario.curves import window_rates
+from ticker.scenario.model import Bump, SalesWindow
 
 gen = sys.modules["ticker.scenario.generate"]  # the module; the package exports the function
 
@@ -227,6 +231,98 @@ def test_carry_rounding_keeps_every_running_total(expected: list[float]) -> None
 def test_any_batch_size_gives_the_same_stream(size: int, seed: int) -> None:
     whole = smoke_events(0.1, seed)
     assert OrderBatch.concat(generate(scenario("smoke"), seed, 0.1, batch_size=size)).equals(whole)
+
+
+@st.composite
+def sales_windows(draw) -> tuple[SalesWindow, int]:
+    """A window of 3 to 30 hours starting at any second, in any time zone (whole minutes), with
+    any daily shape, a short opening rush and up to two gala peaks; and its UTC offset."""
+    offset_s = draw(st.integers(-12 * 60, 14 * 60)) * 60
+    start_s = draw(st.integers(1_600_000_000, 1_700_000_000))
+    seconds = draw(st.integers(3 * 3600, 30 * 3600))
+    shape = tuple(draw(st.lists(st.floats(0.1, 10), min_size=24, max_size=24)))
+    level = draw(st.integers(1, 1000))  # mean orders/s
+    peak = 3 * level * max(shape) / min(shape)  # above the rhythm anywhere: amplitude > 0
+    bumps = tuple(Bump((start_s + draw(st.integers(0, seconds - 1))) * 1_000_000,
+                       draw(st.floats(0, peak)), draw(st.floats(60, 3600)))
+                  for _ in range(draw(st.integers(0, 2))))
+    window = SalesWindow("w", start_s * 1_000_000, (start_s + seconds) * 1_000_000, level * seconds,
+                         peak, draw(st.floats(0.5, 5)), shape, bumps)
+    return window, offset_s
+
+
+def daily_rhythm(window: SalesWindow, offset_s: int) -> np.ndarray:
+    """The daily shape at each second's middle, in local time: straight lines between the hour
+    centres (h + 0.5 h), wrapping around midnight."""
+    local = (window.start_us // 1_000_000 + offset_s + np.arange(window.seconds) + 0.5) % 86_400
+    x = local / 3600 - 0.5  # hours past the centre of hour 0
+    below = np.floor(x).astype(np.int64)
+    shape = np.asarray(window.daily_shape)
+    return (1 - (x - below)) * shape[below % 24] + (x - below) * shape[(below + 1) % 24]
+
+
+@given(sales_windows())
+def test_a_windows_rate_curve_is_its_daily_rhythm_in_local_time_with_its_rush_and_peaks(case) -> None:
+    """Orders/s over a window: the first second at the opening peak, the seconds sum to the
+    window's orders, and once the rush has died away the rate is one base level times the daily
+    shape at that local time of day, plus each gala peak's Gaussian (all computed here, apart)."""
+    window, offset_s = case
+    try:
+        rates = window_rates(window, offset_s)
+    except ScenarioError:  # the rush and peaks alone sell more than the window's orders
+        assume(False)
+    mid = np.arange(window.seconds) + 0.5
+    peaks = sum((b.extra * np.exp(-0.5 * ((mid - (b.at_us - window.start_us) / 1e6) / b.width_s) ** 2)
+                 for b in window.bumps), np.zeros(window.seconds))
+    assert rates[0] == pytest.approx(window.opening_peak + peaks[0], rel=1e-9)
+    assert rates.sum() == pytest.approx(window.orders, rel=1e-9)
+    calm = int(60 * window.opening_decay_s) + 1  # the rush is below e^-60 of the peak from here
+    base = (rates - peaks)[calm:] / daily_rhythm(window, offset_s)[calm:]
+    assert base.min() > 0 and base.max() == pytest.approx(base.min(), rel=1e-9)
+
+
+@given(sales_windows(), st.integers(1, 10**12))
+def test_a_window_is_shaped_or_refused_in_one_line_that_holds(case, orders: int) -> None:
+    """Any number of orders for a window: rates that sum to them, or one line saying what was
+    expected — and the line's numbers agree with it (too few orders: fewer than the rush sells;
+    too many: more than the opening peak can lead)."""
+    window, offset_s = case
+    window = dataclasses.replace(window, orders=orders)
+    try:
+        rates = window_rates(window, offset_s, "w.toml: windows[0].orders: ")
+    except ScenarioError as exc:
+        line = str(exc)
+        assert "\n" not in line and line.startswith("w.toml: windows[0].orders: expected "), line
+        too_few = "rush and peaks alone sell" in line
+        pattern = r"\(([\d,]+)\), found ([\d,]+)" if too_few else r"at most ([\d,]+) orders .* found ([\d,]+)"
+        sold, found = (int(x.replace(",", "")) for x in re.findall(pattern, line)[0])
+        assert found == orders
+        assert found <= sold + 1 if too_few else found > sold - 1, line
+    else:
+        assert rates.sum() == pytest.approx(orders, rel=1e-9) and (rates > 0).all()
+
+
+@given(st.integers(1, 100_000), st.integers(2, 48 * 3600), st.floats(0.5, 3600))
+def test_a_flat_window_opening_at_its_own_rate_is_that_rate_throughout(level: int, seconds: int,
+                                                                       decay: float) -> None:
+    """No rush to speak of: an opening peak equal to the window's average rate, with a flat
+    daily shape, is accepted (not refused for the last bit of a float) and is that rate."""
+    start = 1_636_560_000 * 1_000_000
+    window = SalesWindow("w", start, start + seconds * 1_000_000, level * seconds, float(level), decay,
+                         (1.0,) * 24, ())
+    assert window_rates(window, 8 * 3600) == pytest.approx(np.full(seconds, level), rel=1e-9)
+
+
+@given(st.integers(1, 10**9), st.floats(0.5, 1e6))
+def test_a_window_of_one_second_is_refused_in_one_line(orders: int, decay: float) -> None:
+    """Its opening rush fills it: no rhythm left to scale (and no division by zero on the way)."""
+    start = 1_636_560_000 * 1_000_000
+    window = SalesWindow("w", start, start + 1_000_000, orders, 10.0, decay, (1.0,) * 24, ())
+    with pytest.raises(ScenarioError) as exc:
+        window_rates(window, 0, "w.toml: windows[0].orders: ")
+    assert str(exc.value) == ("w.toml: windows[0].orders: expected a window that outlasts its "
+                              f"opening rush, found 1 s with opening_decay_s = {decay:g}; "
+                              "lengthen the window or lower opening_decay_s")
 
 
 @cache

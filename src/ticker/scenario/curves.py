@@ -38,13 +38,29 @@ def window_rates(window: SalesWindow, utc_offset_s: int, where: str = "") -> np.
         bumps += bump.extra * np.exp(-0.5 * ((mid - at) / bump.width_s) ** 2)
     # rate = base*daily + (peak - base*daily[0])*rush + bumps, summing to `orders`
     denominator = daily.sum() - daily[0] * rush.sum()
+    if denominator <= 0:  # the rush lasts the whole window (a window of one second, a long decay)
+        raise ScenarioError([
+            f"{where}expected a window that outlasts its opening rush, found {n:,} s with "
+            f"opening_decay_s = {window.opening_decay_s:g}; lengthen the window or lower opening_decay_s"
+        ])
     base = (window.orders - window.opening_peak * rush.sum() - bumps.sum()) / denominator
     amplitude = window.opening_peak - base * daily[0]
-    if denominator <= 0 or base <= 0 or amplitude < 0:
+    # an opening peak equal to the rhythm's own first second (a flat window) is no rush at all,
+    # whatever the last bits of the float arithmetic say
+    if 0 > amplitude >= -1e-9 * window.opening_peak:
+        amplitude = 0.0
+    if base <= 0:
         raise ScenarioError([
             f"{where}expected more orders than the opening rush and peaks alone sell "
             f"({window.opening_peak * rush.sum() + bumps.sum():,.0f}), found {window.orders:,}; "
             "raise orders or lower opening_peak, opening_decay_s or the peaks"
+        ])
+    if amplitude < 0:  # the opening second would sell less than the rhythm it opens
+        most = window.opening_peak / daily[0] * denominator + window.opening_peak * rush.sum() + bumps.sum()
+        raise ScenarioError([
+            f"{where}expected at most {most:,.0f} orders (more would put the daily rhythm above "
+            f"the opening peak of {window.opening_peak:,g}/s at the start), found {window.orders:,}; "
+            "lower orders or raise opening_peak"
         ])
     rates: np.ndarray = base * daily + amplitude * rush + bumps  # base: numpy's sum() is Any
     return rates
