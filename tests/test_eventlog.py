@@ -1160,6 +1160,31 @@ def test_a_readable_open_ends_the_log_before_its_first_damage(tmp_path):
         assert frames(log.read()) == frames(make_batches([40, 40]))
 
 
+@pytest.mark.parametrize(("damage", "kind", "line"), [
+    ("rename", "misnamed", "offset 0: misnamed: segment name is not 20 digits of its first seq"),
+    ("delete", "gap", "offset 0: gap: segment starts at seq 240, expected seq 120: seq 120..239 "
+                      "missing after 00000000000000000000.seg (a segment deleted?)"),
+])
+def test_a_readable_open_ends_the_log_before_a_misnamed_or_missing_segment(tmp_path, damage, kind, line):
+    """A read-only ``check="readable"`` open serves what comes before the first segment it cannot
+    place, and names that segment as the log's damage; a writable open refuses the log whole."""
+    locations = _three_segments(tmp_path)
+    middle, last = locations[3].segment, locations[6].segment
+    if damage == "rename":  # the last segment: misnamed ones are listed after the numbered ones
+        last.rename(tmp_path / "extra.seg")
+        placed, served = tmp_path / "extra.seg", 6
+    else:
+        middle.unlink()
+        placed, served = last, 3
+    with EventLog(tmp_path, readonly=True, check="readable") as log:
+        assert log.next_seq == 40 * served
+        assert (log.damage.kind, log.damage.segment) == (kind, placed)
+        assert str(log.damage).startswith(f"{placed}: {line}")
+        assert frames(log.read()) == frames(make_batches([40] * served))
+    with pytest.raises(CorruptLogError, match=kind):
+        EventLog(tmp_path)
+
+
 def test_a_record_magic_in_the_last_bytes_of_an_earlier_segment_is_garbage_not_a_crash(tmp_path):
     locations = _three_segments(tmp_path)
     first = locations[0].segment
