@@ -191,9 +191,10 @@ def _sizes(directory: Path) -> dict[str, int]:
 
 @pytest.mark.parametrize(
     ("first", "match"),
-    [(12, r"expects seq 10 next \(gap: seq 10..11 missing\)"),
-     (5, r"expects seq 10 next \(duplicate: seq 5..9 already in the log\)"),
-     (0, r"duplicate: seq 0..6 already in the log")],
+    [(12, r"^append of seq 12..18 to .* refused: the log expects seq 10 next \(gap: seq 10..11 missing\)$"),
+     (5, r"^append of seq 5..11 to .* refused: the log expects seq 10 next \(duplicate: seq 5..9 already "
+         r"in the log\)$"),
+     (0, r"^append of seq 0..6 to .* refused: .*\(duplicate: seq 0..6 already in the log\)$")],
 )
 def test_append_refuses_gaps_and_duplicates_and_writes_nothing(tmp_path, first, match):
     with EventLog(tmp_path) as log:
@@ -204,6 +205,25 @@ def test_append_refuses_gaps_and_duplicates_and_writes_nothing(tmp_path, first, 
         assert log.next_seq == 10 and _sizes(tmp_path) == before
         log.append(make_batch(10, 4))
     assert frames([read_all(tmp_path)]) == frames([OrderBatch.concat(make_batches([10, 4]))])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 12), st.data())
+def test_append_refuses_any_batch_whose_seqs_break_and_writes_nothing(n, data):
+    """From two events on, a batch whose seqs jump or repeat anywhere is refused, naming the
+    first row where they break."""
+    row = data.draw(st.integers(1, n - 1))
+    jump = data.draw(st.integers(-3, 3).filter(lambda d: d != 1))
+    seqs = list(range(row)) + [row - 1 + jump + k for k in range(n - row)]
+    columns = make_batch(0, n).columns()
+    columns["seq"] = np.array(seqs, dtype=np.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        with EventLog(tmp) as log:
+            with pytest.raises(SequenceError, match=rf"not contiguous at row {row} \(seq {seqs[row]} "
+                                                    rf"after {seqs[row - 1]}\)"):
+                log.append(OrderBatch(**columns))
+            assert log.next_seq == 0
+        assert _sizes(Path(tmp)) == {}
 
 
 def test_append_refuses_a_batch_whose_seqs_are_not_contiguous(tmp_path):
