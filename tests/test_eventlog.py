@@ -243,8 +243,10 @@ def test_append_refuses_a_batch_whose_seqs_are_not_contiguous(tmp_path):
 def test_one_writer_at_a_time_readers_any_time(tmp_path):
     with EventLog(tmp_path) as log:
         log.append(make_batch(0, 5))
-        with pytest.raises(LogLockedError, match="already open for writing"):
+        with pytest.raises(LogLockedError) as locked:
             EventLog(tmp_path)
+        assert str(locked.value) == (f"{tmp_path} is already open for writing (lock "
+                                     f"{tmp_path / eventlog.LOCK_NAME} is held by another EventLog)")
         with EventLog(tmp_path, readonly=True) as reader:
             assert reader.next_seq == 5
     with EventLog(tmp_path) as log:  # the lock went with the close
