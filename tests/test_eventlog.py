@@ -710,16 +710,28 @@ def test_a_header_whose_checksum_holds_but_whose_fields_do_not_is_unreadable(fie
 # --- writes that fail, and the fsync policies -----------------------------------------------------
 
 
-def test_short_writes_are_completed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_short_writes_are_completed(tmp_path, monkeypatch, chunk):
     real = os.pwritev
 
-    def dribble(fd, buffers, offset):  # the kernel may write less than asked
-        return real(fd, [memoryview(buffers[0])[:7]], offset)
+    def dribble(fd, buffers, offset):  # the kernel may write less than asked, down to one byte
+        return real(fd, [memoryview(buffers[0])[:chunk]], offset)
 
     monkeypatch.setattr(os, "pwritev", dribble)
     write_log(tmp_path, make_batches([3, 4]))
     monkeypatch.setattr(os, "pwritev", real)
     assert read_all(tmp_path).to_frame() == OrderBatch.concat(make_batches([3, 4])).to_frame()
+
+
+def test_a_write_that_makes_no_progress_fails_instead_of_spinning(tmp_path, monkeypatch):
+    with EventLog(tmp_path) as log:
+        log.append(make_batch(0, 10))
+        size = log.segments()[-1].size
+        monkeypatch.setattr(os, "pwritev", lambda fd, buffers, offset: 0)
+        with pytest.raises(OSError, match=r"^write returned 0$"):
+            log.append(make_batch(10, 10))
+        monkeypatch.undo()
+        assert log.next_seq == 10 and (tmp_path / segment_name(0)).stat().st_size == size
 
 
 def test_a_failed_write_leaves_no_partial_record(tmp_path, monkeypatch):
