@@ -240,6 +240,41 @@ def test_append_refuses_a_batch_whose_seqs_are_not_contiguous(tmp_path):
     assert _sizes(tmp_path) == {}
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(
+    st.tuples(st.just("fsync"), st.text(max_size=8).filter(lambda x: x not in eventlog._POLICIES)),
+    st.tuples(st.just("fsync_interval"), st.one_of(st.floats(max_value=0), st.just(float("nan")))),
+    st.tuples(st.just("segment_bytes"), st.integers(-(2**40), RECORD_HEADER_BYTES - 1)),
+    st.tuples(st.just("check"), st.text(max_size=8).filter(lambda x: x not in ("tail", "full", "readable"))),
+    st.tuples(st.just("check"), st.just("readable")),  # a writable log cannot skip its damage
+))
+def test_bad_log_options_are_refused_in_one_line(option):
+    name, value = option
+    expected = {
+        "fsync": f"fsync policy {value!r}: expected one of every, interval, never",
+        "fsync_interval": f"fsync_interval must be positive seconds, got {value!r}",
+        "segment_bytes": f"segment_bytes must be at least {RECORD_HEADER_BYTES}, got {value}",
+        "check": f"check {value!r}: expected 'tail', 'full' or (read-only) 'readable'",
+    }[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        with pytest.raises(ValueError) as refused:
+            EventLog(Path(tmp) / "log", **{name: value})
+        assert str(refused.value) == expected
+        assert not (Path(tmp) / "log").exists()
+
+
+def test_a_log_is_made_with_its_missing_parents_and_a_sound_one_has_no_damage(tmp_path):
+    with EventLog(tmp_path / "runs" / "a" / "log") as log:
+        log.append(make_batch(0, 5))
+    with EventLog(tmp_path / "runs" / "a" / "log", readonly=True, check="readable") as log:
+        assert log.damage is None and log.next_seq == 5
+    # the smallest segment size, a header's: every record rolls to a segment of its own
+    with EventLog(tmp_path / "small", segment_bytes=RECORD_HEADER_BYTES) as log:
+        log.append(make_batch(0, 5))
+        log.append(make_batch(5, 5))
+        assert [s.first_seq for s in log.segments()] == [0, 5]
+
+
 def test_one_writer_at_a_time_readers_any_time(tmp_path):
     with EventLog(tmp_path) as log:
         log.append(make_batch(0, 5))
@@ -1196,6 +1231,7 @@ def test_a_readable_open_ends_the_log_before_its_first_damage(tmp_path):
 
 @pytest.mark.parametrize(("damage", "kind", "line"), [
     ("rename", "misnamed", "offset 0: misnamed: segment name is not 20 digits of its first seq"),
+    ("digits", "misnamed", "offset 0: misnamed: segment name is not 20 digits of its first seq"),
     ("delete", "gap", "offset 0: gap: segment starts at seq 240, expected seq 120: seq 120..239 "
                       "missing after 00000000000000000000.seg (a segment deleted?)"),
 ])
@@ -1204,9 +1240,10 @@ def test_a_readable_open_ends_the_log_before_a_misnamed_or_missing_segment(tmp_p
     place, and names that segment as the log's damage; a writable open refuses the log whole."""
     locations = _three_segments(tmp_path)
     middle, last = locations[3].segment, locations[6].segment
-    if damage == "rename":  # the last segment: misnamed ones are listed after the numbered ones
-        last.rename(tmp_path / "extra.seg")
-        placed, served = tmp_path / "extra.seg", 6
+    if damage in ("rename", "digits"):  # the last segment: misnamed ones come after the numbered
+        # "-old.seg" sorts before the numbered names, "240.seg" after them: listed last either way
+        placed, served = tmp_path / ("-old.seg" if damage == "rename" else "240.seg"), 6
+        last.rename(placed)
     else:
         middle.unlink()
         placed, served = last, 3
