@@ -1232,6 +1232,7 @@ def test_a_readable_open_ends_the_log_before_its_first_damage(tmp_path):
 @pytest.mark.parametrize(("damage", "kind", "line"), [
     ("rename", "misnamed", "offset 0: misnamed: segment name is not 20 digits of its first seq"),
     ("digits", "misnamed", "offset 0: misnamed: segment name is not 20 digits of its first seq"),
+    ("swap", "misnamed", "offset 0: misnamed: segment named for seq 120 starts with seq 240..279"),
     ("delete", "gap", "offset 0: gap: segment starts at seq 240, expected seq 120: seq 120..239 "
                       "missing after 00000000000000000000.seg (a segment deleted?)"),
 ])
@@ -1244,6 +1245,10 @@ def test_a_readable_open_ends_the_log_before_a_misnamed_or_missing_segment(tmp_p
         # "-old.seg" sorts before the numbered names, "240.seg" after them: listed last either way
         placed, served = tmp_path / ("-old.seg" if damage == "rename" else "240.seg"), 6
         last.rename(placed)
+    elif damage == "swap":  # the last segment under the middle one's name
+        middle.unlink()
+        last.rename(middle)
+        placed, served = middle, 3
     else:
         middle.unlink()
         placed, served = last, 3
