@@ -271,9 +271,7 @@ def test_a_windows_rate_curve_is_its_daily_rhythm_in_local_time_with_its_rush_an
         rates = window_rates(window, offset_s)
     except ScenarioError:  # the rush and peaks alone sell more than the window's orders
         assume(False)
-    mid = np.arange(window.seconds) + 0.5
-    peaks = sum((b.extra * np.exp(-0.5 * ((mid - (b.at_us - window.start_us) / 1e6) / b.width_s) ** 2)
-                 for b in window.bumps), np.zeros(window.seconds))
+    peaks = gala_peaks(window)
     assert rates[0] == pytest.approx(window.opening_peak + peaks[0], rel=1e-9)
     assert rates.sum() == pytest.approx(window.orders, rel=1e-9)
     calm = int(60 * window.opening_decay_s) + 1  # the rush is below e^-60 of the peak from here
@@ -281,13 +279,16 @@ def test_a_windows_rate_curve_is_its_daily_rhythm_in_local_time_with_its_rush_an
     assert base.min() > 0 and base.max() == pytest.approx(base.min(), rel=1e-9)
 
 
-@given(sales_windows(), st.integers(1, 10**12))
-def test_a_window_is_shaped_or_refused_in_one_line_that_holds(case, orders: int) -> None:
-    """Any number of orders for a window: rates that sum to them, or one line saying what was
-    expected — and the line's numbers agree with it (too few orders: fewer than the rush sells;
-    too many: more than the opening peak can lead)."""
-    window, offset_s = case
-    window = dataclasses.replace(window, orders=orders)
+def gala_peaks(window: SalesWindow) -> np.ndarray:
+    """Each second's extra orders from the window's gala peaks: Gaussians around their times."""
+    mid = np.arange(window.seconds) + 0.5
+    return sum((b.extra * np.exp(-0.5 * ((mid - (b.at_us - window.start_us) / 1e6) / b.width_s) ** 2)
+                for b in window.bumps), np.zeros(window.seconds))
+
+
+def refusal(window: SalesWindow, offset_s: int) -> tuple[str, int] | None:
+    """None if the window is shaped (checking the rates), else which bound its line states:
+    ("too few", the orders the rush and peaks alone sell) or ("too many", the most it takes)."""
     try:
         rates = window_rates(window, offset_s, "w.toml: windows[0].orders: ")
     except ScenarioError as exc:
@@ -295,22 +296,47 @@ def test_a_window_is_shaped_or_refused_in_one_line_that_holds(case, orders: int)
         assert "\n" not in line and line.startswith("w.toml: windows[0].orders: expected "), line
         too_few = "rush and peaks alone sell" in line
         pattern = r"\(([\d,]+)\), found ([\d,]+)" if too_few else r"at most ([\d,]+) orders .* found ([\d,]+)"
-        sold, found = (int(x.replace(",", "")) for x in re.findall(pattern, line)[0])
-        assert found == orders
-        assert found <= sold + 1 if too_few else found > sold - 1, line
-    else:
-        assert rates.sum() == pytest.approx(orders, rel=1e-9) and (rates > 0).all()
+        bound, found = (int(x.replace(",", "")) for x in re.findall(pattern, line)[0])
+        assert found == window.orders, line
+        return ("too few" if too_few else "too many"), bound
+    assert rates.sum() == pytest.approx(window.orders, rel=1e-9) and (rates > 0).all()
+    assert rates[0] == pytest.approx(window.opening_peak + gala_peaks(window)[0], rel=1e-9)
+    return None
 
 
-@given(st.integers(1, 100_000), st.integers(2, 48 * 3600), st.floats(0.5, 3600))
+@given(sales_windows(), st.integers(1, 10**12))
+def test_a_window_is_shaped_or_refused_in_one_line_that_holds(case, orders: int) -> None:
+    """Any number of orders for a window: rates that sum to them, opening at the peak, or one
+    line saying what was expected — and the bound it states is the real one, to the order: one
+    order inside it is not refused for that reason, one order outside it is."""
+    window, offset_s = case
+    window = dataclasses.replace(window, orders=orders)
+    refused = refusal(window, offset_s)
+    if refused is not None:
+        why, bound = refused
+        assert orders <= bound if why == "too few" else orders > bound
+        inside, outside = (bound + 1, bound - 1) if why == "too few" else (bound - 1, bound + 1)
+        for other, same in ((inside, False), (outside, True)):
+            if other >= 1:
+                again = refusal(dataclasses.replace(window, orders=other), offset_s)
+                assert (again is not None and again[0] == why) == same, (other, again)
+
+
+@given(st.integers(1, 100_000), st.integers(3600, 48 * 3600), st.floats(0.5, 600),
+       st.one_of(st.just(0.0), st.floats(1e-6, 0.99)))
 def test_a_flat_window_opening_at_its_own_rate_is_that_rate_throughout(level: int, seconds: int,
-                                                                       decay: float) -> None:
+                                                                       decay: float, extra: float) -> None:
     """No rush to speak of: an opening peak equal to the window's average rate, with a flat
-    daily shape, is accepted (not refused for the last bit of a float) and is that rate."""
+    daily shape, is accepted (not refused for the last bit of a float) and is that rate; a peak
+    less than one order/s above it is still its first second's rate."""
     start = 1_636_560_000 * 1_000_000
-    window = SalesWindow("w", start, start + seconds * 1_000_000, level * seconds, float(level), decay,
+    window = SalesWindow("w", start, start + seconds * 1_000_000, level * seconds, level + extra, decay,
                          (1.0,) * 24, ())
-    assert window_rates(window, 8 * 3600) == pytest.approx(np.full(seconds, level), rel=1e-9)
+    rates = window_rates(window, 8 * 3600)
+    assert rates[0] == pytest.approx(level + extra, rel=1e-12)
+    assert rates.sum() == pytest.approx(level * seconds, rel=1e-9)
+    if not extra:
+        assert rates == pytest.approx(np.full(seconds, level), rel=1e-9)
 
 
 @given(st.integers(1, 10**9), st.floats(0.5, 1e6))

@@ -47,7 +47,7 @@ def window_rates(window: SalesWindow, utc_offset_s: int, where: str = "") -> np.
     amplitude = window.opening_peak - base * daily[0]
     # an opening peak equal to the rhythm's own first second (a flat window) is no rush at all,
     # whatever the last bits of the float arithmetic say
-    if 0 > amplitude >= -1e-9 * window.opening_peak:
+    if 0 > amplitude >= -1e-12 * window.opening_peak:
         amplitude = 0.0
     if base <= 0:
         raise ScenarioError([
