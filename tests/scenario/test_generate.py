@@ -298,6 +298,8 @@ def refusal(window: SalesWindow, offset_s: int) -> tuple[str, int] | None:
         pattern = r"\(([\d,]+)\), found ([\d,]+)" if too_few else r"at most ([\d,]+) orders .* found ([\d,]+)"
         bound, found = (int(x.replace(",", "")) for x in re.findall(pattern, line)[0])
         assert found == window.orders, line
+        assert line.endswith("; raise orders or lower opening_peak, opening_decay_s or the peaks" if too_few
+                             else "; lower orders or raise opening_peak"), line
         return ("too few" if too_few else "too many"), bound
     assert rates.sum() == pytest.approx(window.orders, rel=1e-9) and (rates > 0).all()
     assert rates[0] == pytest.approx(window.opening_peak + gala_peaks(window)[0], rel=1e-9)
