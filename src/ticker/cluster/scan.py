@@ -487,6 +487,9 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
     if reuse is None:
         seeded = AggregateState.empty(len(st.brand_gmv), st.mix_gmv.shape[0], st.mix_gmv.shape[1],
                                       len(st.second_orders), len(st.race_count), len(st.rule_value))
+        if st.dim_gmv is not None:  # the dimensions' arrays, shaped as the template's
+            seeded.dim_gmv, seeded.dim_orders, seeded.dim_level, seeded.dim_race = (
+                np.zeros_like(a) for a in (st.dim_gmv, st.dim_orders, st.dim_level, st.dim_race))
     else:
         seeded = reuse
         for array in (seeded.brand_gmv, seeded.brand_orders, seeded.mix_gmv, seeded.mix_orders,
@@ -516,10 +519,9 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
         seeded.rule_value[r] = value
         seeded.rule_done[r] = False
     seeded.rate_record = _NEVER // 4  # no rate records: they are decided on the merged series
-    agg = Aggregator(template.scenario, template.run, seeded, brand_names=template.brand_names)
-    if agg.dims is not None:  # the dimensions' races, on the same entities' start values
+    if template.dims is not None:  # the dimensions' races, on the same entities' start values
         assert seeded.dim_gmv is not None and seeded.dim_level is not None
-        for lay in agg.dims.layouts:
+        for lay in template.dims.layouts:  # the new aggregator's layout: the same scenario's
             level = seeded.dim_level[lay.level:lay.level + lay.size]
             level[:] = len(lay.thresholds)  # unwatched: no threshold left
             lo = brands + lay.offset if lay.table.per_order else 0
@@ -528,8 +530,8 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
                     if lay.table.per_order:
                         seeded.dim_gmv[e - brands] = value
                     level[e - lo] = int(np.searchsorted(lay.thresholds, value, side="right"))
-        agg.dims.levels_changed()
-    return agg
+    # seeded before it is made: it derives what its fold keeps from the levels once
+    return Aggregator(template.scenario, template.run, seeded, brand_names=template.brand_names)
 
 
 # --- assembly -------------------------------------------------------------------------------------
