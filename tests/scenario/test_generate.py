@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import re
 import sys
 import tracemalloc
@@ -339,6 +340,18 @@ def test_a_flat_window_opening_at_its_own_rate_is_that_rate_throughout(level: in
     assert rates.sum() == pytest.approx(level * seconds, rel=1e-9)
     if not extra:
         assert rates == pytest.approx(np.full(seconds, level), rel=1e-9)
+
+
+@given(st.integers(2, 10), st.floats(0.5, 2), st.integers(10, 10**6))
+def test_a_window_of_a_few_seconds_is_shaped(seconds: int, decay: float, peak: int) -> None:
+    """Two seconds are enough: a rush of any decay leaves some rhythm to scale. The orders are
+    chosen so that the rhythm runs at half the peak (rush sum computed here, apart)."""
+    start = 1_636_560_000 * 1_000_000
+    rush = sum(math.exp(-k / decay) for k in range(seconds))
+    orders = round(peak / 2 * (seconds - rush) + peak * rush)
+    window = SalesWindow("w", start, start + seconds * 1_000_000, orders, float(peak), decay, (1.0,) * 24, ())
+    rates = window_rates(window, 0)
+    assert rates[0] == pytest.approx(peak, rel=1e-9) and rates.sum() == pytest.approx(orders, rel=1e-9)
 
 
 @given(st.integers(1, 10**9), st.floats(0.5, 1e6))
