@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ticker.aggregate import Aggregator, BatchRejected, milestone_sort_key
 from ticker.aggregate.reference import ReferenceFold
 from ticker.events import COLUMNS, OrderBatch
+from ticker.scenario.model import Scenario
 from ticker.views import BrandGMV, Peak, Snapshot
 
 from .unit_scenario import NAMES, UNIT
@@ -59,10 +60,11 @@ def streams(draw):
     return stream, sorted(draw(st.lists(st.integers(0, n), max_size=8)))
 
 
-def fold(stream: OrderBatch, cuts: list[int], *, grow: bool = False) -> Aggregator:
+def fold(stream: OrderBatch, cuts: list[int], *, grow: bool = False, scenario: Scenario = UNIT
+         ) -> Aggregator:
     """The aggregator after ``stream`` cut at ``cuts``; with ``grow``, its catalogue starts with
     Apple alone and grows (``add_brands``) just before a batch names a brand it does not know."""
-    agg = Aggregator(UNIT, "unit", brand_names=NAMES[:1] if grow else NAMES)
+    agg = Aggregator(scenario, "unit", brand_names=NAMES[:1] if grow else NAMES)
     edges = [0, *cuts, len(stream)]
     for lo, hi in itertools.pairwise(edges):
         batch = stream.slice(lo, hi)

@@ -5,7 +5,6 @@ its state exactly."""
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -17,6 +16,7 @@ from ticker.aggregate.dimensions import first_crossings, milestone_kind
 from ticker.events import OrderBatch
 from ticker.scenario.dimensions import DimensionTable, tables
 
+from .test_aggregator import fold as aggregator_fold
 from .test_aggregator import streams
 from .unit_scenario import NAMES, UNIT, UNIT_DIMS
 
@@ -72,12 +72,9 @@ def reference(stream: OrderBatch) -> tuple[dict, list[tuple]]:
     return dict(totals), races
 
 
-def fold(stream: OrderBatch, cuts: list[int], scenario=UNIT_DIMS) -> Aggregator:
-    agg = Aggregator(scenario, "unit", brand_names=NAMES)
-    for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
-        agg.apply(stream.slice(lo, hi))
-    agg.finish()
-    return agg
+def fold(stream: OrderBatch, cuts: list[int], scenario=UNIT_DIMS, *, grow: bool = False
+         ) -> Aggregator:
+    return aggregator_fold(stream, cuts, grow=grow, scenario=scenario)
 
 
 @st.composite
@@ -112,6 +109,28 @@ def test_totals_and_races_agree_with_an_independent_fold_for_any_cuts(case):
     mine.milestones = [m for m in mine.milestones if m.kind in BASE_KINDS]
     mine.dim_gmv = mine.dim_orders = mine.dim_level = mine.dim_race = None
     assert mine.equals(plain)
+
+
+@given(with_order_ids(), st.integers(0, 300))
+def test_a_catalogue_grown_on_the_way_or_on_resume_gives_the_same_totals_and_races(case, at):
+    """``ticker import`` / ``follow`` add the brands first seen in the stream (``add_brands``),
+    and a run resumed from a snapshot taken before the catalogue grew grows it on load: the
+    dimensions' totals, races and state are those of a fold that knew every brand from the start."""
+    stream, cuts = case
+    whole, grown = fold(stream, cuts), fold(stream, cuts, grow=True)
+    for table in tables(UNIT_DIMS):
+        name = table.dimension.name
+        assert grown.dimension_totals(name) == whole.dimension_totals(name)
+    assert grown.state.milestones == whole.state.milestones
+    at = min(at, len(stream))
+    head = stream.slice(0, at)
+    before = Aggregator(UNIT_DIMS, "unit", brand_names=NAMES[:int(head.brand.max(initial=0)) + 1])
+    before.apply(head)
+    snapshot = AggregateState.from_snapshot(before.state.to_snapshot("unit"), "snap", "unit")
+    resumed = Aggregator(UNIT_DIMS, "unit", snapshot, brand_names=NAMES)
+    resumed.apply(stream.slice(at, len(stream)))
+    resumed.finish()
+    assert resumed.state.differences(fold(stream, [at]).state) == []
 
 
 @given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=200))

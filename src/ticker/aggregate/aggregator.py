@@ -112,10 +112,12 @@ class Aggregator:
         self.state = state or AggregateState.empty(
             len(self.brand_names), len(scenario.platforms), len(scenario.regions), self.seconds,
             len(self.thresholds), len(self.rules))
-        short = len(self.brand_names) - len(self.state.brand_gmv)
-        if short > 0:  # a snapshot taken before the catalogue grew (ingested runs)
-            names, self.brand_names = self.brand_names, self.brand_names[:-short]
-            self.add_brands(names[-short:])
+        # a snapshot taken before the catalogue grew (ingested runs): the fold, its dimensions
+        # included, starts on the snapshot's brands and then grows by the rest
+        names = self.brand_names
+        short = len(names) - len(self.state.brand_gmv)
+        if short > 0:
+            self.brand_names = names[:-short]
         # derived from state.brand_level, kept to make the per-batch candidate test one compare
         self._next_threshold = self._threshold_or_never[self.state.brand_level]
         self._flag = np.zeros(len(self.brand_names), dtype=bool)
@@ -127,6 +129,8 @@ class Aggregator:
         self._gathered: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.dims = DimensionFold(scenario, self.state, self.brand_names, self.run,
                                   self.currency) if scenario.dimensions else None
+        if short > 0:
+            self.add_brands(names[-short:])
 
     def add_brands(self, names: list[str] | tuple[str, ...]) -> None:
         """Grow the catalogue by brands first seen in an ingested stream (``ticker import`` /
@@ -144,10 +148,9 @@ class Aggregator:
         self._flag = np.zeros(len(self.brand_names), dtype=bool)
         self._code = np.zeros(len(self.brand_names), dtype=np.int16)
         self._lost = np.zeros(len(self.brand_names), dtype=np.int64)
-        dims: DimensionFold | None = getattr(self, "dims", None)  # none yet in __init__
-        if dims is not None:
-            dims.brand_names = self.brand_names
-            dims.add_brands(more)
+        if self.dims is not None:
+            self.dims.brand_names = self.brand_names
+            self.dims.add_brands(more)
 
     def _running(self, n: int) -> np.ndarray:
         """A reused int64 buffer of n + 1 for the batch's running sum, starting at 0."""
