@@ -101,6 +101,8 @@ def test_aggregator_agrees_with_reference_fold(case):
     assert s.brand_orders.tolist() == ref.brand_orders
     assert s.brand_level.tolist() == ref.brand_level
     assert s.race_count.tolist() == ref.race
+    assert s.rule_value.tolist() == [r["acc"] for r in ref.rules]  # time-to-value: so far, and
+    assert s.rule_done.tolist() == [r["done"] for r in ref.rules]  # reached or closed
     assert {k: v for k, v in enumerate(s.second_orders.tolist()) if k in ref.second_orders} \
         == ref.second_orders
     assert int(s.second_orders.sum()) == ref.orders

@@ -91,3 +91,19 @@ def test_an_order_counts_toward_every_rule_it_falls_in():
     for milestones in _all_folds(UNIT, batch):
         assert [(m.value_minor, m.event_time_us - w1) for m in milestones
                 if m.subject == "all" and m.timing in (None, "final")] == [(250, 1_600_000)]
+
+
+@pytest.mark.parametrize(("at", "decided"), [(1_999_999, False), (2_000_000, True)])
+def test_a_rule_is_decided_by_the_first_order_at_its_deadline(at, decided):
+    """Apple's rule (RMB 1.50 within two seconds) with RMB 1.00 of Apple's orders so far: an
+    order of another brand one microsecond before the deadline leaves it open, one at the
+    deadline closes it. Whether a rule is decided is part of the state a snapshot keeps and a
+    resumed run or the cluster's assembly continues from; the reference fold agrees."""
+    w1 = UNIT.windows[0].start_us
+    batch = make_batch(0, [w1 + 500_000, w1 + at], [0, 1], [100, 20], [0, 0])
+    agg, ref = Aggregator(UNIT, "u", brand_names=NAMES), ReferenceFold(UNIT, NAMES, "u")
+    agg.apply(batch)
+    ref.apply(batch)
+    apple = next(r for r, rule in enumerate(agg.rules) if rule.subject == "brand:Apple")
+    assert (bool(agg.state.rule_done[apple]), int(agg.state.rule_value[apple])) == (decided, 100)
+    assert (ref.rules[apple]["done"], ref.rules[apple]["acc"]) == (decided, 100)
