@@ -227,12 +227,13 @@ def test_snapshot_round_trips():
 
 @pytest.mark.parametrize("grown", [False, True])
 def test_more_crossing_brands_than_the_16_bit_table_holds_agree_with_the_reference(grown):
-    """33,000 brands crossing in one batch take the boolean-mask path instead of the 16-bit one;
-    ``grown``: the catalogue starts with two brands and the rest are added before the batch."""
-    n = 33_000  # just over 1 << 15
+    """32,768 brands crossing in one batch, the first count a 16-bit table cannot number (1..n),
+    take the boolean-mask path instead; ``grown``: the catalogue starts with two brands and the
+    rest are added before the batch."""
+    n = 1 << 15
     names = [f"b{i}" for i in range(n)]
     names[:2] = NAMES[:2]  # the time-to-value rule names Apple
-    rng = np.random.default_rng(33_000)
+    rng = np.random.default_rng(n)
     brands = rng.permutation(n)
     batch = make_batch(0, [W1 + i for i in range(n)], brands, rng.integers(100, 500, n), [0] * n)
     agg = Aggregator(UNIT, "unit", brand_names=names[:2] if grown else names)

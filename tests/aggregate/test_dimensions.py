@@ -8,6 +8,7 @@ import bisect
 from collections import defaultdict
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -158,6 +159,10 @@ def test_a_scenario_without_dimensions_has_no_dimension_state() -> None:
                                                          "dim_race"))
     arrays, _ = agg.state.parts()
     assert not [k for k in arrays if k.startswith("dim_")]
+    # asking for a dimension the scenario does not declare names it, with or without dimensions
+    for scenario in (UNIT, UNIT_DIMS):
+        with pytest.raises(KeyError, match="'segmnet'"):
+            Aggregator(scenario, "unit", brand_names=NAMES).dimension_totals("segmnet")
 
 
 @st.composite
