@@ -247,6 +247,22 @@ def test_more_crossing_brands_than_the_16_bit_table_holds_agree_with_the_referen
     assert agg.state.race_count.tolist() == ref.race
 
 
+def test_the_boolean_path_forgets_the_brands_of_the_batch_before():
+    """Two batches in a row with 1 << 15 crossing brands each, the second's set shifted by one:
+    Apple, a candidate in the first batch only, has the second batch's last order (one fen),
+    which must not count toward the brand whose place it would take among its candidates."""
+    n = 1 << 15
+    names = [*NAMES[:2], *(f"b{i}" for i in range(2, n + 1))]
+    first = make_batch(0, [W1 + i for i in range(n)], np.arange(n), [100] * n, [0] * n)
+    second = make_batch(n, [W1 + n + i for i in range(n + 1)], [*range(1, n + 1), 0],
+                        [*[100] * n, 1], [0] * (n + 1))
+    agg, ref = Aggregator(UNIT, "unit", brand_names=names), ReferenceFold(UNIT, names, "unit")
+    for batch in (first, second):
+        found, expected = agg.apply(batch), ref.apply(batch)
+        assert sorted(found, key=milestone_sort_key) == sorted(expected, key=milestone_sort_key)
+    assert agg.state.brand_level.tolist() == ref.brand_level
+
+
 def test_finish_completes_the_open_second_once_even_the_festivals_first():
     agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     agg.apply(make_batch(0, [W1, W1 + 5], [3, 3], [1, 1], [0, 0]))
