@@ -166,9 +166,13 @@ def test_brands_crossing_in_one_batch_are_ranked_by_seq():
 
 
 def test_one_big_order_crosses_several_thresholds_at_the_same_seq():
+    """Milestones of one order come in the canonical order: festival GMV, brand races (by
+    threshold), time-to-value, whatever their subjects' spelling."""
     agg = Aggregator(UNIT, "unit", brand_names=NAMES)
-    found = agg.apply(make_batch(0, [W1 + 5], [0], [450], [0]))
-    assert [m.threshold_minor for m in found if m.kind == "brand_gmv"] == [100, 200, 400]
+    found = agg.apply(make_batch(0, [W1 + 5], [0], [500], [0]))
+    assert [(m.kind, m.subject, m.threshold_minor) for m in found] == [
+        ("gmv", "all", 500), ("brand_gmv", "Apple", 100), ("brand_gmv", "Apple", 200),
+        ("brand_gmv", "Apple", 400), ("time_to_value", "brand:Apple", 150)]
     assert {m.seq for m in found} == {0}
 
 
