@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ticker.scenario
 from ticker.cli import main
@@ -203,6 +206,17 @@ def test_named_brands_that_take_the_whole_festival_leave_no_tail_and_are_refused
         ticker.scenario.brands.build_catalogue(scenario)
     assert str(caught.value) == ("unit.toml: brands: expected the named and tiered brands' GMV (19,000) "
                                  "to leave some of festival.gmv for the tail, found none left")
+
+
+@given(fen=st.integers(10, 10**9))
+def test_a_tail_capped_at_its_average_or_below_is_refused_with_both_amounts(fen: int) -> None:
+    # ten tail brands share `fen` fen under a cap of 1 fen: from 10 fen on, the average reaches the cap
+    with pytest.raises(ScenarioError) as caught:
+        ticker.scenario.brands.build_catalogue(parse_scenario(_leaving(fen), "unit.toml"))
+    line = str(caught.value)
+    assert line.startswith("unit.toml: brands.tail.max_gmv: expected more than the tail's average ("), line
+    average, found = (float(x.replace(",", "")) for x in re.findall(r"[\d,]+\.\d\d", line))
+    assert found == 0.01 and abs(average * 100 - fen / 10) <= 0.5 + 1e-6, line  # to the fen
 
 
 @pytest.mark.parametrize("fen", [1, 2])

@@ -107,8 +107,9 @@ def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str,
                key: str = "brands.tail") -> np.ndarray:
     """``count`` values summing to ``total`` along (i+k)^-exponent, the largest equal to ``cap``."""
     if total / count >= cap:
+        # to the fen, not the yuan: a small tail's average and cap are both under RMB 1
         raise ScenarioError([f"{path}: {key}.max_gmv: expected more than the tail's "
-                             f"average ({total / count / 100:,.0f}), found {cap / 100:,.0f}"])
+                             f"average ({total / count / 100:,.2f}), found {cap / 100:,.2f}"])
     ranks = np.arange(1, count + 1, dtype=np.float64)
 
     def top_share(shift: float) -> float:
