@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from ticker.aggregate import Aggregator, BatchRejected, milestone_sort_key
 from ticker.aggregate.reference import ReferenceFold
 from ticker.events import COLUMNS, OrderBatch
+from ticker.scenario import parse_scenario
 from ticker.scenario.model import Scenario
 from ticker.views import BrandGMV, Peak, Snapshot
 
-from .unit_scenario import NAMES, UNIT
+from .unit_scenario import NAMES, UNIT, UNIT_TOML
 
 W1, W2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
 
@@ -131,6 +132,23 @@ def test_a_catalogue_grown_on_the_way_gives_the_same_state(case):
     assert whole.brand_names[:len(grown.brand_names)] == grown.brand_names
     assert grown.state.brand_gmv.tolist() == whole.state.brand_gmv.tolist()[:len(grown.brand_names)]
     assert grown.state.milestones == whole.state.milestones
+
+
+# no festival GMV milestones and no brand races: both are optional in a scenario file
+BARE = parse_scenario(UNIT_TOML.replace('gmv_every = "5.00"\n', "").replace(
+    'brand_thresholds = ["1.00", "2.00", "4.00"]\n', ""), "bare.toml")
+
+
+@given(streams())
+def test_a_scenario_without_gmv_milestones_or_brand_races_agrees_with_the_reference_fold(case):
+    stream, cuts = case
+    agg = fold(stream, cuts, scenario=BARE)
+    ref = ReferenceFold(BARE, NAMES, "unit")
+    ref.apply(stream)
+    ref.finish()
+    assert (agg.gmv, agg.state.brand_gmv.tolist()) == (ref.gmv, ref.brand_gmv)
+    assert sorted(agg.milestones, key=milestone_sort_key) == sorted(ref.milestones, key=milestone_sort_key)
+    assert not [m for m in agg.milestones if m.kind in ("gmv", "brand_gmv")]
 
 
 def test_adding_no_brands_changes_nothing():

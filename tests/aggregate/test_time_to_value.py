@@ -107,3 +107,13 @@ def test_a_rule_is_decided_by_the_first_order_at_its_deadline(at, decided):
     apple = next(r for r, rule in enumerate(agg.rules) if rule.subject == "brand:Apple")
     assert (bool(agg.state.rule_done[apple]), int(agg.state.rule_value[apple])) == (decided, 100)
     assert (ref.rules[apple]["done"], ref.rules[apple]["acc"]) == (decided, 100)
+
+
+def test_an_order_at_a_rules_very_start_counts_even_as_the_last_of_its_batch():
+    """Apple's rule starts with the festival: one RMB 1.50 order at that very microsecond, alone
+    in its batch, reaches it at once (after 0 seconds)."""
+    w1 = UNIT.windows[0].start_us
+    agg = Aggregator(UNIT, "u", brand_names=NAMES)
+    found = [m for m in agg.apply(make_batch(0, [w1], [0], [150], [0])) if m.kind == "time_to_value"]
+    assert [(m.subject, m.seq, m.value_minor, m.event_time_us) for m in found] == \
+        [("brand:Apple", 0, 150, w1)]
