@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from ticker.aggregate import AggregateState, Aggregator
 from ticker.aggregate.dimensions import first_crossings, milestone_kind
 from ticker.events import OrderBatch
+from ticker.scenario import parse_scenario
 from ticker.scenario.dimensions import DimensionTable, tables
+from ticker.scenario.model import Scenario
 
 from .test_aggregator import fold as aggregator_fold
-from .test_aggregator import streams
-from .unit_scenario import NAMES, UNIT, UNIT_DIMS
+from .test_aggregator import make_batch, streams
+from .unit_scenario import NAMES, UNIT, UNIT_DIMS, UNIT_DIMS_TOML
 
 BASE_KINDS = {"gmv", "brand_gmv", "time_to_value", "rate_record"}
 MASK = (1 << 64) - 1
@@ -37,7 +39,7 @@ def channel_of(table: DimensionTable, order_id: int) -> int:
     return bisect.bisect_right([int(b) for b in table.bounds], x) - 1
 
 
-def reference(stream: OrderBatch) -> tuple[dict, list[tuple]]:
+def reference(stream: OrderBatch, scenario: Scenario = UNIT_DIMS) -> tuple[dict, list[tuple]]:
     """Per-value totals and every dimension milestone, one event at a time."""
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     races: list[tuple] = []
@@ -49,7 +51,7 @@ def reference(stream: OrderBatch) -> tuple[dict, list[tuple]]:
         amount, brand = int(stream.amount_minor[i]), int(stream.brand[i])
         placed = int(stream.kind[i]) == 0
         brand_total[brand] += amount
-        for table in tables(UNIT_DIMS):
+        for table in tables(scenario):
             d = table.dimension
             if table.per_order:
                 code = channel_of(table, int(stream.order_id[i]))
@@ -132,6 +134,23 @@ def test_a_catalogue_grown_on_the_way_or_on_resume_gives_the_same_totals_and_rac
     resumed.apply(stream.slice(at, len(stream)))
     resumed.finish()
     assert resumed.state.differences(fold(stream, [at]).state) == []
+
+
+def test_a_segment_race_and_a_brand_race_crossed_by_different_brands_in_one_batch():
+    """With segment thresholds that are no brand thresholds, brand-3 passes RMB 1.00 (a brand
+    race's, not a segment's) and then L'Oréal RMB 1.50 (a segment race's, not a brand race's) in
+    the same batch: the aggregator's one gather of the batch's rows covers both kinds of
+    candidate, and each race names its own order."""
+    split = parse_scenario(UNIT_DIMS_TOML.replace('thresholds = ["1.00", "2.00"]',
+                                                  'thresholds = ["1.50", "2.00"]'), "split.toml")
+    w1 = split.windows[0].start_us
+    stream = make_batch(0, [w1, w1 + 1, w1 + 2], [1, 2, 1], [100, 100, 50], [0, 0, 0])
+    agg = fold(stream, [1], split)
+    _, races = reference(stream, split)
+    found = [(m.seq, m.kind, m.subject, m.threshold_minor, m.value_minor, m.rank)
+             for m in agg.milestones if m.kind not in BASE_KINDS]
+    assert sorted(found) == sorted(races)
+    assert (2, "tmall_global_brand_gmv", "L'Oréal", 150, 150, 1) in found
 
 
 @given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=200))
