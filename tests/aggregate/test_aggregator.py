@@ -285,6 +285,32 @@ def test_the_boolean_path_forgets_the_brands_of_the_batch_before():
     assert agg.state.brand_level.tolist() == ref.brand_level
 
 
+def test_more_platform_and_region_cells_than_a_byte_holds_are_each_counted():
+    """16 platforms by 20 regions: 320 (platform, region) cells, past the 256 the byte-wide cell
+    numbers hold. Each cell gets one order of its own amount, and one refund."""
+    mix = ('[[platforms]]\nname = "Tmall"\nshare = 0.5\n[[platforms]]\nname = "Taobao"\n'
+           'share = 0.5\n[[regions]]\nname = "East"\nshare = 0.5\n[[regions]]\nname = "West"\n'
+           'share = 0.5\n')
+    assert mix in UNIT_TOML
+    many = parse_scenario(UNIT_TOML.replace(mix, "".join(
+        f'[[platforms]]\nname = "P{p}"\nshare = 0.0625\n' for p in range(16)) + "".join(
+        f'[[regions]]\nname = "{"West" if g == 1 else f"R{g}"}"\nshare = 0.05\n'
+        for g in range(20))), "many.toml")
+    cells = [(p, g) for p in range(16) for g in range(20)]
+    amounts = [1 + p * 100 + g for p, g in cells]
+    batch = make_batch(0, [W1 + i for i in range(len(cells) + 1)], [3] * (len(cells) + 1),
+                       [*amounts, -5], [0] * len(cells) + [1],
+                       [p for p, _ in cells] + [15], [g for _, g in cells] + [19])
+    agg = Aggregator(many, "many", brand_names=NAMES)
+    agg.apply(batch)
+    gmv, orders = np.zeros((16, 20), np.int64), np.zeros((16, 20), np.int64)
+    for (p, g), amount in zip(cells, amounts, strict=True):
+        gmv[p, g], orders[p, g] = amount, 1
+    gmv[15, 19] -= 5
+    assert agg.state.mix_gmv.tolist() == gmv.tolist()
+    assert agg.state.mix_orders.tolist() == orders.tolist()
+
+
 def test_finish_completes_the_open_second_once_even_the_festivals_first():
     agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     agg.apply(make_batch(0, [W1, W1 + 5], [3, 3], [1, 1], [0, 0]))
