@@ -223,6 +223,7 @@ def test_rate_records_are_announced_once_their_second_is_complete():
         ({"event_time": [W1 + 5, W1]}, "seq 2: event time goes backwards (expected events in time order)"),
         ({"region": [0, 7]}, "seq 2: region 7 is not in regions (expected 0..1)"),
         ({"seq": [5, 6]}, "seq 5: batch skips to seq 5, expected seq 1 next"),
+        ({"seq": [0, 1]}, "seq 0: batch repeats seq 0, expected seq 1 next"),
     ],
 )
 def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
@@ -232,6 +233,21 @@ def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
     columns = make_batch(1, [W1 + 1, W1 + 2], [0, 0], [10, 10], [0, 0]).columns()
     for name, values in change.items():
         columns[name] = np.asarray(values, dtype=COLUMNS[name])
+    with pytest.raises(BatchRejected) as err:
+        agg.apply(OrderBatch(**columns))
+    assert str(err.value) == message
+    assert agg.state.equals(before)
+
+
+@pytest.mark.parametrize(("seqs", "message"), [
+    ([1, 2, 4, 5], "seq 4: expected seq 3 (sequence numbers must be contiguous)"),
+    ([1, 2, 3, 3], "seq 3: expected seq 4 (sequence numbers must be contiguous)")])
+def test_a_gap_or_a_repeat_inside_a_batch_names_the_first_wrong_seq(seqs, message):
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    agg.apply(make_batch(0, [W1], [1], [10], [0]))
+    before = agg.state.copy()
+    columns = make_batch(1, [W1 + 1 + i for i in range(4)], [0] * 4, [10] * 4, [0] * 4).columns()
+    columns["seq"] = np.asarray(seqs, np.int64)
     with pytest.raises(BatchRejected) as err:
         agg.apply(OrderBatch(**columns))
     assert str(err.value) == message
