@@ -254,6 +254,20 @@ def test_a_gap_or_a_repeat_inside_a_batch_names_the_first_wrong_seq(seqs, messag
     assert agg.state.equals(before)
 
 
+@pytest.mark.parametrize(("offsets", "seq"), [
+    ([11, 13, 12, 14], 3),  # backwards inside the batch
+    ([5, 20, 21, 22], 1),  # the batch starts before the last event accepted (at 10)
+    ([10, 12, 11, 13], 3)])  # starting at that very time is fine; then backwards
+def test_time_going_backwards_names_the_first_event_out_of_order(offsets, seq):
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    agg.apply(make_batch(0, [W1 + 10], [1], [10], [0]))
+    before = agg.state.copy()
+    with pytest.raises(BatchRejected) as err:
+        agg.apply(make_batch(1, [W1 + t for t in offsets], [0] * 4, [10] * 4, [0] * 4))
+    assert str(err.value) == f"seq {seq}: event time goes backwards (expected events in time order)"
+    assert agg.state.equals(before)
+
+
 def test_snapshot_round_trips():
     agg = Aggregator(UNIT, "unit", brand_names=NAMES)
     agg.apply(make_batch(0, [W1 + i * 400_000 for i in range(8)], [0, 1, 2, 0, 1, 2, 0, 1],
