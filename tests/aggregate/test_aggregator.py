@@ -222,6 +222,7 @@ def test_rate_records_are_announced_once_their_second_is_complete():
          "outside every sales window of unit"),
         ({"event_time": [W1 + 5, W1]}, "seq 2: event time goes backwards (expected events in time order)"),
         ({"region": [0, 7]}, "seq 2: region 7 is not in regions (expected 0..1)"),
+        ({"platform": [9, 0]}, "seq 1: platform 9 is not in platforms (expected 0..1)"),
         ({"seq": [5, 6]}, "seq 5: batch skips to seq 5, expected seq 1 next"),
         ({"seq": [0, 1]}, "seq 0: batch repeats seq 0, expected seq 1 next"),
     ],
