@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticker.aggregate import AggregateState, Aggregator
+from ticker.aggregate import AggregateState, Aggregator, milestone_sort_key
 from ticker.aggregate.dimensions import first_crossings, milestone_kind
 from ticker.events import OrderBatch
 from ticker.scenario import parse_scenario
@@ -151,6 +151,19 @@ def test_a_segment_race_and_a_brand_race_crossed_by_different_brands_in_one_batc
              for m in agg.milestones if m.kind not in BASE_KINDS]
     assert sorted(found) == sorted(races)
     assert (2, "tmall_global_brand_gmv", "L'Oréal", 150, 150, 1) in found
+
+
+def test_a_rate_record_announced_a_batch_late_takes_its_canonical_place():
+    """L'Oréal's first order passes RMB 1.00 in the brand race and in its segment's race, and ends
+    the batch and the festival's first second; the next batch opens the next second, so only
+    then is that second a rate record, named by the same order. The kept milestones are in
+    canonical order (brand race, rate record, then the dimension's), as a snapshot stores them."""
+    w1 = UNIT_DIMS.windows[0].start_us
+    stream = make_batch(0, [w1, w1 + 1_000_000], [1, 3], [100, 1], [0, 0])
+    agg = fold(stream, [1])
+    kinds = [(m.seq, m.kind) for m in agg.state.milestones]
+    assert kinds[:3] == [(0, "brand_gmv"), (0, "rate_record"), (0, "tmall_global_brand_gmv")]
+    assert agg.state.milestones == sorted(agg.state.milestones, key=milestone_sort_key)
 
 
 @given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=200))
