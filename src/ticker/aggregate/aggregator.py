@@ -220,7 +220,7 @@ class Aggregator:
         found += self._rate_records(batch, first, last)
         if self.dims is not None:
             found += self.dims.apply(batch, refunds,
-                                     lambda brands: self._gathered_rows(batch, brands))
+                                     self._gathered_rows)
         found.sort(key=milestone_sort_key)
         self._record(found)
         return found
@@ -272,12 +272,11 @@ class Aggregator:
         self._flag[candidates] = False
         return rows, np.searchsorted(candidates, brand[rows])
 
-    def _gathered_rows(self, batch: OrderBatch, candidates: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_brand_rows` for a subset of the brands gathered for ``batch``, from that
-        gather (or a gather of its own if none was made)."""
-        if self._gathered is None:
-            return self._brand_rows(batch, candidates)
+    def _gathered_rows(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_brand_rows` for a subset of the brands gathered for the batch being folded,
+        from that gather. Every caller asks for brands the gather covers (the brand races'
+        candidates, :meth:`DimensionFold.brand_candidates`), so it has always been made."""
+        assert self._gathered is not None
         union, rows, number = self._gathered
         if len(candidates) == len(union):
             return rows, number
@@ -424,7 +423,7 @@ class Aggregator:
     def _brand_crossings(self, batch: OrderBatch, candidates: np.ndarray) -> list[Milestone]:
         """Search only the candidate brands' events to find each crossing order."""
         st = self.state
-        rows, number = self._gathered_rows(batch, candidates)
+        rows, number = self._gathered_rows(candidates)
         crossings, level_after = crossings_in_blocks(
             len(batch), rows, number, batch.amount_minor[rows], candidates, st.brand_gmv,
             st.brand_level, self.thresholds)
