@@ -240,6 +240,43 @@ def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
     assert agg.state.equals(before)
 
 
+# Each id column's refusal, as the user reads it: the column's name, the range it must be in (the
+# unit scenario: 12 brands, 2 platforms, 2 regions; kinds 0 and 1), and the largest value its
+# dtype holds, so a bad value can be drawn anywhere outside the range.
+_ID_REFUSALS = {
+    "brand": ("seq {seq}: brand id {value} is not in the catalogue (expected 0..11)", 12, 2**31 - 1),
+    "platform": ("seq {seq}: platform {value} is not in platforms (expected 0..1)", 2, 255),
+    "region": ("seq {seq}: region {value} is not in regions (expected 0..1)", 2, 255),
+    "kind": ("seq {seq}: kind {value} is not in kinds (0 placed, 1 refunded) (expected 0..1)", 2, 255),
+}
+
+
+@pytest.mark.parametrize("column", sorted(_ID_REFUSALS))
+@given(data=st.data())
+def test_an_id_outside_its_range_is_refused_naming_the_first_such_event(column, data):
+    """Any value outside a column's range (just above it, the dtype's largest, a negative brand
+    id), in any rows of a batch: the batch is refused whole, naming the first bad event's seq and
+    value and the range expected, and nothing of it is folded."""
+    line, size, largest = _ID_REFUSALS[column]
+    outside = st.sampled_from([size, largest]) | st.integers(size, largest)
+    if column == "brand":
+        outside |= st.integers(-(2**31), -1)
+    n = data.draw(st.integers(1, 12), label="events")
+    bad = sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1), label="bad rows"))
+    values = data.draw(st.lists(outside, min_size=len(bad), max_size=len(bad)), label="values")
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    agg.apply(make_batch(0, [W1], [1], [10], [0]))
+    before = agg.state.copy()
+    columns = make_batch(1, [W1 + 1 + i for i in range(n)], [i % 12 for i in range(n)], [10] * n,
+                         [0] * n, [i % 2 for i in range(n)], [(i // 2) % 2 for i in range(n)]).columns()
+    for row, value in zip(bad, values, strict=True):
+        columns[column][row] = value
+    with pytest.raises(BatchRejected) as err:
+        agg.apply(OrderBatch(**columns))
+    assert str(err.value) == line.format(seq=1 + bad[0], value=values[0])
+    assert agg.state.equals(before)
+
+
 @pytest.mark.parametrize(("seqs", "message"), [
     ([1, 2, 4, 5], "seq 4: expected seq 3 (sequence numbers must be contiguous)"),
     ([1, 2, 3, 3], "seq 3: expected seq 4 (sequence numbers must be contiguous)")])
