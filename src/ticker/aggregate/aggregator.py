@@ -34,6 +34,7 @@ from ticker.aggregate.milestones import (
     time_to_value_milestone,
 )
 from ticker.aggregate.state import AggregateState
+from ticker.aggregate.totals import Totals, add_batch
 from ticker.clock import US_PER_S
 from ticker.errors import TickerError
 from ticker.events import OrderBatch
@@ -152,6 +153,13 @@ class Aggregator:
             self.dims.brand_names = self.brand_names
             self.dims.add_brands(more)
 
+    def _totals(self) -> Totals:
+        """The state's arrays the additive fold adds into (re-read each batch: a snapshot
+        restore or :meth:`add_brands` replaces them)."""
+        st = self.state
+        return Totals(st.brand_gmv, st.brand_orders, st.mix_gmv, st.mix_orders, st.second_orders,
+                      st.second_gmv, self.start_us)
+
     def _running(self, n: int) -> np.ndarray:
         """A reused int64 buffer of n + 1 for the batch's running sum, starting at 0."""
         if len(self._scratch) < n + 1:
@@ -180,29 +188,12 @@ class Aggregator:
             return []
         refunds = self._validate(batch)
         st = self.state
-        amount, times = batch.amount_minor, batch.event_time
-        brand = batch.brand  # int32 as stored: ufunc.at is faster on it than on an intp copy
+        times = batch.event_time
         gmv_before = st.gmv_minor
-        batch_gmv = int(amount.sum())
-        refunded = -int(amount[refunds].sum())
-
-        np.add.at(st.brand_gmv, brand, amount)
-        st.brand_orders += np.bincount(brand, minlength=len(st.brand_orders))
-        mix = self._mix_code(batch)
-        np.add.at(st.mix_gmv.reshape(-1), mix, amount)
-        st.mix_orders.reshape(-1)[:] += np.bincount(mix, minlength=st.mix_orders.size)
-        first = (int(times[0]) - self.start_us) // US_PER_S
-        last = (int(times[-1]) - self.start_us) // US_PER_S
-        counts, ends = self._second_runs(times, first, last)
-        running = self._running(n)
-        np.cumsum(amount, out=running[1:])
-        # every second first..last as one slice: those between sales windows add zeros
-        st.second_orders[first:last + 1] += counts
-        st.second_gmv[first:last + 1] += np.diff(running[ends], prepend=0)
-        if len(refunds):  # refunds are events, not orders: take them back out of the counts
-            np.subtract.at(st.brand_orders, brand[refunds], 1)
-            np.subtract.at(st.mix_orders.reshape(-1), mix[refunds], 1)
-            np.subtract.at(st.second_orders, (times[refunds] - self.start_us) // US_PER_S, 1)
+        folded = add_batch(self._totals(), batch, refunds, self._running(n))
+        first, last, running = folded.first, folded.last, folded.running
+        batch_gmv = int(running[-1])
+        refunded = -int(batch.amount_minor[refunds].sum())
         st.gmv_minor += batch_gmv
         st.orders += n - len(refunds)
         st.refunds += len(refunds)
@@ -285,36 +276,6 @@ class Aggregator:
         mine = place[number]
         keep = np.flatnonzero(mine >= 0)
         return rows[keep], mine[keep]
-
-    def _mix_code(self, batch: OrderBatch) -> np.ndarray:
-        """Each event's (platform, region) cell, ``platform × regions + region``; in uint8
-        arithmetic (8 times less memory traffic than intp) when the cells fit in a byte."""
-        regions = self.state.mix_gmv.shape[1]
-        if self.state.mix_gmv.size <= 256:
-            code = np.multiply(batch.platform, np.uint8(regions))
-            code += batch.region
-            return code  # type: ignore[no-any-return]  # numpy's stubs: ufunc results are Any
-        return batch.platform.astype(np.intp) * regions + batch.region  # type: ignore[no-any-return]
-
-    def _second_runs(self, times: np.ndarray, first: int, last: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Each second ``first..last``'s event count and one past its last event's row.
-
-        Times are sorted, so each second is one run. When the batch has few seconds for its
-        events (a busy stretch), a binary search per second finds the runs' ends; when it has
-        many (a small scale, a quiet stretch), counting each event's second is cheaper than
-        ``log(events)`` per second. Both give the same runs.
-        """
-        if (last - first + 1) * 8 < len(times):
-            bounds = np.arange(first + 1, last + 2, dtype=np.int64)
-            bounds *= US_PER_S
-            bounds += self.start_us
-            ends = np.searchsorted(times, bounds)
-            return np.diff(ends, prepend=0), ends
-        offset = times - (self.start_us + first * US_PER_S)
-        offset //= US_PER_S
-        counts = np.bincount(offset, minlength=last - first + 1)
-        return counts, np.cumsum(counts)
 
     def _record(self, found: list[Milestone]) -> None:
         """Keep the state's list in canonical order whatever the batch cuts (a rate record can

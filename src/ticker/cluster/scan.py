@@ -51,6 +51,7 @@ from ticker import __version__
 from ticker.aggregate import AggregateState, Aggregator
 from ticker.aggregate.aggregator import CompiledRule, milestone_sort_key
 from ticker.aggregate.milestones import Milestone, brand_milestone
+from ticker.aggregate.totals import Totals, add_batch
 from ticker.clock import US_PER_S
 from ticker.events import OrderBatch
 from ticker.scenario.generate import Plan, generate_chunk
@@ -288,9 +289,10 @@ def scan_parts(plan: Plan, aggregator: Aggregator, counters: Counters, parts: li
 
 
 class _PartFold:
-    """The additive part of the aggregator's fold, over one part's seconds only; a chunk at a
-    time with no O(brands) or O(seconds) step (counts by ``ufunc.at``, not ``bincount``).
-    Brands and sellers share one entity axis (views ``brand_*`` and ``seller_*``)."""
+    """The additive part of the aggregator's fold (:func:`~ticker.aggregate.totals.add_batch`,
+    the very one), over one part's seconds only, plus what the merge needs besides: each
+    entity's refunded sum, each second's last event, the sellers' totals. Brands and sellers
+    share one entity axis."""
 
     def __init__(self, plan: Plan, aggregator: Aggregator, pieces: list[Piece]):
         st = aggregator.state
@@ -316,32 +318,24 @@ class _PartFold:
         self.second_last_seq = np.full(span, -1, np.int64)
         self.orders = self.refunds = 0
         self.last_time = np.iinfo(np.int64).min
+        self.totals = Totals(self.net[:brands], self.entity_orders[:brands], self.mix_gmv,
+                             self.mix_orders, self.second_orders, self.second_gmv,
+                             self.start_us + self.sec_lo * US_PER_S)
+        self._running = np.zeros(1, np.int64)  # reused: the batch's running sum, from 0
 
     def add(self, batch: OrderBatch) -> tuple[int, int]:
         """Fold ``batch``; returns its (net, refunded) sums."""
         amount = batch.amount_minor
-        brand = batch.brand.astype(np.intp)  # ufunc.at and bincount run twice as fast on intp
         refunds = np.flatnonzero(batch.kind.view(bool))
-        brand_net, brand_orders = self.net[:self.brands], self.entity_orders[:self.brands]
-        np.add.at(brand_net, brand, amount)
-        np.add.at(brand_orders, brand, 1)
-        mix = batch.platform.astype(np.intp) * self.mix_gmv.shape[1] + batch.region
-        np.add.at(self.mix_gmv.reshape(-1), mix, amount)
-        np.add.at(self.mix_orders.reshape(-1), mix, 1)
-        # Times are sorted, so each second is one run: its sums are differences of one cumsum.
-        second = (batch.event_time - self.start_us) // US_PER_S - self.sec_lo
-        ends = np.append(np.flatnonzero(np.diff(second)), len(second) - 1)
-        seconds = second[ends]
-        running = np.cumsum(amount)
-        self.second_gmv[seconds] += np.diff(running[ends], prepend=0)
-        self.second_orders[seconds] += np.diff(ends, prepend=-1)
-        self.second_last_seq[seconds] = batch.seq[ends]
+        if len(self._running) < len(batch) + 1:
+            self._running = np.zeros(len(batch) + 1, np.int64)
+        folded = add_batch(self.totals, batch, refunds, self._running[:len(batch) + 1])
+        ends = folded.ends
+        busy = np.flatnonzero(np.diff(ends, prepend=0))  # the batch's seconds that have events
+        self.second_last_seq[folded.first + busy] = batch.seq[ends[busy] - 1]
         refunded = -int(amount[refunds].sum())
-        if len(refunds):  # refunds are events, not orders: take them back out of the counts
-            np.subtract.at(brand_orders, brand[refunds], 1)
-            np.subtract.at(self.mix_orders.reshape(-1), mix[refunds], 1)
-            np.subtract.at(self.second_orders, second[refunds], 1)
-            np.subtract.at(self.refunded[:self.brands], brand[refunds], amount[refunds])
+        if len(refunds):
+            np.subtract.at(self.refunded[:self.brands], batch.brand[refunds], amount[refunds])
         for lo, size, table in self.sellers:  # an order's seller is a function of its id
             codes = table.order_codes(batch.order_id)
             np.add.at(self.net[lo:lo + size], codes, amount)
@@ -352,7 +346,7 @@ class _PartFold:
         self.orders += len(batch) - len(refunds)
         self.refunds += len(refunds)
         self.last_time = int(batch.event_time[-1])
-        return int(running[-1]), refunded
+        return int(folded.running[-1]), refunded
 
 
 # --- the merge: which ranges can hold a first crossing -------------------------------------------
