@@ -180,11 +180,15 @@ def test_pass_two_regenerates_only_pieces_that_can_cross() -> None:
     counters = scan.Counters.build(plan, template)
     scans = [scan.scan_part(plan, template, counters, p) for p in scan.split(plan, 4)]
     probes = scan.plan_crossings(scans, template, counters)
-    assert all(len(p.pieces) == 1 for p in probes), "no brand should need a whole part"
+    assert scan.part_probes(scans, counters) == [], "no brand should need a whole part"
     crossings = {m.seq for m in reference.state.milestones if m.kind != "rate_record"}
-    touched = {p.pieces[0].chunk for p in probes}
-    assert len(touched) <= len(crossings)
+    touched = [piece.chunk for p in probes for piece in p.pieces]
+    assert len(set(touched)) == len(touched) <= len(crossings)
     assert len(touched) < plan.chunks
+    # candidate pieces next to each other in a part are one probe: one seeded fold over their run
+    ends = {p.pieces[-1].hi for p in probes} - {s.end_seq for s in scans}
+    assert not any(p.pieces[0].lo in ends for p in probes)
+    assert any(len(p.pieces) > 1 for p in probes), "the opening rush has adjacent candidates"
 
 
 def test_fingerprint_names_the_plan() -> None:

@@ -54,7 +54,7 @@ from ticker.aggregate.milestones import Milestone, brand_milestone
 from ticker.aggregate.totals import Totals, add_batch
 from ticker.clock import US_PER_S
 from ticker.events import OrderBatch
-from ticker.scenario.generate import Plan, generate_chunk
+from ticker.scenario.generate import Buffers, Plan, generate_chunk
 
 _NEVER = np.iinfo(np.int64).max
 #: Brands whose catalogue target reaches this fraction of the lowest brand threshold are indexed
@@ -116,21 +116,28 @@ def parts_at(plan: Plan, bounds: list[int]) -> list[list[Piece]]:
     return out
 
 
-def piece_batch(plan: Plan, piece: Piece, cache: dict[int, OrderBatch] | None = None
-                ) -> OrderBatch:
-    """The events of ``piece``; ``cache`` keeps the last chunk made, for a neighbour piece of
-    the same chunk (a part cut at a snapshot seq)."""
-    if cache is not None and piece.chunk in cache:
-        batch = cache[piece.chunk]
-    else:
-        batch = generate_chunk(plan, piece.chunk)
-        if cache is not None:
-            cache.clear()
-            cache[piece.chunk] = batch
-    first = int(plan.chunk_seq[piece.chunk])
-    if piece.lo == first and piece.hi == batch.end_seq:
-        return batch
-    return batch.slice(piece.lo - first, piece.hi - first)
+class Chunks:
+    """The chunks one task makes, piece by piece: the last one kept for a neighbour piece of the
+    same chunk (a part cut at a snapshot seq), and its columns written again once it is dropped
+    (:class:`~ticker.scenario.generate.Buffers`: no fresh pages for each chunk)."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.buffers = Buffers()
+        self.last: tuple[int, OrderBatch] | None = None
+
+    def batch(self, piece: Piece) -> OrderBatch:
+        """The events of ``piece``."""
+        if self.last is not None and self.last[0] == piece.chunk:
+            batch = self.last[1]
+        else:
+            self.last = None  # its columns may be reused for this chunk
+            batch = generate_chunk(self.plan, piece.chunk, self.buffers)
+            self.last = (piece.chunk, batch)
+        first = int(self.plan.chunk_seq[piece.chunk])
+        if piece.lo == first and piece.hi == batch.end_seq:
+            return batch
+        return batch.slice(piece.lo - first, piece.hi - first)
 
 
 # --- entities and counters ------------------------------------------------------------------------
@@ -251,11 +258,12 @@ class PartScan:
 
 def scan_part(plan: Plan, aggregator: Aggregator, counters: Counters, pieces: list[Piece],
               log: Callable[[OrderBatch], None] | None = None,
-              cache: dict[int, OrderBatch] | None = None) -> PartScan:
+              chunks: Chunks | None = None) -> PartScan:
     """Pass 1 over one part: generate its pieces and fold the additive state; O(events). The
     indexed entities' sums per piece are differences of the part's running totals (O(indexed)
     per piece, no second pass over the events). ``log`` is handed every batch in seq order (a
     worker's staged event log)."""
+    chunks = chunks or Chunks(plan)
     fold = _PartFold(plan, aggregator, pieces)
     piece_net = np.zeros((len(pieces), counters.width), np.int64)
     piece_pos = np.zeros((len(pieces), counters.width), np.int64)
@@ -263,7 +271,7 @@ def scan_part(plan: Plan, aggregator: Aggregator, counters: Counters, pieces: li
     entities = counters.entities
     net_before, refunded_before = fold.net.take(entities), fold.refunded.take(entities)
     for i, piece in enumerate(pieces):
-        batch = piece_batch(plan, piece, cache)
+        batch = chunks.batch(piece)
         if log is not None:
             log(batch)
         net, refunded = fold.add(batch)
@@ -284,8 +292,8 @@ def scan_parts(plan: Plan, aggregator: Aggregator, counters: Counters, parts: li
                log: Callable[[OrderBatch], None] | None = None) -> list[PartScan]:
     """:func:`scan_part` over consecutive parts (one task's stretch cut at snapshot seqs), each
     chunk generated once."""
-    cache: dict[int, OrderBatch] = {}
-    return [scan_part(plan, aggregator, counters, pieces, log, cache) for pieces in parts]
+    chunks = Chunks(plan)
+    return [scan_part(plan, aggregator, counters, pieces, log, chunks) for pieces in parts]
 
 
 class _PartFold:
@@ -412,7 +420,36 @@ def piece_probes(scan: PartScan, start: np.ndarray, aggregator: Aggregator, coun
         rows, ks = np.nonzero(_reachable(at_e, pos_e, race.thresholds))
         for i, k in zip(rows.tolist(), ks.tolist(), strict=True):
             probe(i).entities[int(counters.entities[columns[k]])] = int(at_e[i, k])
-    return [probes[i] for i in sorted(probes)]
+    return _runs(probes, scan.pieces, at, counters)
+
+
+def _runs(probes: dict[int, Probe], pieces: list[Piece], at: np.ndarray, counters: Counters
+          ) -> list[Probe]:
+    """The probes of consecutive pieces merged into one probe over their run, each counter
+    seeded with its value at the run's start (``at``: every counter at every piece's start).
+
+    Exact: a counter watched only from a later piece of the run cannot reach a threshold in
+    the pieces before (its bound said so there), so starting it earlier finds the same first
+    crossing. Crossings cluster (the festival's opening rush), so this folds their pieces as
+    one stretch instead of seeding a fresh aggregator for each."""
+    out: list[Probe] = []
+    first = 1 + len(counters.rules)
+    start = -1  # the current run's first piece
+    for i in sorted(probes):
+        p = probes[i]
+        if not out or i != start + len(out[-1].pieces):
+            start = i
+            out.append(Probe([pieces[i]], p.gmv, dict(p.rules), dict(p.entities)))
+            continue
+        run = out[-1]
+        run.pieces.append(pieces[i])
+        if p.gmv is not None and run.gmv is None:
+            run.gmv = int(at[start, 0])
+        for r in p.rules.keys() - run.rules.keys():
+            run.rules[r] = int(at[start, 1 + r])
+        for e in p.entities.keys() - run.entities.keys():
+            run.entities[e] = int(at[start, first + int(np.searchsorted(counters.entities, e))])
+    return out
 
 
 def part_probes(scans: list[PartScan], counters: Counters, running: np.ndarray | None = None
@@ -458,11 +495,12 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
     race milestones are meaningless here (:class:`Assembly` ranks them)."""
     found: list[Milestone] = []
     state = None
+    chunks = Chunks(plan)
     for probe in probes:
         agg = _seeded(aggregator, probe, state)
         state = agg.state
         for piece in probe.pieces:
-            found += agg.apply(piece_batch(plan, piece))
+            found += agg.apply(chunks.batch(piece))
         # Back to empty for the next probe: only what a fold of these pieces touched (the
         # festival's per-second arrays are tens of MB, a probe's seconds a few hundred).
         first = plan.second_us[plan.chunk_sec[probe.pieces[0].chunk]]

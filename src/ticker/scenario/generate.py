@@ -327,9 +327,11 @@ def _second_times(rng: np.random.Generator, second_us: np.ndarray, counts: np.nd
     return offset
 
 
-def generate_chunk(plan: Plan, c: int) -> OrderBatch:
-    """The events of chunk ``c``: a pure function of (plan, c); O(events in the chunk)."""
-    columns = _empty_columns(int(plan.chunk_seq[c + 1] - plan.chunk_seq[c]))
+def generate_chunk(plan: Plan, c: int, buffers: Buffers | None = None) -> OrderBatch:
+    """The events of chunk ``c``: a pure function of (plan, c); O(events in the chunk).
+    ``buffers``: columns to reuse once the chunk before is dropped (no fresh pages each time)."""
+    n = int(plan.chunk_seq[c + 1] - plan.chunk_seq[c])
+    columns = buffers.get(n) if buffers is not None else _empty_columns(n)
     fill_chunk(plan, c, columns)
     return OrderBatch(**columns)
 
@@ -343,13 +345,14 @@ def _empty_columns(n: int) -> dict[str, np.ndarray]:
     return {name: np.empty(n, dtype) for name, dtype in COLUMNS.items()}
 
 
-class _Buffers:
-    """Batch columns to write into, reused once nothing refers to them any more.
+class Buffers:
+    """Batch or chunk columns to write into, reused once nothing refers to them any more.
 
     A fresh 40 MB batch costs ~10 % of generating it in page faults (the kernel zeroing every
     new page); the consumer usually drops a batch before asking for the one after next, so two
     sets of columns are kept and one is written again when its arrays' only reference is ours
-    (no batch, slice or buffer of them alive: CPython's reference count says so exactly).
+    (no batch, slice or buffer of them alive: CPython's reference count says so exactly; a
+    view handed out holds a reference to its kept array).
     """
 
     KEPT = 2
@@ -358,12 +361,17 @@ class _Buffers:
         self.kept: list[dict[str, np.ndarray]] = []
 
     def get(self, n: int) -> dict[str, np.ndarray]:
-        for columns in self.kept:
-            if len(columns["seq"]) == n and self._free(columns):
-                return columns
+        """Columns of length ``n``: views of a free kept set at least that long, else new ones
+        (kept in place of a free shorter set, so chunks of growing length settle too)."""
+        free = [i for i, columns in enumerate(self.kept) if self._free(columns)]
+        for i in free:
+            if len(self.kept[i]["seq"]) >= n:
+                return {name: column[:n] for name, column in self.kept[i].items()}
         columns = _empty_columns(n)
         if len(self.kept) < self.KEPT:
             self.kept.append(columns)
+        elif free:
+            self.kept[free[0]] = columns
         return columns
 
     @staticmethod
@@ -473,7 +481,7 @@ def batches(plan: Plan, batch_size: int = DEFAULT_BATCH_EVENTS, *, start_seq: in
     """The plan's events from ``start_seq`` on, in batches of ``batch_size`` (the last fewer):
     the cut :func:`~ticker.events.rebatch` makes of :func:`chunks`, without the copies.
 
-    A batch's columns are allocated once (or reused, :class:`_Buffers`) and each chunk is
+    A batch's columns are allocated once (or reused, :class:`Buffers`) and each chunk is
     written straight into its place;
     only a chunk that crosses a batch's end (or starts before ``start_seq``) is made on its own
     and copied in two, and a batch inside one chunk is a view of it. With ``workers > 1`` the
@@ -492,7 +500,7 @@ def batches(plan: Plan, batch_size: int = DEFAULT_BATCH_EVENTS, *, start_seq: in
     made: Generator[tuple[int, OrderBatch | None], None, None] = (
         parallel.lent(plan, workers, c0) if lending
         else ((c, None) for c in range(c0, plan.chunks)))
-    buffers = _Buffers()
+    buffers = Buffers()
     out: dict[str, np.ndarray] = {}
     at = 0  # events already in ``out``
     chunk: OrderBatch | None = None  # chunk c made on its own (or lent), when not written in place
