@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ticker.aggregate import Aggregator, BatchRejected, milestone_sort_key
@@ -274,6 +274,34 @@ def test_an_id_outside_its_range_is_refused_naming_the_first_such_event(column, 
     with pytest.raises(BatchRejected) as err:
         agg.apply(OrderBatch(**columns))
     assert str(err.value) == line.format(seq=1 + bad[0], value=values[0])
+    assert agg.state.equals(before)
+
+
+@example([(0, 5), (1, 0)])  # a zero refund after a sound order: the sound order was named
+@given(st.lists(st.tuples(st.sampled_from([0, 1]), st.integers(-3, 3) | st.integers(-999, 999)),
+                min_size=1, max_size=12))
+def test_a_placed_order_needs_a_positive_amount_and_a_refund_a_negative_one(rows):
+    """Any kinds and amounts, zero included: the batch is folded if every placed order's amount is
+    positive and every refund's negative, else refused whole at the first row that is not, in
+    its words. (Small amounts: an order of RMB 10 billion would cross 2 billion of the unit
+    scenario's RMB 5 thresholds, one milestone each.)"""
+    agg = Aggregator(UNIT, "unit", brand_names=NAMES)
+    agg.apply(make_batch(0, [W1], [1], [10], [0]))
+    before = agg.state.copy()
+    kinds = [k for k, _ in rows]
+    amounts = [a for _, a in rows]
+    batch = make_batch(1, [W1 + 1 + i for i in range(len(rows))], [2] * len(rows), amounts, kinds)
+    wrong = [i for i, (k, a) in enumerate(rows) if (a <= 0 if k == 0 else a >= 0)]
+    if not wrong:
+        agg.apply(batch)
+        assert agg.state.gmv_minor == 10 + sum(amounts)
+        assert (agg.state.orders, agg.state.refunds) == (1 + kinds.count(0), kinds.count(1))
+        return
+    i = wrong[0]
+    with pytest.raises(BatchRejected) as err:
+        agg.apply(batch)
+    need = "a placed order needs a positive amount" if kinds[i] == 0 else "a refund needs a negative amount"
+    assert str(err.value) == f"seq {1 + i}: amount_minor {amounts[i]}: {need}"
     assert agg.state.equals(before)
 
 

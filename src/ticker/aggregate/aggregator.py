@@ -342,7 +342,8 @@ class Aggregator:
         # Every refund negative and exactly the other rows positive: one compare and a count.
         positive = np.count_nonzero(np.greater(amount, 0, out=self._bools(len(amount))))
         if positive != len(amount) - len(refunds) or (len(refunds) and amount[refunds].max() >= 0):
-            wrong = (amount <= 0) == (batch.kind == 0)
+            # a placed order of 0 or less, a refund of 0 or more (a zero refund included)
+            wrong = np.where(batch.kind == 0, amount <= 0, amount >= 0)
             i = int(np.argmax(wrong))
             what = "a placed order needs a positive amount" if batch.kind[i] == 0 else \
                 "a refund needs a negative amount"
