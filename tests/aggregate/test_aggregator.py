@@ -16,7 +16,7 @@ from ticker.scenario import parse_scenario
 from ticker.scenario.model import Scenario
 from ticker.views import BrandGMV, Peak, Snapshot
 
-from .unit_scenario import NAMES, UNIT, UNIT_TOML
+from .unit_scenario import NAMES, UNIT, UNIT_DIMS, UNIT_TOML
 
 W1, W2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
 
@@ -238,6 +238,18 @@ def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
         agg.apply(OrderBatch(**columns))
     assert str(err.value) == message
     assert agg.state.equals(before)
+
+
+def test_without_brand_names_the_aggregator_takes_the_scenarios_catalogue():
+    """How a replay builds its fold: no names given, the scenario's catalogue names the brands
+    (its two named brands, then the generated tail), and brand ids are checked against it."""
+    agg = Aggregator(UNIT_DIMS, "unit")
+    assert agg.brand_names == ("Apple", "L'Oréal", *(f"brand-{i:06d}" for i in range(3, 13)))
+    found = agg.apply(make_batch(0, [W1, W1 + 1], [1, 11], [600, 600], [0, 0]))
+    # each crosses the brand races' three thresholds (RMB 1, 2, 4), named from the catalogue
+    assert [m.subject for m in found if m.kind == "brand_gmv"] == ["L'Oréal"] * 3 + ["brand-000012"] * 3
+    with pytest.raises(BatchRejected, match=r"^seq 2: brand id 12 is not in the catalogue \(expected 0..11\)$"):
+        agg.apply(make_batch(2, [W1 + 2], [12], [10], [0]))
 
 
 # Each id column's refusal, as the user reads it: the column's name, the range it must be in (the
