@@ -242,10 +242,12 @@ def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
 
 def test_without_brand_names_the_aggregator_takes_the_scenarios_catalogue():
     """How a replay builds its fold: no names given, the scenario's catalogue names the brands
-    (its two named brands, then the generated tail), and brand ids are checked against it."""
-    agg = Aggregator(UNIT_DIMS, "unit")
+    (its two named brands, then the generated tail), and brand ids are checked against it; no
+    run id given, the milestones' ids carry the scenario's name."""
+    agg = Aggregator(UNIT_DIMS)
     assert agg.brand_names == ("Apple", "L'Oréal", *(f"brand-{i:06d}" for i in range(3, 13)))
     found = agg.apply(make_batch(0, [W1, W1 + 1], [1, 11], [600, 600], [0, 0]))
+    assert found[0].id == "unit:gmv:all:500"
     # each crosses the brand races' three thresholds (RMB 1, 2, 4), named from the catalogue
     assert [m.subject for m in found if m.kind == "brand_gmv"] == ["L'Oréal"] * 3 + ["brand-000012"] * 3
     with pytest.raises(BatchRejected) as err:

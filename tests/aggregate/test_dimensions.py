@@ -136,6 +136,27 @@ def test_a_catalogue_grown_on_the_way_or_on_resume_gives_the_same_totals_and_rac
     assert resumed.state.differences(fold(stream, [at]).state) == []
 
 
+@pytest.mark.parametrize("short", [1, 2, 11])
+@given(with_order_ids(), st.integers(0, 300))
+def test_a_run_resumed_on_a_catalogue_grown_by_any_number_of_brands_is_the_whole_fold(short, case, at):
+    """A snapshot taken when the catalogue had ``12 - short`` brands (the stream before it used
+    only those), resumed with all 12: the state is that of one fold of the whole stream. One
+    brand more is the common case of ``follow`` (a new seller between two snapshots)."""
+    stream, _ = case
+    at = min(at, len(stream))
+    columns = stream.columns()
+    columns["brand"][:at] %= 12 - short
+    stream = OrderBatch(**columns)
+    before = Aggregator(UNIT_DIMS, "unit", brand_names=NAMES[:12 - short])
+    before.apply(stream.slice(0, at))
+    snapshot = AggregateState.from_snapshot(before.state.to_snapshot("unit"), "snap", "unit")
+    resumed = Aggregator(UNIT_DIMS, "unit", snapshot, brand_names=NAMES)
+    assert resumed.brand_names == tuple(NAMES)
+    resumed.apply(stream.slice(at, len(stream)))
+    resumed.finish()
+    assert resumed.state.differences(fold(stream, [at]).state) == []
+
+
 def test_a_segment_race_and_a_brand_race_crossed_by_different_brands_in_one_batch():
     """With segment thresholds that are no brand thresholds, brand-3 passes RMB 1.00 (a brand
     race's, not a segment's) and then L'Oréal RMB 1.50 (a segment race's, not a brand race's) in
