@@ -172,6 +172,9 @@ def test_a_segment_race_and_a_brand_race_crossed_by_different_brands_in_one_batc
              for m in agg.milestones if m.kind not in BASE_KINDS]
     assert sorted(found) == sorted(races)
     assert (2, "tmall_global_brand_gmv", "L'Oréal", 150, 150, 1) in found
+    # a dimension milestone's id names the run, as the base kinds' do
+    assert [m.id for m in agg.milestones if m.kind not in BASE_KINDS] == [
+        "unit:tmall_global_brand_gmv:L'Oréal:150"]
 
 
 def test_a_rate_record_announced_a_batch_late_takes_its_canonical_place():
