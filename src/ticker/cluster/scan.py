@@ -491,7 +491,10 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
     """Pass 2: the first crossing inside each probe's range of each threshold it watches.
 
     Each range is folded by an aggregator seeded with the watched counters' start values and the
-    thresholds those values have passed; every other counter is set so it cannot fire. Ranks of
+    thresholds those values have passed; every other counter is set so it cannot fire. It folds
+    only the events that move a watched counter (:func:`_watched_rows`: a probe mostly watches
+    one brand or seller, a few hundredths of its range), which gives the same running totals
+    for those counters, so the same first crossings, with their seq, time and value. Ranks of
     race milestones are meaningless here (:class:`Assembly` ranks them)."""
     found: list[Milestone] = []
     state = None
@@ -500,7 +503,9 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
         agg = _seeded(aggregator, probe, state)
         state = agg.state
         for piece in probe.pieces:
-            found += agg.apply(chunks.batch(piece))
+            batch = chunks.batch(piece)
+            rows = _watched_rows(aggregator, probe, batch)
+            found += agg.apply(batch if rows is None else batch.take(rows))
         # Back to empty for the next probe: only what a fold of these pieces touched (the
         # festival's per-second arrays are tens of MB, a probe's seconds a few hundred).
         first = plan.second_us[plan.chunk_sec[probe.pieces[0].chunk]]
@@ -510,6 +515,38 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
         state.second_orders[seconds] = 0
         state.second_gmv[seconds] = 0
     return [m for m in found if m.kind != "rate_record"]
+
+
+def _watched_rows(template: Aggregator, probe: Probe, batch: OrderBatch) -> np.ndarray | None:
+    """The rows of ``batch`` that move a counter ``probe`` watches, ascending; None for all of
+    them (the festival's GMV, or a time-to-value rule over every order, is watched)."""
+    rules = [template.rules[r] for r in probe.rules]
+    if probe.gmv is not None or any(rule.column is None for rule in rules):
+        return None
+    brands = len(template.brand_names)
+    keep = np.zeros(len(batch), bool)
+    watched = [e for e in probe.entities if e < brands]
+    if watched:
+        keep |= np.isin(batch.brand, watched)
+    for rule in rules:
+        assert rule.column is not None
+        keep |= getattr(batch, rule.column) == rule.index
+    for lay in template.dims.layouts if template.dims is not None else ():
+        lo = brands + lay.offset
+        sellers = [e - lo for e in probe.entities if lay.table.per_order and lo <= e < lo + lay.size]
+        if sellers:  # an order's seller is a function of its id
+            keep |= np.isin(lay.table.order_codes(batch.order_id), sellers)
+    return np.flatnonzero(keep)
+
+
+class _Search(Aggregator):
+    """The aggregator of a pass-2 probe: it folds the generator's own events, or the rows of
+    them that move its watched counters (whose seqs have gaps by design), so it skips the
+    batch checks."""
+
+    def _validate(self, batch: OrderBatch) -> np.ndarray:
+        refunds: np.ndarray = np.flatnonzero(batch.kind.view(bool))
+        return refunds
 
 
 def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = None) -> Aggregator:
@@ -563,7 +600,7 @@ def _seeded(template: Aggregator, probe: Probe, reuse: AggregateState | None = N
                         seeded.dim_gmv[e - brands] = value
                     level[e - lo] = int(np.searchsorted(lay.thresholds, value, side="right"))
     # seeded before it is made: it derives what its fold keeps from the levels once
-    return Aggregator(template.scenario, template.run, seeded, brand_names=template.brand_names)
+    return _Search(template.scenario, template.run, seeded, brand_names=template.brand_names)
 
 
 # --- assembly -------------------------------------------------------------------------------------
