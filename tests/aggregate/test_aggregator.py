@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from ticker.aggregate import Aggregator, BatchRejected, milestone_sort_key
 from ticker.aggregate.reference import ReferenceFold
+from ticker.aggregate.totals import Totals, add_batch
+from ticker.clock import US_PER_S
 from ticker.events import COLUMNS, OrderBatch
 from ticker.scenario import parse_scenario
 from ticker.scenario.model import Scenario
@@ -253,6 +255,48 @@ def test_without_brand_names_the_aggregator_takes_the_scenarios_catalogue():
     with pytest.raises(BatchRejected) as err:
         agg.apply(make_batch(2, [W1 + 2], [12], [10], [0]))
     assert str(err.value) == "seq 2: brand id 12 is not in the catalogue (expected 0..11)"
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 999_999), st.integers(0, 3),
+                          st.integers(1, 500), st.booleans()), min_size=1, max_size=80),
+       st.integers(0, 2))
+def test_the_additive_fold_adds_each_event_and_says_where_each_second_ends(events, busy):
+    """``totals.add_batch``, which the aggregator and the cluster's pass 1 share, against a plain
+    per-event loop: each event's amount into its brand, (platform, region) cell and second, each
+    placed order counted once (a refund counts none), and ``ends[k]``, one past the last row of
+    second ``first + k`` (what pass 1 reads each second's last seq from). ``busy`` crowds the
+    events into a few seconds, so both ways of finding the seconds' runs are taken."""
+    rows = sorted((s // (1 + 15 * busy), us, b, a, r) for s, us, b, a, r in events)
+    n = len(rows)
+    start = W1 - 7 * US_PER_S  # the totals' second 0 starts 7 s before the first window
+    times = [start + (7 + s) * US_PER_S + us for s, us, _, _, _ in rows]
+    amounts = [-a if r else a for _, _, _, a, r in rows]
+    batch = make_batch(0, times, [b for _, _, b, _, _ in rows], amounts, [int(r) for *_, r in rows],
+                       [b % 2 for _, _, b, _, _ in rows], [(b // 2) % 2 for _, _, b, _, _ in rows])
+    seconds = 64
+    totals = Totals(np.zeros(4, np.int64), np.zeros(4, np.int64), np.zeros((2, 2), np.int64),
+                    np.zeros((2, 2), np.int64), np.zeros(seconds, np.int64), np.zeros(seconds, np.int64),
+                    start)
+    refunds = np.flatnonzero([r for *_, r in rows])
+    folded = add_batch(totals, batch, refunds, np.zeros(n + 1, np.int64))
+    want = {name: np.zeros_like(getattr(totals, name)) for name in
+            ("brand_gmv", "brand_orders", "mix_gmv", "mix_orders", "second_orders", "second_gmv")}
+    for t, (_, _, b, _, r), amount in zip(times, rows, amounts, strict=True):
+        second, cell = (t - start) // US_PER_S, (b % 2, (b // 2) % 2)
+        want["brand_gmv"][b] += amount
+        want["mix_gmv"][cell] += amount
+        want["second_gmv"][second] += amount
+        if not r:
+            want["brand_orders"][b] += 1
+            want["mix_orders"][cell] += 1
+            want["second_orders"][second] += 1
+    for name, array in want.items():
+        assert getattr(totals, name).tolist() == array.tolist(), name
+    first, last = (times[0] - start) // US_PER_S, (times[-1] - start) // US_PER_S
+    assert (folded.first, folded.last) == (first, last)
+    assert folded.ends.tolist() == [sum((t - start) // US_PER_S <= s for t in times)
+                                    for s in range(first, last + 1)]
+    assert folded.running.tolist() == [0, *itertools.accumulate(amounts)]
 
 
 # Each id column's refusal, as the user reads it: the column's name, the range it must be in (the
