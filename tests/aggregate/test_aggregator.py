@@ -337,6 +337,7 @@ def test_an_id_outside_its_range_is_refused_naming_the_first_such_event(column, 
 
 
 @example([(0, 5), (1, 0)])  # a zero refund after a sound order: the sound order was named
+@example([(0, 5), (0, 0)])  # a zero order after a sound one
 @given(st.lists(st.tuples(st.sampled_from([0, 1]), st.integers(-3, 3) | st.integers(-999, 999)),
                 min_size=1, max_size=12))
 def test_a_placed_order_needs_a_positive_amount_and_a_refund_a_negative_one(rows):
