@@ -425,3 +425,13 @@ def test_batches_hold_the_requested_number_of_events_the_last_fewer() -> None:
     for size in (997, 4096):
         sizes = [len(batch) for batch in generate(scenario("smoke"), scale=0.1, batch_size=size)]
         assert len(sizes) > 2 and set(sizes[:-1]) == {size} and 0 < sizes[-1] <= size, size
+
+
+@given(st.integers(-(2**63), 0))
+def test_a_batch_size_below_one_is_refused_in_words(size: int) -> None:
+    """Zero or a negative batch size: a ValueError naming it, before any event is made."""
+    plan = make_plan(scenario("smoke"), scale=0.01)
+    with pytest.raises(ValueError) as err:
+        next(gen.batches(plan, size))
+    assert str(err.value) == f"batch size must be positive, got {size}"
+
