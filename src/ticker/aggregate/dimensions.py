@@ -103,22 +103,29 @@ class DimensionFold:
         self.levels_changed()
         self._lost = np.zeros(max((lay.size for lay in self.layouts), default=0), np.int64)
 
-    def levels_changed(self) -> None:
-        """Re-derive what the fold keeps from ``dim_level`` after a caller wrote it directly
-        (the cluster's pass 2 seeds the levels of the aggregator it has made)."""
-        self._next = [self._next_thresholds(lay, value)
-                      for lay, value in zip(self.layouts, self._value, strict=True)]
+    def levels_changed(self, layout: int | None = None, entities: np.ndarray | None = None
+                       ) -> None:
+        """Re-derive what the fold keeps from ``dim_level`` after a caller wrote it directly:
+        every layout's, or only ``entities`` (codes, or brands) of layout ``layout`` (the
+        cluster's pass 2 watches one or two entities at a time)."""
+        if layout is None or entities is None:
+            self._next = [self._next_thresholds(lay, value, np.arange(lay.size))
+                          for lay, value in zip(self.layouts, self._value, strict=True)]
+            return
+        lay = self.layouts[layout]
+        self._next[layout][entities] = self._next_thresholds(lay, self._value[layout], entities)
 
-    def _next_thresholds(self, lay: _Layout, value: np.ndarray) -> np.ndarray:
-        """Each entity's next threshold (never for ``rest``), kept so that a batch's candidate
-        test is one compare; derived from ``dim_level``."""
+    def _next_thresholds(self, lay: _Layout, value: np.ndarray, entities: np.ndarray
+                         ) -> np.ndarray:
+        """The next threshold of each of ``entities`` (never for ``rest``), kept so that a
+        batch's candidate test is one compare; derived from ``dim_level``."""
         assert self.state.dim_level is not None
-        level = self.state.dim_level[lay.level:lay.level + lay.size]
+        level = self.state.dim_level[lay.level + entities]
         next_threshold: np.ndarray = np.append(lay.thresholds, _NEVER)[level]
         if lay.table.per_order:
-            next_threshold[0] = _NEVER  # rest is no seller
+            next_threshold[entities == 0] = _NEVER  # rest is no seller
         else:
-            next_threshold[value == 0] = _NEVER  # rest brands race in the brand races only
+            next_threshold[value[entities] == 0] = _NEVER  # rest brands race in the brand races only
         return next_threshold
 
     def _brand_codes(self, lay: _Layout) -> np.ndarray:
