@@ -17,11 +17,15 @@ import numpy as np
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ticker.ingest.follow import Reassembler
+from ticker.events import OrderBatch
+from ticker.ingest.follow import Reassembler, frame_refusal
 from ticker.rundir import RunDir
 from ticker.scenario import generate, resolve
+from ticker.scenario.brands import catalogue
 
 pytestmark = pytest.mark.network
 TICKER = [sys.executable, "-m", "ticker"]
@@ -186,8 +190,23 @@ def test_reassembly_gives_source_order_and_drops_redeliveries():
     r = Reassembler(0)
     out = [r.add(pieces[i]) for i in order]
     out += [r.add(pieces[i]) for i in order[:5]]  # redelivered
-    from ticker.events import OrderBatch
-
     joined = OrderBatch.concat(out)
     assert joined.equals(stream)
     assert r.duplicates == sum(len(pieces[i]) for i in order[:5])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(-3, 3)), min_size=1, max_size=12))
+def test_a_frame_with_an_amount_of_the_wrong_sign_is_refused_before_it_is_logged(rows):
+    """A placed order needs a positive amount, a refund a negative one — zero is neither: a
+    frame the fold would refuse must be dead-lettered, not logged and then refused."""
+    scenario = resolve("smoke")
+    base = next(generate(scenario, seed=None, scale=0.05, batch_size=len(rows)))
+    columns = {name: np.array(column) for name, column in base.columns().items()}
+    columns["kind"] = np.array([kind for kind, _ in rows], base.kind.dtype)
+    columns["amount_minor"] = np.array([amount for _, amount in rows], np.int64)
+    frame = OrderBatch(**columns)
+    wrong = any(amount <= 0 if kind == 0 else amount >= 0 for kind, amount in rows)
+    reason = frame_refusal(frame, scenario, len(catalogue(scenario).names))
+    assert reason == ("an amount of the wrong sign (placed orders positive, refunds negative)"
+                      if wrong else None)

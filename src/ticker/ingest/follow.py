@@ -504,27 +504,8 @@ class Follower:
                 self._dead(where, str(exc), order if isinstance(doc, list) else m.payload)
 
     def _check_frame(self, batch: OrderBatch) -> str | None:
-        """What the aggregator would refuse in a frame, as a dead-letter reason."""
-        if not len(batch):
-            return None
         live = self._opened()
-        sc = live.scenario
-        limits = (("brand", len(live.catalogue.names)), ("platform", len(sc.platforms)),
-                  ("region", len(sc.regions)), ("kind", 2))
-        for column, size in limits:
-            values = getattr(batch, column)
-            if int(values.min()) < 0 or int(values.max()) >= size:
-                return (f"{column} id {int(values.max())} is not in this run's {column}s "
-                        f"(0..{size - 1}): are the frames from scenario {sc.name}?")
-        if ((batch.amount_minor <= 0) == (batch.kind == 0)).any():
-            return "an amount of the wrong sign (placed orders positive, refunds negative)"
-        t = batch.event_time
-        inside = np.zeros(len(t), bool)
-        for w in sc.windows:
-            inside |= (t >= w.start_us) & (t < w.end_us)
-        if not inside.all():
-            return f"event times outside every sales window of {sc.name}"
-        return None
+        return frame_refusal(batch, live.scenario, len(live.catalogue.names))
 
     def _frames_batch(self, frames: list[OrderBatch], waiting: list[tuple[_Message, OrderBatch]]
                       ) -> OrderBatch | None:
@@ -703,6 +684,31 @@ class _FollowSink:
         self.sink.publisher.tick(payload)
         self.sink.publisher.leaderboard(topics.leaderboard_json(
             self.sink.info, event_time_us=tick.event_time_us, brands=list(tick.leaderboard)))
+
+
+def frame_refusal(batch: OrderBatch, scenario: Scenario, brands: int) -> str | None:
+    """What the aggregator would refuse in a frame of ``scenario``'s stream (``brands`` in its
+    catalogue), as a dead-letter reason; None for a sound frame. Checked before the frame is
+    logged and acknowledged: a frame the fold refuses later would stay in the event log."""
+    if not len(batch):
+        return None
+    limits = (("brand", brands), ("platform", len(scenario.platforms)),
+              ("region", len(scenario.regions)), ("kind", 2))
+    for column, size in limits:
+        values = getattr(batch, column)
+        if int(values.min()) < 0 or int(values.max()) >= size:
+            return (f"{column} id {int(values.max())} is not in this run's {column}s "
+                    f"(0..{size - 1}): are the frames from scenario {scenario.name}?")
+    placed = batch.kind == 0
+    if (batch.amount_minor[placed] <= 0).any() or (batch.amount_minor[~placed] >= 0).any():
+        return "an amount of the wrong sign (placed orders positive, refunds negative)"
+    t = batch.event_time
+    inside = np.zeros(len(t), bool)
+    for w in scenario.windows:
+        inside |= (t >= w.start_us) & (t < w.end_us)
+    if not inside.all():
+        return f"event times outside every sales window of {scenario.name}"
+    return None
 
 
 def _frame_source(topic: str) -> str:
