@@ -26,7 +26,8 @@ inside a range whose start value is below ``t`` and whose start value plus posit
 
 **Pass 2** (:func:`find_crossings`, one task per group of candidate ranges) seeds an
 :class:`~ticker.aggregate.Aggregator` with the range's start values and the thresholds already
-passed by them, folds the range, and keeps the milestones of the counters asked about: the
+passed by them, folds the range's events that move those counters, and keeps the milestones of
+the counters asked about: the
 aggregator's own crossing rules (the brands' and the dimensions' alike go through
 ``dimensions.crossings_in_blocks``) name the first order inside the range that reaches each
 threshold. The earliest such order over all ranges is the crossing.
