@@ -50,7 +50,13 @@ from typing import Any
 
 import numpy as np
 
-from ticker.aggregate.aggregator import Aggregator, BatchRejected, CompiledRule, milestone_sort_key
+from ticker.aggregate.aggregator import (
+    Aggregator,
+    BatchRejected,
+    CompiledRule,
+    TrustedAggregator,
+    milestone_sort_key,
+)
 from ticker.aggregate.dimensions import milestone_kind
 from ticker.aggregate.milestones import Milestone, rate_record_milestone, time_to_value_milestone
 from ticker.aggregate.state import SCHEMA_VERSION, AggregateState, SnapshotError, write_npz
@@ -224,7 +230,7 @@ class EventTimeState:
         return not self.differences(other)
 
 
-class _InnerFold(Aggregator):
+class _InnerFold(TrustedAggregator):
     """Today's fold on one of the two streams, for its order-count milestones (festival GMV,
     brand races) and, on the live stream, its totals and rate records. Its time rules are the
     outer fold's, at each order's own event time (the inner clock is the running maximum); so
@@ -237,10 +243,6 @@ class _InnerFold(Aggregator):
                  brand_names: Sequence[str], rate_records: bool):
         super().__init__(scenario, run, state, brand_names=brand_names)
         self.rate_records = rate_records
-
-    def _validate(self, batch: OrderBatch) -> np.ndarray:
-        refunds: np.ndarray = np.flatnonzero(batch.kind.view(bool))
-        return refunds
 
     def apply(self, batch: OrderBatch) -> list[Milestone]:
         if self.rate_records or not len(batch):

@@ -50,7 +50,12 @@ import numpy as np
 
 from ticker import __version__
 from ticker.aggregate import AggregateState, Aggregator
-from ticker.aggregate.aggregator import CompiledRule, milestone_sort_key
+from ticker.aggregate.aggregator import (
+    CompiledRule,
+    TrustedAggregator,
+    milestone_sort_key,
+    refund_rows,
+)
 from ticker.aggregate.milestones import Milestone, brand_milestone
 from ticker.aggregate.totals import Totals, add_batch
 from ticker.clock import US_PER_S
@@ -335,7 +340,7 @@ class _PartFold:
     def add(self, batch: OrderBatch) -> tuple[int, int]:
         """Fold ``batch``; returns its (net, refunded) sums."""
         amount = batch.amount_minor
-        refunds = np.flatnonzero(batch.kind.view(bool))
+        refunds = refund_rows(batch)
         if len(self._running) < len(batch) + 1:
             self._running = np.zeros(len(batch) + 1, np.int64)
         folded = add_batch(self.totals, batch, refunds, self._running[:len(batch) + 1])
@@ -499,7 +504,6 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
     race milestones are meaningless here (:class:`Assembly` ranks them)."""
     found: list[Milestone] = []
     search = _Search(aggregator)
-    state = search.state
     chunks = Chunks(plan)
     for probe in probes:
         search.watch(probe)
@@ -507,14 +511,6 @@ def find_crossings(plan: Plan, aggregator: Aggregator, probes: list[Probe]) -> l
             batch = chunks.batch(piece)
             rows = _watched_rows(aggregator, probe, batch)
             found += search.apply(batch if rows is None else batch.take(rows))
-        # Back to empty for the next probe: only what a fold of these pieces touched (the
-        # festival's per-second arrays are tens of MB, a probe's seconds a few hundred).
-        first = plan.second_us[plan.chunk_sec[probe.pieces[0].chunk]]
-        last = plan.second_us[plan.chunk_sec[probe.pieces[-1].chunk + 1] - 1]
-        seconds = slice((first - aggregator.start_us) // US_PER_S,
-                        (last - aggregator.start_us) // US_PER_S + 1)
-        state.second_orders[seconds] = 0
-        state.second_gmv[seconds] = 0
     return [m for m in found if m.kind != "rate_record"]
 
 
@@ -540,7 +536,7 @@ def _watched_rows(template: Aggregator, probe: Probe, batch: OrderBatch) -> np.n
     return np.flatnonzero(keep)
 
 
-class _Search(Aggregator):
+class _Search(TrustedAggregator):
     """Pass 2's aggregator, one per task: it watches each probe's counters in turn, from their
     start values; every other counter has no threshold left, so it cannot fire. Between probes
     only the counters watched change, and what the fold derives from their levels is derived
@@ -567,10 +563,6 @@ class _Search(Aggregator):
         # the levels are set before it is made: it derives what its fold keeps from them once
         super().__init__(template.scenario, template.run, empty, brand_names=template.brand_names)
         self._watched = Probe([], None, {}, {})
-
-    def _validate(self, batch: OrderBatch) -> np.ndarray:
-        refunds: np.ndarray = np.flatnonzero(batch.kind.view(bool))
-        return refunds
 
     def watch(self, probe: Probe) -> None:
         """Watch ``probe``'s counters from its start values, and no longer the last probe's."""
