@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from ticker.events import OrderBatch, OrderKind, rebatch
@@ -122,6 +122,10 @@ def test_batches_from_any_seq_are_the_same_with_workers_and_close_early(shared_b
     stream.close()
     assert len(made) == 2
     assert not [name for name in made if (parallel.Path(parallel._SHM_DIR) / name).exists()]
+    # batches smaller than a chunk, held: each a copy out of the lent chunk, never a view of
+    # shared memory that the next chunk is written over
+    small = list(gen.batches(plan, 5_000, start_seq=start, workers=2))
+    assert OrderBatch.concat(small).equals(OrderBatch.concat(alone))
 
 
 def test_another_seed_gives_another_stream() -> None:
@@ -136,6 +140,8 @@ def test_stream_invariants(name: str, scale: float) -> None:
     plan = make_plan(s, scale=scale)
     events = OrderBatch.concat(gen.chunks(plan))
     check_stream(s, plan, events)
+    # the public entry, with its defaults (the first event on, the default batch size, scale 1)
+    check_stream(s, plan, OrderBatch.concat(generate(s) if scale == 1.0 else generate(s, scale=scale)))
 
 
 def check_stream(s: Scenario, plan: gen.Plan, events: OrderBatch) -> None:
@@ -164,7 +170,7 @@ def check_stream(s: Scenario, plan: gen.Plan, events: OrderBatch) -> None:
     order_row = dict(zip(events.order_id[placed].tolist(), np.flatnonzero(placed).tolist(),
                          strict=True))
     rows = np.flatnonzero(refund)
-    origin = np.array([order_row[i] for i in events.order_id[rows].tolist()])
+    origin = np.array([order_row[i] for i in events.order_id[rows].tolist()], dtype=np.int64)
     assert len(set(origin.tolist())) == len(rows)  # nothing is refunded twice
     assert (origin < rows).all()
     assert (events.event_time[origin] <= events.event_time[rows]).all()
@@ -232,6 +238,33 @@ def test_carry_rounding_keeps_every_running_total(expected: list[float]) -> None
 def test_any_batch_size_gives_the_same_stream(size: int, seed: int) -> None:
     whole = smoke_events(0.1, seed)
     assert OrderBatch.concat(generate(scenario("smoke"), seed, 0.1, batch_size=size)).equals(whole)
+
+
+@cache
+def _whole_smoke() -> tuple[gen.Plan, OrderBatch]:
+    plan = make_plan(scenario("smoke"))
+    return plan, OrderBatch.concat(gen.chunks(plan))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 3), st.floats(0, 1), st.integers(1, 3 * gen.CHUNK_EVENTS))
+@example(chunk=1, into=0.2, size=100_000)  # from inside a chunk, past its end
+@example(chunk=1, into=0.2, size=1_000)  # from inside a chunk, batches inside it
+@example(chunk=2, into=0.0, size=gen.CHUNK_EVENTS)  # from a chunk's first event
+def test_batches_from_any_seq_in_any_size_are_the_stream_from_there(chunk: int, into: float,
+                                                                      size: int) -> None:
+    """``batches(start_seq=...)``, the engine's resume: from any event (inside a chunk, at its
+    start, the end), in any batch size (inside a chunk, across several), the stream from there."""
+    plan, whole = _whole_smoke()
+    assert plan.chunks == 4
+    a, b = int(plan.chunk_seq[chunk]), int(plan.chunk_seq[chunk + 1])
+    start = a + int(into * (b - a))  # up to the chunk's end: the next one's start, or the stream's
+    got = list(gen.batches(plan, size, start_seq=start))
+    assert [len(batch) for batch in got[:-1]] == [size] * (len(got) - 1)
+    if start == plan.total_events:
+        assert got == []
+    else:
+        assert 0 < len(got[-1]) <= size and OrderBatch.concat(got).equals(whole.slice(start, len(whole)))
 
 
 @st.composite
@@ -343,6 +376,7 @@ def test_a_flat_window_opening_at_its_own_rate_is_that_rate_throughout(level: in
 
 
 @given(st.integers(2, 10), st.floats(0.5, 2), st.integers(10, 10**6))
+@example(seconds=2, decay=0.5, peak=10)  # the rhythm's share is under one second's worth (0.86)
 def test_a_window_of_a_few_seconds_is_shaped(seconds: int, decay: float, peak: int) -> None:
     """Two seconds are enough: a rush of any decay leaves some rhythm to scale. The orders are
     chosen so that the rhythm runs at half the peak (rush sum computed here, apart)."""
@@ -435,3 +469,89 @@ def test_a_batch_size_below_one_is_refused_in_words(size: int) -> None:
         next(gen.batches(plan, size))
     assert str(err.value) == f"batch size must be positive, got {size}"
 
+
+
+def test_a_burst_of_a_brand_without_an_average_order_is_refused_in_one_line() -> None:
+    """A burst's order count comes from its brand's published average order, which only the
+    named brands have: a tiered brand (Cedar) is a brand the file may name, but not burst."""
+    from ticker.scenario import parse_scenario
+
+    text = resolve("smoke").text.replace('brand = "Bamboo"', 'brand = "Cedar"')
+    with pytest.raises(ScenarioError) as caught:
+        make_plan(parse_scenario(text, "smoke.toml"), scale=0.01)
+    assert str(caught.value) == ("smoke.toml: bursts: expected a brand with an avg_order (one of "
+                                 "brands.named), found 'Cedar'")
+
+
+def test_a_festival_without_refunds_is_a_stream_of_placed_orders_only() -> None:
+    """``refund_rate = 0``: no chunk has a refund, so every event is its own placed order (the
+    generator's other path, where each event's columns come straight from its order number)."""
+    from ticker.scenario import parse_scenario
+
+    text = resolve("smoke").text.replace("refund_rate = 0.05", "refund_rate = 0.0")
+    s = parse_scenario(text, "smoke.toml")
+    plan = make_plan(s)
+    assert plan.chunk_refunds.sum() == 0
+    events = OrderBatch.concat(generate(s))
+    check_stream(s, plan, events)
+    assert (events.kind == OrderKind.PLACED).all()
+
+
+def test_a_bursts_orders_sell_its_gmv_to_the_fen() -> None:
+    """Aurora's flash sale of RMB 600,000.07 in 200 orders of RMB 3,000: the first 7 of them
+    (in time order) sell a fen more, so the burst adds up to its GMV exactly."""
+    from ticker.scenario import parse_scenario
+    from ticker.scenario.brands import catalogue
+
+    text = resolve("smoke").text.replace("gmv = 600_000", 'gmv = "600000.07"', 1)
+    s = parse_scenario(text, "smoke.toml")
+    burst = s.bursts[0]
+    assert (burst.brand, burst.gmv_minor) == ("Aurora", 60_000_007)
+    events = OrderBatch.concat(generate(s, batch_size=1000))
+    aurora = catalogue(s).index("Aurora")
+    inside = ((events.brand == aurora) & (events.kind == OrderKind.PLACED)
+              & (events.event_time >= burst.start_us)
+              & (events.event_time < burst.start_us + burst.seconds * 1_000_000))
+    amounts = events.amount_minor[inside]
+    assert int((amounts == 300_001).sum()) == 7 and int((amounts == 300_000).sum()) == 193
+    first = np.flatnonzero(np.isin(amounts, (300_000, 300_001)))[:7]
+    assert (amounts[first] == 300_001).all()  # the fen goes to the burst's first orders
+
+
+def test_buffers_reuse_columns_nothing_refers_to_and_never_ones_held() -> None:
+    """Two sets are kept; a set is written again only once no batch, slice or view of it is
+    alive, and a longer request replaces a free set (never a held one). The caller holds the
+    arrays (as a batch made of them does), not the dict it was given."""
+    buffers = gen.Buffers()
+    held = dict(buffers.get(10))
+    held["seq"][:] = 7
+    dropped = dict(buffers.get(10))
+    assert not np.shares_memory(held["seq"], dropped["seq"]) and len(buffers.kept) == 2
+    del dropped
+    longer = dict(buffers.get(20))  # no free set is long enough: it takes the free one's place
+    assert len(buffers.kept) == 2 and buffers.kept[0]["seq"] is held["seq"]
+    assert buffers.kept[1]["seq"] is longer["seq"]
+    view = longer["seq"][3:5]
+    del longer
+    assert not np.shares_memory(dict(buffers.get(15))["seq"], view)  # a view of it is alive
+    del view
+    again = dict(buffers.get(15))  # now free: reused, as a view of the kept set
+    assert np.shares_memory(again["seq"], buffers.kept[1]["seq"]) and len(again["seq"]) == 15
+    del again
+    exact = dict(buffers.get(20))  # a set exactly as long as asked for is reused too
+    assert np.shares_memory(exact["seq"], buffers.kept[1]["seq"])
+    assert (held["seq"] == 7).all()
+
+
+def test_a_chunk_made_into_reused_buffers_is_the_chunk() -> None:
+    """``generate_chunk(plan, c, buffers)`` (the cluster's regeneration) writes into reused
+    columns: the same events as a chunk made fresh; made again once dropped, in the same memory."""
+    plan = make_plan(scenario("smoke"))
+    buffers = gen.Buffers()
+    first = gen.generate_chunk(plan, 1, buffers)
+    assert first.equals(gen.generate_chunk(plan, 1))
+    assert len(buffers.kept) == 1 and first.seq is buffers.kept[0]["seq"]
+    del first
+    again = gen.generate_chunk(plan, 1, buffers)
+    assert again.equals(gen.generate_chunk(plan, 1))
+    assert len(buffers.kept) == 1 and np.shares_memory(again.seq, buffers.kept[0]["seq"])

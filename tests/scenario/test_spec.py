@@ -191,13 +191,14 @@ def test_replay_of_a_bad_scenario_path_is_one_line_and_exit_2(tmp_path: Path, wh
     assert not (tmp_path / "run").exists()
 
 
-def _leaving(fen: int) -> str:
+def _leaving(fen: int, cap_fen: int = 1) -> str:
     """The unit scenario with its festival GMV ``fen`` above what its named brands take (Apple's
-    10,000 and L'Oréal's 9,000): the tail's ten brands share the rest, none above 1 fen."""
+    10,000 and L'Oréal's 9,000): the tail's ten brands share the rest, none above ``cap_fen``."""
     from tests.aggregate.unit_scenario import UNIT_TOML
 
     gmv = f"{19_000 + fen // 100}.{fen % 100:02d}"
-    return UNIT_TOML.replace("gmv = 100_000", f'gmv = "{gmv}"').replace("max_gmv = 8_000", 'max_gmv = "0.01"')
+    cap = f'max_gmv = "{cap_fen // 100}.{cap_fen % 100:02d}"'
+    return UNIT_TOML.replace("gmv = 100_000", f'gmv = "{gmv}"').replace("max_gmv = 8_000", cap)
 
 
 def test_named_brands_that_take_the_whole_festival_leave_no_tail_and_are_refused() -> None:
@@ -208,15 +209,49 @@ def test_named_brands_that_take_the_whole_festival_leave_no_tail_and_are_refused
                                  "to leave some of festival.gmv for the tail, found none left")
 
 
-@given(fen=st.integers(10, 10**9))
-def test_a_tail_capped_at_its_average_or_below_is_refused_with_both_amounts(fen: int) -> None:
-    # ten tail brands share `fen` fen under a cap of 1 fen: from 10 fen on, the average reaches the cap
+@given(cap_fen=st.integers(1, 10**6), above=st.integers(0, 10**9))
+def test_a_tail_capped_at_its_average_or_below_is_refused_with_both_amounts(cap_fen: int,
+                                                                             above: int) -> None:
+    # ten tail brands share `fen` fen under a cap of `cap_fen`: from 10 caps on, the average reaches it
+    fen = 10 * cap_fen + above
     with pytest.raises(ScenarioError) as caught:
-        ticker.scenario.brands.build_catalogue(parse_scenario(_leaving(fen), "unit.toml"))
+        ticker.scenario.brands.build_catalogue(parse_scenario(_leaving(fen, cap_fen), "unit.toml"))
     line = str(caught.value)
     assert line.startswith("unit.toml: brands.tail.max_gmv: expected more than the tail's average ("), line
     average, found = (float(x.replace(",", "")) for x in re.findall(r"[\d,]+\.\d\d", line))
-    assert found == 0.01 and abs(average * 100 - fen / 10) <= 0.5 + 1e-6, line  # to the fen
+    assert round(found * 100) == cap_fen and abs(average * 100 - fen / 10) <= 0.5 + 1e-6, line  # to the fen
+
+
+def test_a_dimensions_tail_is_refused_under_its_own_key() -> None:
+    """A dimension's sellers come from the brands' catalogue builder; its refusals name the
+    dimension's keys, not the brands'."""
+    from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
+
+    text = UNIT_DIMS_TOML.replace("max_gmv = 8_000\nexponent = 1.0\n\n[[dimensions]]",
+                                  'max_gmv = "0.01"\nexponent = 1.0\n\n[[dimensions]]')
+    assert text != UNIT_DIMS_TOML
+    with pytest.raises(ScenarioError) as caught:  # refused as the file is read
+        parse_scenario(text, "unit.toml")
+    assert str(caught.value).startswith(
+        "unit.toml: dimensions[0].tail.max_gmv: expected more than the tail's average ("), str(caught.value)
+
+
+@pytest.mark.parametrize("tail", [0, 1, 2])
+def test_a_sellers_catalogue_is_its_listed_sellers_and_a_tail_of_exactly_the_rest(tail: int) -> None:
+    """A dimension's ``count`` is its catalogue's length: the named seller (Viya, 20,000 of the
+    dimension's 40,000) and ``tail`` more, which share the rest; with no tail the listed sellers
+    are the catalogue, and the rest is left to the storefront."""
+    from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
+
+    channel_tail = "[dimensions.tail]\nmax_gmv = 8_000\nexponent = 1.0\n\n[[dimensions]]"
+    text = UNIT_DIMS_TOML.replace("count = 5", f"count = {1 + tail}").replace(
+        channel_tail, "[dimensions.tail]\nmax_gmv = 30_000\nexponent = 1.0\n\n[[dimensions]]" if tail
+        else "[[dimensions]]")  # no tail declared: the listed sellers only
+    assert text.count("[dimensions.tail]") == (1 if tail else 0)
+    table = ticker.scenario.dimensions.tables(parse_scenario(text, "unit.toml"))[0]
+    assert table.names[:2] == ("storefront", "Viya") and len(table.names) == 2 + tail
+    assert table.gmv_target[:2].tolist() == [0.0, 2_000_000.0]
+    assert table.gmv_target.sum() == pytest.approx(2_000_000 if tail == 0 else 4_000_000)
 
 
 @pytest.mark.parametrize("fen", [1, 2])

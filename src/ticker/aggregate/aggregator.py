@@ -375,17 +375,19 @@ class Aggregator:
                        ) -> list[Milestone]:
         st = self.state
         found: list[Milestone] = []
-        while True:
-            threshold = (st.gmv_level + 1) * self.gmv_every
+        # every level up to the one the batch's highest running GMV reaches is crossed in it
+        # (a bounded loop: a GMV step of 0, never called for, would divide by zero, not spin)
+        top = (before + int(batch_running.max())) // self.gmv_every
+        for level in range(st.gmv_level + 1, top + 1):
+            threshold = level * self.gmv_every
             # a one-byte compare into a reused buffer; argmax stops at the first True
             reached = np.greater_equal(batch_running, threshold - before,
                                        out=self._bools(len(batch_running)))
             i = int(np.argmax(reached))
-            if not reached[i]:
-                return found
-            st.gmv_level += 1
+            st.gmv_level = level
             found.append(gmv_milestone(self.run, threshold, before + int(batch_running[i]),
                                        int(batch.seq[i]), int(batch.event_time[i]), self.currency))
+        return found
 
     def _brand_crossings(self, batch: OrderBatch, candidates: np.ndarray) -> list[Milestone]:
         """Search only the candidate brands' events to find each crossing order."""

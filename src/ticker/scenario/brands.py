@@ -104,7 +104,7 @@ def order_law(catalogue: BrandCatalogue, path: str, base_orders: float, refund_r
     return orders / orders.sum(), value
 
 def _zipf_tail(count: int, total: float, cap: float, exponent: float, path: str,
-               key: str = "brands.tail") -> np.ndarray:
+               key: str) -> np.ndarray:
     """``count`` values summing to ``total`` along (i+k)^-exponent, the largest equal to ``cap``."""
     if total / count >= cap:
         # to the fen, not the yuan: a small tail's average and cap are both under RMB 1
