@@ -66,13 +66,6 @@ def test_batches_held_by_the_caller_are_never_written_again() -> None:
     assert digest(slices) == streamed
 
 
-def test_workers_make_the_same_stream_as_one_process() -> None:
-    s = scenario("double11-2021")
-    assert make_plan(s, scale=0.0005).chunks > 6  # enough chunks to keep three workers busy
-    one = digest(generate(s, scale=0.0005))
-    assert digest(generate(s, scale=0.0005, workers=3)) == one
-
-
 @pytest.fixture
 def shared_blocks(monkeypatch) -> list[str]:
     """The names of the shared-memory blocks the worker pool makes, in order."""
@@ -87,6 +80,15 @@ def shared_blocks(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(parallel, "SharedMemory", Recorded)
     return made
+
+
+def test_workers_make_the_same_stream_as_one_process(shared_blocks) -> None:
+    s = scenario("double11-2021")
+    assert make_plan(s, scale=0.0005).chunks > 6  # enough chunks to keep three workers busy
+    one = digest(generate(s, scale=0.0005))
+    assert not shared_blocks
+    assert digest(generate(s, scale=0.0005, workers=3)) == one
+    assert len(shared_blocks) == 1  # made by the workers, through one pool's shared memory
 
 
 def test_workers_resume_mid_stream_and_a_stopped_stream_leaves_no_shared_memory(shared_blocks) -> None:
@@ -138,6 +140,7 @@ def test_another_seed_gives_another_stream() -> None:
 def test_stream_invariants(name: str, scale: float) -> None:
     s = scenario(name)
     plan = make_plan(s, scale=scale)
+    assert (plan.scale, plan.seed) == (scale, s.seed)
     events = OrderBatch.concat(gen.chunks(plan))
     check_stream(s, plan, events)
     # the public entry, with its defaults (the first event on, the default batch size, scale 1)
@@ -200,6 +203,23 @@ def test_bad_scales_are_refused() -> None:
     for scale in (0.0, -1.0, 11.0, float("nan")):
         with pytest.raises(ScenarioError, match=r"--scale: expected a number in \[1e-06, 10\]"):
             make_plan(scenario("smoke"), scale=scale)
+
+
+def test_a_scale_too_small_for_a_festival_is_refused_with_the_scale_that_is_enough() -> None:
+    """At exactly :data:`MIN_ORDERS` orders of the curves the plan is made; below, the refusal
+    says how many orders the scale gives and which scale is enough (two digits)."""
+    from ticker.scenario import ScenarioError
+
+    s = scenario("smoke")
+    enough = gen.MIN_ORDERS / sum(w.orders for w in s.windows)  # the curves' orders at scale 1
+    assert int(make_plan(s, scale=enough).base_counts.sum()) == gen.MIN_ORDERS
+    with pytest.raises(ScenarioError) as caught:
+        make_plan(s, scale=enough * 0.9)
+    found = re.fullmatch(r"--scale: smoke at scale (\S+) is (\d+) orders; expected at least 100 "
+                         r"\(scale (\S+) or more\)", str(caught.value))
+    assert found, str(caught.value)
+    assert float(found[1]) == pytest.approx(enough * 0.9, rel=1e-5) and int(found[2]) == 90
+    assert float(found[3]) == pytest.approx(enough, rel=0.05)
 
 
 def test_memory_does_not_grow_with_the_number_of_events() -> None:
@@ -425,8 +445,9 @@ def test_brand_pick_agrees_with_a_plain_inverse_cdf(draws: list[int]) -> None:
 def test_brand_pick_agrees_at_every_cell_edge_and_brand_boundary() -> None:
     """The cell table's shortcut holds exactly where it is weakest: the first and last draw of
     every cell, and the draws either side of every brand's start (the cells a start falls in
-    must fall back to the guide table)."""
-    plan = _plan_2021()
+    must fall back to the guide table). Its own plan, not the cached one: a mutation run links
+    a test to the functions it calls, and the cached plan's tables were built by another test."""
+    plan = make_plan(scenario("double11-2021"), scale=0.001)
     cells = np.arange(1 << gen._CELL_BITS, dtype=np.uint64) << np.uint64(64 - gen._CELL_BITS)
     starts = (plan.brand_start[1:-1] * 2.0**53).astype(np.uint64) << np.uint64(11)
     bits = np.concatenate([cells, cells + np.uint64((1 << (64 - gen._CELL_BITS)) - 1),
@@ -497,9 +518,11 @@ def test_a_festival_without_refunds_is_a_stream_of_placed_orders_only() -> None:
     assert (events.kind == OrderKind.PLACED).all()
 
 
-def test_a_bursts_orders_sell_its_gmv_to_the_fen() -> None:
-    """Aurora's flash sale of RMB 600,000.07 in 200 orders of RMB 3,000: the first 7 of them
-    (in time order) sell a fen more, so the burst adds up to its GMV exactly."""
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_a_bursts_orders_sell_its_gmv_to_the_fen(scale: float) -> None:
+    """Aurora's flash sale of RMB 600,000.07 in 200 orders of RMB 3,000 (at scale 0.1, 20 of
+    RMB 30,000: the burst's GMV is not scaled, its orders are): the first 7 of them (in time
+    order) sell a fen more, so the burst adds up to its GMV exactly."""
     from ticker.scenario import parse_scenario
     from ticker.scenario.brands import catalogue
 
@@ -507,15 +530,17 @@ def test_a_bursts_orders_sell_its_gmv_to_the_fen() -> None:
     s = parse_scenario(text, "smoke.toml")
     burst = s.bursts[0]
     assert (burst.brand, burst.gmv_minor) == ("Aurora", 60_000_007)
-    events = OrderBatch.concat(generate(s, batch_size=1000))
+    events = OrderBatch.concat(generate(s, scale=scale, batch_size=1000))
     aurora = catalogue(s).index("Aurora")
+    count = round(200 * scale)
+    each = 60_000_007 // count
     inside = ((events.brand == aurora) & (events.kind == OrderKind.PLACED)
               & (events.event_time >= burst.start_us)
               & (events.event_time < burst.start_us + burst.seconds * 1_000_000))
     amounts = events.amount_minor[inside]
-    assert int((amounts == 300_001).sum()) == 7 and int((amounts == 300_000).sum()) == 193
-    first = np.flatnonzero(np.isin(amounts, (300_000, 300_001)))[:7]
-    assert (amounts[first] == 300_001).all()  # the fen goes to the burst's first orders
+    assert int((amounts == each + 1).sum()) == 7 and int((amounts == each).sum()) == count - 7
+    first = np.flatnonzero(np.isin(amounts, (each, each + 1)))[:7]
+    assert (amounts[first] == each + 1).all()  # the fen goes to the burst's first orders
 
 
 def test_buffers_reuse_columns_nothing_refers_to_and_never_ones_held() -> None:
@@ -555,3 +580,31 @@ def test_a_chunk_made_into_reused_buffers_is_the_chunk() -> None:
     again = gen.generate_chunk(plan, 1, buffers)
     assert again.equals(gen.generate_chunk(plan, 1))
     assert len(buffers.kept) == 1 and np.shares_memory(again.seq, buffers.kept[0]["seq"])
+
+
+def test_orders_too_large_for_int64_at_a_scale_are_refused() -> None:
+    """A brand's order value grows as the scale shrinks (its GMV is spread over fewer orders):
+    once the largest order could pass 2^62 minor units (the fold's headroom), the plan is
+    refused. Aurora's average order is set so that at scale 0.5 its largest order is just over."""
+    from ticker.scenario import parse_scenario
+
+    s = scenario("smoke")
+    largest_multiple = int(gen._amount_table(s.order_value_sigma).max())  # 2^-16 units
+    avg_yuan = -(-(2**62) // (largest_multiple * 2 * 100)) + 1  # value at scale 0.5: 2 x avg
+    assert 2**62 <= avg_yuan * 200 * largest_multiple < 2**63
+    text = s.text.replace("avg_order = 3_000", f"avg_order = {avg_yuan}", 1)
+    with pytest.raises(ScenarioError) as caught:
+        make_plan(parse_scenario(text, "smoke.toml"), scale=0.5)
+    assert str(caught.value) == ("--scale: expected a larger scale: at 0.5 single orders are too "
+                                 "large for int64 minor units")
+    make_plan(parse_scenario(text, "smoke.toml"), scale=1.0)  # half the value: within bounds
+
+
+def test_a_burst_larger_than_its_brands_target_is_refused_naming_the_file() -> None:
+    from ticker.scenario import parse_scenario
+
+    text = resolve("smoke").text.replace("gmv = 150_000", "gmv = 4_000_000", 1)
+    with pytest.raises(ScenarioError) as caught:
+        make_plan(parse_scenario(text, "smoke.toml"), scale=0.1)
+    assert str(caught.value) == ("smoke.toml: bursts: expected 'Bamboo' to sell less in its bursts "
+                                 "than its whole GMV target, found more")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -260,3 +261,71 @@ def test_one_fen_left_is_a_tail(fen: int) -> None:
     assert len(catalogue.names) == 12
     assert catalogue.gmv_target[2:].sum() == pytest.approx(fen)
     assert catalogue.gmv_target.sum() == pytest.approx(1_900_000 + fen)
+
+
+def test_the_catalogue_is_built_once_per_scenario() -> None:
+    """Kept with the (immutable) scenario: every fold, plan and dimension shares one catalogue."""
+    scenario = parse_scenario(SMOKE, "smoke.toml")
+    first = ticker.scenario.brands.catalogue(scenario)
+    assert ticker.scenario.brands.catalogue(scenario) is first
+    assert ticker.scenario.brands.catalogue(parse_scenario(SMOKE, "smoke.toml")) is not first
+
+
+def _three_brands(avg_fen: tuple[int, int, int]) -> ticker.scenario.brands.BrandCatalogue:
+    # targets of 900, 600 and 300 fen; a brand with an average order is a named one
+    return ticker.scenario.brands.BrandCatalogue(("A", "B", "C"), np.array([900.0, 600.0, 300.0]),
+                                                 np.array(avg_fen, dtype=np.float64))
+
+
+@pytest.mark.parametrize("a_avg", [1, 3])
+def test_order_law_gives_named_brands_their_orders_and_the_rest_an_even_split(a_avg: int) -> None:
+    """No refunds, no bursts: A (named, an average order of ``a_avg`` fen) needs 900 / a_avg
+    orders; B and C share the other orders of the curve's 1,000 at one value (their 900 fen
+    over them), so each brand's orders are its target over its order value."""
+    share, value = ticker.scenario.brands.order_law(_three_brands((a_avg, 0, 0)), "unit.toml",
+                                                    1_000.0, 0.0, np.zeros(3))
+    a_orders = 900 / a_avg
+    other = 1_000 - a_orders
+    assert value.tolist() == pytest.approx([a_avg, 900 / other, 900 / other], rel=1e-12)
+    assert (share * 1_000).tolist() == pytest.approx([a_orders, other * 2 / 3, other / 3], rel=1e-12)
+
+
+@pytest.mark.parametrize("bought", [600, 599.99])
+def test_order_law_refuses_a_burst_that_takes_a_brands_whole_target_and_names_it(bought) -> None:
+    """B's bursts sell ``bought`` fen of its 600 (no refunds), A's all but half a fen of its 900:
+    at B's whole target it is refused, naming B (not A, whose curve keeps half a fen); a
+    hundredth of a fen less leaves B's curve some, and A's half fen is a share too."""
+    law = ticker.scenario.brands.order_law
+    burst = np.array([899.5, bought, 0.0])
+    if bought < 600:
+        share, _ = law(_three_brands((3, 0, 0)), "unit.toml", 1_000.0, 0.0, burst)
+        assert (share > 0).all()
+        return
+    with pytest.raises(ScenarioError) as caught:
+        law(_three_brands((3, 0, 0)), "unit.toml", 1_000.0, 0.0, burst)
+    assert str(caught.value) == ("unit.toml: bursts: expected 'B' to sell less in its bursts than "
+                                 "its whole GMV target, found more")
+
+
+@pytest.mark.parametrize("curve", [600.0, 400.0])
+def test_order_law_refuses_named_brands_that_need_all_the_curves_orders(curve: float) -> None:
+    """A and B (averages of 3 and 2 fen) need 300 + 300 orders of 600: a curve of 600 orders or
+    fewer leaves none for C; stated with both counts. One order more is C's."""
+    law = ticker.scenario.brands.order_law
+    with pytest.raises(ScenarioError) as caught:
+        law(_three_brands((3, 2, 0)), "unit.toml", curve, 0.0, np.zeros(3))
+    assert str(caught.value) == ("unit.toml: brands.named: expected the named brands to need fewer "
+                                 f"orders than the curves' {curve:,.0f}, found 600")
+    share, _ = law(_three_brands((3, 2, 0)), "unit.toml", 601.0, 0.0, np.zeros(3))
+    assert share[2] * 601 == pytest.approx(1.0, rel=1e-12)
+
+
+@given(count=st.integers(1, 50), exponent=st.floats(0.1, 3), total=st.integers(1_000, 10**12))
+def test_a_tail_whose_cap_does_not_bind_is_plain_zipf(count: int, exponent: float, total: int) -> None:
+    """Values along i^-exponent (i = 1..count) sharing ``total``: with a cap above the plain
+    law's largest, no shift is needed and none is made."""
+    plain = np.arange(1, count + 1, dtype=np.float64) ** -exponent
+    plain *= total / plain.sum()
+    shares = ticker.scenario.brands._zipf_tail(count, float(total), plain[0] * 1.5, exponent,
+                                                "unit.toml", "brands.tail")
+    assert shares.tolist() == pytest.approx(plain.tolist(), rel=1e-12)
