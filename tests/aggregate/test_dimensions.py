@@ -58,11 +58,12 @@ def reference(stream: OrderBatch, scenario: Scenario = UNIT_DIMS) -> tuple[dict,
                 entity, total_key, subject = code, (d.name, code), table.names[code]
                 seller_total[total_key] += amount
                 total = seller_total[total_key]
-                kind, racing = milestone_kind(table), code != 0
+                kind, racing, noun = milestone_kind(table), code != 0, d.label
             else:
                 code = int(table.brand_value[brand])
                 entity, subject, total = brand, NAMES[brand], brand_total[brand]
                 kind, racing = milestone_kind(table, code), code != 0
+                noun = d.values[code - 1].label if racing else ""
             totals[(d.name, table.names[code])][0] += amount
             totals[(d.name, table.names[code])][1] += placed
             while racing and passed[(d.name, entity)] < len(d.thresholds_minor) and \
@@ -71,7 +72,7 @@ def reference(stream: OrderBatch, scenario: Scenario = UNIT_DIMS) -> tuple[dict,
                 passed[(d.name, entity)] += 1
                 ranks[(kind, threshold)] += 1
                 races.append((int(stream.seq[i]), kind, subject, threshold, total,
-                              ranks[(kind, threshold)]))
+                              ranks[(kind, threshold)], int(stream.event_time[i]), noun))
     return dict(totals), races
 
 
@@ -93,19 +94,53 @@ def with_order_ids(draw):
     return OrderBatch(**columns), cuts
 
 
-@given(with_order_ids())
-def test_totals_and_races_agree_with_an_independent_fold_for_any_cuts(case):
+#: Three layouts: a second per-order dimension (members' clubs), after the per-brand one, so
+#: each dimension's slice of the state starts past the ones before it, whatever their kinds.
+UNIT_DIMS3 = parse_scenario(UNIT_DIMS_TOML + """
+[[dimensions]]
+name = "club"
+per = "order"
+rest = "walk_in"
+label = "members' club"
+count = 2
+gmv = 20_000
+thresholds = ["0.50", "2.00"]
+[[dimensions.named]]
+name = "Gold"
+gmv = 12_000
+[[dimensions.named]]
+name = "Silver"
+gmv = 8_000
+""", "unit.toml")
+
+
+def found_races(agg: Aggregator) -> list[tuple]:
+    """The fold's dimension milestones as the reference states them (the headline's noun)."""
+    found = []
+    for m in agg.milestones:
+        if m.kind in BASE_KINDS:
+            continue
+        assert m.headline.startswith(f"{m.subject} is the "), m.headline
+        noun = m.headline[len(m.subject):].split(" ", 4)[4].rsplit(" to pass ", 1)[0]  # past "is the 1st"
+        found.append((m.seq, m.kind, m.subject, m.threshold_minor, m.value_minor, m.rank,
+                      m.event_time_us, noun))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("scenario", [UNIT_DIMS, UNIT_DIMS3], ids=["two", "three"])
+@given(case=with_order_ids())
+def test_totals_and_races_agree_with_an_independent_fold_for_any_cuts(scenario, case):
     stream, cuts = case
-    agg = fold(stream, cuts)
-    totals, races = reference(stream)
-    for table in tables(UNIT_DIMS):
+    agg = fold(stream, cuts, scenario)
+    totals, races = reference(stream, scenario)
+    for table in tables(scenario):
         name = table.dimension.name
         got = {(name, t.value): [t.gmv_minor, t.orders] for t in agg.dimension_totals(name)}
+        assert all(type(t.gmv_minor) is int and type(t.orders) is int
+                   for t in agg.dimension_totals(name))
         want = {(name, v): totals.get((name, v), [0, 0]) for v in table.names}
         assert got == want
-    found = [(m.seq, m.kind, m.subject, m.threshold_minor, m.value_minor, m.rank)
-             for m in agg.milestones if m.kind not in BASE_KINDS]
-    assert sorted(found) == sorted(races)
+    assert found_races(agg) == sorted(races)
     # the base fold is untouched by the dimensions: the same state as the scenario without
     plain = fold(stream, cuts, UNIT).state
     mine = agg.state.copy()
@@ -114,26 +149,27 @@ def test_totals_and_races_agree_with_an_independent_fold_for_any_cuts(case):
     assert mine.equals(plain)
 
 
-@given(with_order_ids(), st.integers(0, 300))
-def test_a_catalogue_grown_on_the_way_or_on_resume_gives_the_same_totals_and_races(case, at):
+@pytest.mark.parametrize("scenario", [UNIT_DIMS, UNIT_DIMS3], ids=["two", "three"])
+@given(case=with_order_ids(), at=st.integers(0, 300))
+def test_a_catalogue_grown_on_the_way_or_on_resume_gives_the_same_totals_and_races(scenario, case, at):
     """``ticker import`` / ``follow`` add the brands first seen in the stream (``add_brands``),
     and a run resumed from a snapshot taken before the catalogue grew grows it on load: the
     dimensions' totals, races and state are those of a fold that knew every brand from the start."""
     stream, cuts = case
-    whole, grown = fold(stream, cuts), fold(stream, cuts, grow=True)
-    for table in tables(UNIT_DIMS):
+    whole, grown = fold(stream, cuts, scenario), fold(stream, cuts, scenario, grow=True)
+    for table in tables(scenario):
         name = table.dimension.name
         assert grown.dimension_totals(name) == whole.dimension_totals(name)
     assert grown.state.milestones == whole.state.milestones
     at = min(at, len(stream))
     head = stream.slice(0, at)
-    before = Aggregator(UNIT_DIMS, "unit", brand_names=NAMES[:int(head.brand.max(initial=0)) + 1])
+    before = Aggregator(scenario, "unit", brand_names=NAMES[:int(head.brand.max(initial=0)) + 1])
     before.apply(head)
     snapshot = AggregateState.from_snapshot(before.state.to_snapshot("unit"), "snap", "unit")
-    resumed = Aggregator(UNIT_DIMS, "unit", snapshot, brand_names=NAMES)
+    resumed = Aggregator(scenario, "unit", snapshot, brand_names=NAMES)
     resumed.apply(stream.slice(at, len(stream)))
     resumed.finish()
-    assert resumed.state.differences(fold(stream, [at]).state) == []
+    assert resumed.state.differences(fold(stream, [at], scenario).state) == []
 
 
 @pytest.mark.parametrize("short", [1, 2, 11])
@@ -168,10 +204,9 @@ def test_a_segment_race_and_a_brand_race_crossed_by_different_brands_in_one_batc
     stream = make_batch(0, [w1, w1 + 1, w1 + 2], [1, 2, 1], [100, 100, 50], [0, 0, 0])
     agg = fold(stream, [1], split)
     _, races = reference(stream, split)
-    found = [(m.seq, m.kind, m.subject, m.threshold_minor, m.value_minor, m.rank)
-             for m in agg.milestones if m.kind not in BASE_KINDS]
-    assert sorted(found) == sorted(races)
-    assert (2, "tmall_global_brand_gmv", "L'Oréal", 150, 150, 1) in found
+    found = found_races(agg)
+    assert found == sorted(races)
+    assert (2, "tmall_global_brand_gmv", "L'Oréal", 150, 150, 1, w1 + 2, "Tmall Global brand") in found
     # a dimension milestone's id names the run, as the base kinds' do
     assert [m.id for m in agg.milestones if m.kind not in BASE_KINDS] == [
         "unit:tmall_global_brand_gmv:L'Oréal:150"]
