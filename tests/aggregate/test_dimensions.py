@@ -289,3 +289,38 @@ def test_the_block_search_finds_each_first_crossing_row_by_row(case):
     got = first_crossings(codes, amount, candidates, after, level, thresholds)
     assert got == expected
     assert level.tolist() == passed.tolist()
+
+
+@given(st.lists(st.tuples(st.integers(0, 13), st.integers(1, 500)), min_size=1, max_size=40))
+def test_brands_beyond_the_catalogue_count_as_the_rest_of_a_per_brand_dimension(orders):
+    """An ingested stream can name brands the scenario's catalogue does not have (``follow``
+    adds them after its 12): a per-brand dimension counts them under its rest ("domestic"), and
+    they race in no value's race."""
+    names = [*NAMES, "newcomer-a", "newcomer-b"]
+    agg = Aggregator(UNIT_DIMS, "unit", brand_names=names)
+    w1 = UNIT_DIMS.windows[0].start_us
+    brands, amounts = [b for b, _ in orders], [a for _, a in orders]
+    agg.apply(make_batch(0, [w1 + i for i in range(len(orders))], brands, amounts, [0] * len(orders)))
+    segment = next(t for t in tables(UNIT_DIMS) if t.dimension.name == "segment")
+    want = {v: [0, 0] for v in segment.names}
+    for brand, amount in orders:
+        value = segment.names[int(segment.brand_value[brand]) if brand < len(NAMES) else 0]
+        want[value][0] += amount
+        want[value][1] += 1
+    assert {t.value: [t.gmv_minor, t.orders] for t in agg.dimension_totals("segment")} == want
+    raced = {m.subject for m in agg.milestones if m.kind.endswith("_brand_gmv") and m.kind != "brand_gmv"}
+    assert not raced & {"newcomer-a", "newcomer-b"}
+
+
+@pytest.mark.parametrize("k", [32_767, 32_768, 40_000])
+def test_first_crossings_with_as_many_candidates_as_a_16_bit_number_holds_and_more(k: int):
+    """Candidates are numbered in 16 bits while they fit (up to 32,767) and in 32 bits past
+    that: with k sellers each selling 1, then 2 (in that order), every one of them passes the
+    thresholds 1 and 3 at its own rows."""
+    codes = np.concatenate([np.arange(k), np.arange(k)]).astype(np.int32)
+    amount = np.concatenate([np.ones(k, np.int64), np.full(k, 2, np.int64)])
+    totals = np.full(k, 3, np.int64)  # after the batch
+    level = np.zeros(k, np.int8)
+    found = first_crossings(codes, amount, np.arange(k), totals, level, np.array([1, 3], np.int64))
+    assert found == [(e, 0, e, 1) for e in range(k)] + [(k + e, 1, e, 3) for e in range(k)]
+    assert (level == 2).all()
