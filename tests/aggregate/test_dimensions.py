@@ -21,7 +21,7 @@ from ticker.scenario.model import Scenario
 
 from .test_aggregator import fold as aggregator_fold
 from .test_aggregator import make_batch, streams
-from .unit_scenario import NAMES, UNIT, UNIT_DIMS, UNIT_DIMS_TOML
+from .unit_scenario import NAMES, UNIT, UNIT_DIMS, UNIT_DIMS3, UNIT_DIMS_TOML
 
 BASE_KINDS = {"gmv", "brand_gmv", "time_to_value", "rate_record"}
 MASK = (1 << 64) - 1
@@ -92,26 +92,6 @@ def with_order_ids(draw):
     columns = stream.columns()
     columns["order_id"] = np.array([pool[p] for p in picks], np.int64)
     return OrderBatch(**columns), cuts
-
-
-#: Three layouts: a second per-order dimension (members' clubs), after the per-brand one, so
-#: each dimension's slice of the state starts past the ones before it, whatever their kinds.
-UNIT_DIMS3 = parse_scenario(UNIT_DIMS_TOML + """
-[[dimensions]]
-name = "club"
-per = "order"
-rest = "walk_in"
-label = "members' club"
-count = 2
-gmv = 20_000
-thresholds = ["0.50", "2.00"]
-[[dimensions.named]]
-name = "Gold"
-gmv = 12_000
-[[dimensions.named]]
-name = "Silver"
-gmv = 8_000
-""", "unit.toml")
 
 
 def found_races(agg: Aggregator) -> list[tuple]:

@@ -116,3 +116,22 @@ brands = 3
 """
 UNIT_DIMS_TOML = UNIT_TOML.replace("max_gmv = 8_000", "max_gmv = 9_000") + DIMENSIONS_TOML
 UNIT_DIMS = parse_scenario(UNIT_DIMS_TOML, "unit.toml")
+
+#: Three layouts: a second per-order dimension (members' clubs), after the per-brand one, so
+#: each dimension's slice of the state starts past the ones before it, whatever their kinds.
+UNIT_DIMS3 = parse_scenario(UNIT_DIMS_TOML + """
+[[dimensions]]
+name = "club"
+per = "order"
+rest = "walk_in"
+label = "members' club"
+count = 2
+gmv = 20_000
+thresholds = ["0.50", "2.00"]
+[[dimensions.named]]
+name = "Gold"
+gmv = 12_000
+[[dimensions.named]]
+name = "Silver"
+gmv = 8_000
+""", "unit.toml")

@@ -17,7 +17,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from ticker.events import OrderBatch, OrderKind, rebatch
-from ticker.scenario import Scenario, ScenarioError, generate, make_plan, resolve
+from ticker.scenario import Scenario, ScenarioError, generate, make_plan, parse_scenario, resolve
+from ticker.scenario.brands import catalogue
 from ticker.scenario.curves import window_rates
 from ticker.scenario.model import Bump, SalesWindow
 
@@ -208,8 +209,6 @@ def test_bad_scales_are_refused() -> None:
 def test_a_scale_too_small_for_a_festival_is_refused_with_the_scale_that_is_enough() -> None:
     """At exactly :data:`MIN_ORDERS` orders of the curves the plan is made; below, the refusal
     says how many orders the scale gives and which scale is enough (two digits)."""
-    from ticker.scenario import ScenarioError
-
     s = scenario("smoke")
     enough = gen.MIN_ORDERS / sum(w.orders for w in s.windows)  # the curves' orders at scale 1
     assert int(make_plan(s, scale=enough).base_counts.sum()) == gen.MIN_ORDERS
@@ -262,8 +261,7 @@ def test_any_batch_size_gives_the_same_stream(size: int, seed: int) -> None:
 
 @cache
 def _whole_smoke() -> tuple[gen.Plan, OrderBatch]:
-    plan = make_plan(scenario("smoke"))
-    return plan, OrderBatch.concat(gen.chunks(plan))
+    return make_plan(scenario("smoke")), smoke_events(1.0)
 
 
 @settings(max_examples=10, deadline=None)
@@ -495,8 +493,6 @@ def test_a_batch_size_below_one_is_refused_in_words(size: int) -> None:
 def test_a_burst_of_a_brand_without_an_average_order_is_refused_in_one_line() -> None:
     """A burst's order count comes from its brand's published average order, which only the
     named brands have: a tiered brand (Cedar) is a brand the file may name, but not burst."""
-    from ticker.scenario import parse_scenario
-
     text = resolve("smoke").text.replace('brand = "Bamboo"', 'brand = "Cedar"')
     with pytest.raises(ScenarioError) as caught:
         make_plan(parse_scenario(text, "smoke.toml"), scale=0.01)
@@ -507,8 +503,6 @@ def test_a_burst_of_a_brand_without_an_average_order_is_refused_in_one_line() ->
 def test_a_festival_without_refunds_is_a_stream_of_placed_orders_only() -> None:
     """``refund_rate = 0``: no chunk has a refund, so every event is its own placed order (the
     generator's other path, where each event's columns come straight from its order number)."""
-    from ticker.scenario import parse_scenario
-
     text = resolve("smoke").text.replace("refund_rate = 0.05", "refund_rate = 0.0")
     s = parse_scenario(text, "smoke.toml")
     plan = make_plan(s)
@@ -523,9 +517,6 @@ def test_a_bursts_orders_sell_its_gmv_to_the_fen(scale: float) -> None:
     """Aurora's flash sale of RMB 600,000.07 in 200 orders of RMB 3,000 (at scale 0.1, 20 of
     RMB 30,000: the burst's GMV is not scaled, its orders are): the first 7 of them (in time
     order) sell a fen more, so the burst adds up to its GMV exactly."""
-    from ticker.scenario import parse_scenario
-    from ticker.scenario.brands import catalogue
-
     text = resolve("smoke").text.replace("gmv = 600_000", 'gmv = "600000.07"', 1)
     s = parse_scenario(text, "smoke.toml")
     burst = s.bursts[0]
@@ -586,8 +577,6 @@ def test_orders_too_large_for_int64_at_a_scale_are_refused() -> None:
     """A brand's order value grows as the scale shrinks (its GMV is spread over fewer orders):
     once the largest order could pass 2^62 minor units (the fold's headroom), the plan is
     refused. Aurora's average order is set so that at scale 0.5 its largest order is just over."""
-    from ticker.scenario import parse_scenario
-
     s = scenario("smoke")
     largest_multiple = int(gen._amount_table(s.order_value_sigma).max())  # 2^-16 units
     avg_yuan = -(-(2**62) // (largest_multiple * 2 * 100)) + 1  # value at scale 0.5: 2 x avg
@@ -601,8 +590,6 @@ def test_orders_too_large_for_int64_at_a_scale_are_refused() -> None:
 
 
 def test_a_burst_larger_than_its_brands_target_is_refused_naming_the_file() -> None:
-    from ticker.scenario import parse_scenario
-
     text = resolve("smoke").text.replace("gmv = 150_000", "gmv = 4_000_000", 1)
     with pytest.raises(ScenarioError) as caught:
         make_plan(parse_scenario(text, "smoke.toml"), scale=0.1)

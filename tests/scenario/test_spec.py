@@ -223,14 +223,20 @@ def test_a_tail_capped_at_its_average_or_below_is_refused_with_both_amounts(cap_
     assert round(found * 100) == cap_fen and abs(average * 100 - fen / 10) <= 0.5 + 1e-6, line  # to the fen
 
 
+def _channel_tail(table: str) -> str:
+    """The unit scenario with dimensions, the livestream channels' tail table replaced by
+    ``table`` ("" for none)."""
+    from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
+
+    tail = "[dimensions.tail]\nmax_gmv = 8_000\nexponent = 1.0\n\n[[dimensions]]"
+    assert UNIT_DIMS_TOML.count(tail) == 1
+    return UNIT_DIMS_TOML.replace(tail, f"{table}[[dimensions]]")
+
+
 def test_a_dimensions_tail_is_refused_under_its_own_key() -> None:
     """A dimension's sellers come from the brands' catalogue builder; its refusals name the
     dimension's keys, not the brands'."""
-    from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
-
-    text = UNIT_DIMS_TOML.replace("max_gmv = 8_000\nexponent = 1.0\n\n[[dimensions]]",
-                                  'max_gmv = "0.01"\nexponent = 1.0\n\n[[dimensions]]')
-    assert text != UNIT_DIMS_TOML
+    text = _channel_tail('[dimensions.tail]\nmax_gmv = "0.01"\nexponent = 1.0\n\n')
     with pytest.raises(ScenarioError) as caught:  # refused as the file is read
         parse_scenario(text, "unit.toml")
     assert str(caught.value).startswith(
@@ -242,13 +248,9 @@ def test_a_sellers_catalogue_is_its_listed_sellers_and_a_tail_of_exactly_the_res
     """A dimension's ``count`` is its catalogue's length: the named seller (Viya, 20,000 of the
     dimension's 40,000) and ``tail`` more, which share the rest; with no tail the listed sellers
     are the catalogue, and the rest is left to the storefront."""
-    from tests.aggregate.unit_scenario import UNIT_DIMS_TOML
-
-    channel_tail = "[dimensions.tail]\nmax_gmv = 8_000\nexponent = 1.0\n\n[[dimensions]]"
-    text = UNIT_DIMS_TOML.replace("count = 5", f"count = {1 + tail}").replace(
-        channel_tail, "[dimensions.tail]\nmax_gmv = 30_000\nexponent = 1.0\n\n[[dimensions]]" if tail
-        else "[[dimensions]]")  # no tail declared: the listed sellers only
-    assert text.count("[dimensions.tail]") == (1 if tail else 0)
+    text = _channel_tail("[dimensions.tail]\nmax_gmv = 30_000\nexponent = 1.0\n\n" if tail
+                         else "")  # no tail declared: the listed sellers only
+    text = text.replace("count = 5", f"count = {1 + tail}")
     table = ticker.scenario.dimensions.tables(parse_scenario(text, "unit.toml"))[0]
     assert table.names[:2] == ("storefront", "Viya") and len(table.names) == 2 + tail
     assert table.gmv_target[:2].tolist() == [0.0, 2_000_000.0]
