@@ -131,6 +131,28 @@ def test_batches_from_any_seq_are_the_same_with_workers_and_close_early(shared_b
     assert OrderBatch.concat(small).equals(OrderBatch.concat(alone))
 
 
+@pytest.mark.parametrize("offset", [0, 1, 999_999])
+def test_refunds_stay_between_their_order_and_its_windows_end_wherever_in_its_second_it_falls(
+        offset: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The draw may put an order on any microsecond of its second, the first and the last
+    included, but each only one time in a million: no drawn stream has a refunded order at the
+    very start of a window. Here every order falls ``offset`` µs into its second, so smoke's
+    second window opens with orders placed at its first microsecond, some of them refunded: each
+    refund must still come after its order and before that window's end (not the previous
+    window's, whose last second comes just before it in the plan's list of seconds)."""
+    def at_offset(rng: np.random.Generator, second_us: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        return np.repeat(second_us + offset, counts)  # sorted, and inside each order's second
+
+    monkeypatch.setattr(gen, "_second_times", at_offset)
+    s = scenario("smoke")
+    plan = make_plan(s, scale=0.1)
+    events = OrderBatch.concat(gen.chunks(plan))
+    refunded_at_opening = (events.kind == OrderKind.REFUNDED) & np.isin(
+        events.order_id, events.order_id[events.event_time == s.windows[1].start_us + offset])
+    assert refunded_at_opening.any()  # the case this test is for
+    check_stream(s, plan, events)
+
+
 def test_another_seed_gives_another_stream() -> None:
     s = scenario("smoke")
     assert digest(generate(s, 1, 0.1)) != digest(generate(s, 2, 0.1))
@@ -189,6 +211,42 @@ def test_chunks_can_start_anywhere() -> None:
     tail = list(gen.chunks(plan, start_chunk=5))
     assert tail[0].first_seq == plan.chunk_seq[5]
     assert tail[0].equals(gen.generate_chunk(plan, 5))
+
+
+def _chunk_bounds_by_hand(placed: list[int], size: int) -> list[int]:
+    """The chunking rule, one second at a time: a chunk ends with the second in which the
+    festival's running count of placed orders reaches the next multiple of ``size`` below the
+    total (several multiples reached in one second make one cut), and the last chunk ends with
+    the festival."""
+    total, running, target, bounds = sum(placed), 0, size, [0]
+    for second, count in enumerate(placed):
+        running += count
+        if target < total and running >= target:
+            bounds.append(second + 1)
+            while target <= running:
+                target += size
+    return bounds if bounds[-1] == len(placed) else [*bounds, len(placed)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 4000), st.integers(0, 10**6))
+def test_chunks_end_where_the_placed_orders_reach_each_multiple_of_the_chunk_size(
+        size: int, pick: int) -> None:
+    """Chunk bounds fix the stream's bytes (each chunk draws from its own seed), so the rule is
+    pinned for any chunk size: drawn, and the running count at the end of a drawn second and of
+    the festival's second-to-last second (a multiple reached exactly there ends a chunk just
+    before the last second)."""
+    s = scenario("smoke")
+    whole = make_plan(s, scale=0.1)
+    placed = whole.base_counts + whole.burst_counts.sum(axis=0)
+    running = np.cumsum(placed)
+    assert placed[-1] > 0 and running[-2] > 0
+    for chunk in {size, int(running[pick % len(running)]) or 1, int(running[-2])}:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gen, "CHUNK_EVENTS", chunk)
+            plan = make_plan(s, scale=0.1)
+        assert plan.chunk_sec.tolist() == _chunk_bounds_by_hand(placed.tolist(), chunk), chunk
+        assert plan.chunk_placed.tolist() == [0, *running[plan.chunk_sec[1:] - 1].tolist()]
 
 
 def test_peak_and_order_count_are_exact_in_the_plan_at_full_scale() -> None:
