@@ -296,6 +296,37 @@ def test_a_late_order_that_raises_a_decided_second_over_the_record_is_a_correcti
     assert agg.peak().orders_per_s == 4
 
 
+def test_late_orders_that_change_the_record_before_a_later_one_correct_it_until_the_chains_meet():
+    """Seconds 0, 1, 2 hold 1, 3 and 5 orders (records 0→1, 1→3, 3→5); an order at 6 s decides
+    them; then two late orders into second 0. The first makes it 2: second 0's record is
+    corrected (it raises that second's count) and so is second 1's, which now beats 2, not 1 (it
+    changes the record before it); second 2's (3→5) is unchanged, so the chains meet there. The
+    second late order makes second 0 hold 3: its record is corrected again, second 1 (3, not
+    more than 3) is no record any more, and second 2 still beats 3: the chains meet again, and
+    the chain kept from before the first difference and the corrections is what the next late
+    order is judged against."""
+    times = [W1 + 100, *(W1 + 1_000_000 + k for k in range(3)), *(W1 + 2_000_000 + k for k in range(5)),
+             W1 + 6_000_000, W1 + 500_000, W1 + 600_000]
+    stream = make_batch(0, times, [0] * 12, [1] * 12, [0] * 12)
+    agg = fold(stream, [])
+    by_id = {m.id: m for m in agg.state.milestones}
+    second = [f"unit:rate_record:orders_per_s:{previous}" for previous in (0, 1, 3)]  # 0, 1, 2's
+    assert [(by_id[i].value_minor, by_id[i].timing) for i in second] == [(1, "final"), (3, "final"),
+                                                                         (5, "final")]
+    fixes = [m for m in agg.state.milestones if m.kind == "rate_record" and m.timing == "correction"]
+    # (second, previous, count, the late order's seq, what it corrects, why)
+    assert [((m.event_time_us + 1 - W1) // 1_000_000 - 1, m.threshold_minor, m.value_minor, m.seq,
+             m.corrects, m.headline.rsplit("+08:00 ", 1)[1]) for m in fixes] == [
+        (0, 0, 2, 10, second[0], "raises that second's count"),
+        (1, 2, 3, 10, second[1], "changes the record before it"),
+        (0, 0, 3, 11, fixes[0].id, "raises that second's count")]
+    assert [(s - W1, c, i) for s, c, i in agg.rate_records()] == [(0, 3, fixes[2].id),
+                                                                  (2_000_000, 5, second[2])]
+    ref = reference(stream)
+    assert sorted(ref.milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
+    assert [(UNIT.start_us + s * 1_000_000, c, i) for s, c, i in ref.records] == agg.rate_records()
+
+
 def test_time_rules_see_a_late_order_at_its_own_event_time():
     # Apple's rule: RMB 1.50 within 2 s of W1. 100 at 0.5 s on time; an order at 10 s moves the
     # watermark to 7 s; a late 60 from 1.0 s arrives: inside the window by its own time, so it
