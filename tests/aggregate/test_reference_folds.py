@@ -11,12 +11,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticker.aggregate.reference import EventTimeReferenceFold
+from ticker.aggregate.reference import EventTimeReferenceFold, ReferenceFold
 from ticker.events import OrderBatch
 
-from .test_aggregator import make_batch
+from .test_aggregator import make_batch, streams
 from .test_eventtime import DEDUP, LATENESS, SLOW, arrivals, fold, reference
 from .unit_scenario import NAMES, UNIT
+
+
+@given(streams())
+def test_the_reference_fed_in_batches_is_the_reference_fed_whole(case):
+    stream, cuts = case
+    whole = ReferenceFold(UNIT, NAMES, "unit")
+    found_whole = whole.apply(stream) + whole.finish()
+    cut = ReferenceFold(UNIT, NAMES, "unit")
+    found_cut = []
+    for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
+        found_cut += cut.apply(stream.slice(lo, hi))
+    found_cut += cut.finish()
+    assert found_cut == found_whole and cut.milestones == whole.milestones == found_whole
+    assert vars(cut) == vars(whole)  # every total, series, rule and the open second
 
 
 @given(arrivals())
