@@ -1,5 +1,6 @@
-"""Time-to-value milestones for a platform's GMV (the unit scenario's rules are for a brand, a
-region and the whole festival): the fold against the reference fold, and one case written out."""
+"""Time-to-value milestones for a platform's GMV and a second brand's (the unit scenario's rules
+are for the first brand, a region and the whole festival): the fold against the reference fold,
+and cases written out."""
 
 from __future__ import annotations
 
@@ -26,15 +27,27 @@ def _time_to_value(milestones) -> list:
     return sorted((m for m in milestones if m.kind == "time_to_value"), key=milestone_sort_key)
 
 
+#: a rule for a brand after the catalogue's first: a brand rule counts the orders of its brand's
+#: place in the catalogue (the unit scenario's rule is Apple's, place 0, which a rule that
+#: misread its brand as place 0 would count too)
+LOREAL = parse_scenario(UNIT_TOML + """
+[[milestones.time_to_value]]
+subject = "brand:L'Oréal"
+start = 2021-11-01T00:00:00+08:00
+value = "2.00"
+""", "loreal.toml")
+
+
+@pytest.mark.parametrize("scenario", [TAOBAO, LOREAL], ids=["platform", "second-brand"])
 @given(streams())
-def test_a_platform_rule_agrees_with_the_reference_fold(case):
+def test_a_platform_or_a_later_brands_rule_agrees_with_the_reference_fold(scenario, case):
     stream, cuts = case
-    agg = Aggregator(TAOBAO, "taobao", brand_names=NAMES)
+    agg = Aggregator(scenario, "run", brand_names=NAMES)
     found = []
     for lo, hi in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         found += agg.apply(stream.slice(lo, hi))
     found += agg.finish()
-    ref = ReferenceFold(TAOBAO, NAMES, "taobao")
+    ref = ReferenceFold(scenario, NAMES, "run")
     ref.apply(stream)
     ref.finish()
     assert _time_to_value(found) == _time_to_value(ref.milestones)
