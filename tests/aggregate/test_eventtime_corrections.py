@@ -66,3 +66,20 @@ def test_a_late_order_is_judged_by_the_rule_of_the_milestone_it_moves():
             ("run:time_to_value:brand:Apple:300:correction", 400, 4, 2_500_000,
              "Correction: Apple reaches RMB 3 in 3.00 seconds — a late order of "
              "2021-11-01T00:00:02.500+08:00 means it was reached before that order")]
+
+
+@pytest.mark.parametrize(("refund", "corrections"), [
+    (-10, []),  # 60 - 10 + 50 = 100: the crossing order still reaches RMB 1.00, exactly
+    (-11, [("run:brand_gmv:Apple:100:correction", 99, 3,
+            "a late order of 2021-11-01T00:00:00.500+08:00 means that order no longer reaches it")]),
+])
+def test_a_late_refund_corrects_a_crossing_only_if_it_leaves_it_short_of_the_threshold(refund, corrections):
+    """Apple: 60 at 0 s, then 50 at 1 s crosses RMB 1.00 with 110; an order at 5 s moves the
+    watermark past both; then a late refund of Apple's from 0.5 s. Reaching the threshold
+    exactly is reaching it."""
+    batch = make_batch(0, [W1, W1 + 1_000_000, W1 + 5_000_000, W1 + 500_000], [0, 0, 1, 0],
+                       [60, 50, 10, refund], [0, 0, 0, 1])
+    agg, ref = fold(batch, [], run="run"), reference(batch, run="run")
+    for milestones in (agg.state.milestones, ref.milestones):
+        assert [(m.id, m.value_minor, m.seq, m.headline.split(" — ")[1]) for m in milestones
+                if m.kind == "brand_gmv" and m.timing == "correction"] == corrections

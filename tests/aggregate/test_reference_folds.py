@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ticker.aggregate.eventtime import sort_key
 from ticker.aggregate.reference import EventTimeReferenceFold, ReferenceFold
 from ticker.events import OrderBatch
 
@@ -52,13 +53,17 @@ def test_the_event_time_reference_fed_in_batches_is_the_reference_fed_whole(case
 def test_a_redelivery_is_a_duplicate_until_the_watermark_reaches_its_dedup_expiry(gap, duplicates, gmv):
     """Order 5 at the window's start is remembered until start + DEDUP; order 6 moves the
     watermark (its time - LATENESS) to one microsecond before that, or exactly there; then order
-    5 comes again: a duplicate before its expiry, a late order (counted again) at it."""
+    5 comes again: a duplicate before its expiry, a late order (counted again) at it. Counted
+    again, it is still the order that crossed Apple's RMB 1.00, not an order before it: that
+    final milestone is not corrected."""
     start = UNIT.windows[0].start_us
     batch = make_batch(0, [start, start + DEDUP + LATENESS + gap, start], [0, 1, 0], [100, 10, 100], [0] * 3)
     batch = OrderBatch(**{**batch.columns(), "order_id": np.array([5, 6, 5], np.int64)})
     agg, ref = fold(batch, []), reference(batch)
     assert (agg.state.duplicates, agg.state.gmv_minor, agg.state.late) == (duplicates, gmv, 1 - duplicates)
     assert (ref.duplicates, ref.live.gmv, ref.late) == (duplicates, gmv, 1 - duplicates)
+    assert not [m for m in agg.state.milestones if m.kind == "brand_gmv" and m.timing == "correction"]
+    assert sorted(ref.milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
 
 
 @pytest.mark.parametrize(("gap", "records"), [
