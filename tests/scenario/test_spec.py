@@ -75,6 +75,10 @@ BAD = [
      "bad.toml: windows[1].start: expected a time at or after windows[0].end "
      "(2021-11-11T00:03:00+08:00: windows in time order, without overlap), "
      "found 2021-11-11T00:02:00+08:00"),
+    ("window off the festival's seconds", "start = 2021-11-11T20:00:00+08:00\nend = 2021-11-11T20:02:00",
+     "start = 2021-11-11T20:00:00.5+08:00\nend = 2021-11-11T20:02:00.5",
+     "bad.toml: windows[1].start: expected a whole number of seconds after windows[0].start (the "
+     "festival's seconds count from it), found 2021-11-11T20:00:00.500000+08:00"),
     ("time without offset", "start = 2021-11-11T00:00:00+08:00\nend = 2021-11-11T00:03",
      "start = 2021-11-11T00:00:00\nend = 2021-11-11T00:03",
      "bad.toml: windows[0].start: expected a date-time with a UTC offset (e.g. "

@@ -229,6 +229,13 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             r.problem(f"windows[{i + 1}].start", f"expected a time at or after windows[{i}].end "
                       f"({_iso(a.end_us, zone)}: windows in time order, without overlap), "
                       f"found {_iso(b.start_us, zone)}")
+        elif windows[0].start_us and b.start_us and (b.start_us - windows[0].start_us) % 1_000_000:
+            # the folds count festival seconds from the first window's start: a window off that
+            # grid would end the festival a fraction of a second past its last whole second,
+            # where no per-second series has a place for its orders
+            r.problem(f"windows[{i + 1}].start", "expected a whole number of seconds after "
+                      f"windows[0].start (the festival's seconds count from it), found "
+                      f"{format_time(b.start_us, zone, precision='microseconds')}")
 
     platforms = _shares(r, top, "platforms")
     regions = _shares(r, top, "regions")
