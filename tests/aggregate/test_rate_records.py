@@ -6,14 +6,12 @@ from __future__ import annotations
 from ticker.aggregate import Aggregator
 from ticker.aggregate.eventtime import EventTimeAggregator
 from ticker.aggregate.reference import EventTimeReferenceFold, ReferenceFold
-from ticker.scenario import parse_scenario
 
 from .test_aggregator import make_batch
 from .test_eventtime import CONFIG, DEDUP, LATENESS
-from .unit_scenario import NAMES, UNIT_TOML
+from .unit_scenario import NAMES, unit_with_gain
 
-HALF = parse_scenario(UNIT_TOML.replace("rate_record_min_gain = 0.0", "rate_record_min_gain = 0.5"),
-                      "half.toml")
+HALF = unit_with_gain(0.5)
 W1 = HALF.windows[0].start_us
 # orders in seconds 0..5: 3 = 2 x 1.5 and 6 = 4 x 1.5 tie the bar, 4 and 7 beat it (the last
 # second, 1, only closes the others)

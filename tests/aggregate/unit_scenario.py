@@ -78,6 +78,15 @@ value = "2.50"
 """
 
 UNIT = parse_scenario(UNIT_TOML, "unit.toml")
+
+
+def unit_with_gain(gain: float):
+    """The unit festival whose rate records must beat the record before by more than ``gain``
+    (UNIT's is 0: any higher count is a record)."""
+    return parse_scenario(UNIT_TOML.replace("rate_record_min_gain = 0.0", f"rate_record_min_gain = {gain}"),
+                          "unit.toml")
+
+
 NAMES = ["Apple", "L'Oréal"] + [f"brand-{i}" for i in range(3, 13)]
 
 # The same festival with a per-order dimension (livestream channels, a second catalogue of
