@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ticker.aggregate import Aggregator, BatchRejected
-from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeConfig, sort_key
+from ticker.aggregate.eventtime import _KIND_ORDER, EventTimeAggregator, EventTimeConfig, sort_key
 from ticker.aggregate.reference import EventTimeReferenceFold
 from ticker.aggregate.state import AggregateState
 from ticker.events import COLUMNS, OrderBatch
 from ticker.scenario import Scenario
+from ticker.views import Peak
 
 from .test_aggregator import W1, make_batch, streams
 from .unit_scenario import NAMES, UNIT, unit_with_gain
@@ -92,6 +93,8 @@ def test_the_vectorised_fold_agrees_with_the_per_event_reference(case):
     assert {k: int(s.second_gmv[k]) for k in ref.second_gmv} == ref.second_gmv
     assert int(s.second_gmv.sum()) == s.gmv_minor
     assert s.race_count.tolist() == ref.final.race
+    # the report's "corrections": one per correction announced
+    assert s.corrected == sum(m.timing == "correction" for m in ref.milestones)
 
 
 @SLOW
@@ -120,7 +123,8 @@ def test_within_the_lateness_final_equals_the_sorted_stream(case):
         [m.__class__(**{**m.to_json_us(), "timing": "final"}) for m in o.milestones], stream)
     assert not [m for m in s.milestones if m.timing == "correction"]
     for name in ("second_orders", "second_gmv", "brand_gmv", "brand_orders", "mix_gmv", "mix_orders",
-                 "brand_level", "race_count"):
+                 "brand_level", "race_count",
+                 "open_second"):  # -1 once finished: how a run directory tells a finished state
         assert np.array_equal(getattr(s, name), getattr(o, name)), name
     assert (s.gmv_minor, s.orders, s.refunds) == (o.gmv_minor, o.orders, o.refunds)
     assert s.buffer_max <= len(stream)
@@ -177,16 +181,55 @@ def test_a_late_order_that_would_have_moved_a_final_milestone_is_a_correction():
     assert sorted(ref.milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
 
 
+def test_a_late_order_at_a_crossings_own_time_with_a_smaller_id_comes_before_it():
+    # Apple: 60 at 3 s, 50 at 4 s (crosses RMB 1.00 with 110), 100 at 5 s (crosses 2.00 with 210);
+    # an order at 15 s moves the watermark to 12 s; then a late Apple 90 at 4 s exactly, its order
+    # id below the 4 s crossing's: in (time, order id) order it comes before both crossings, and
+    # 60 + 90 = 150 and 110 + 90 = 200 reach both thresholds before their crossing orders (each
+    # correction's value: its crossing order's total with the late order, 110 + 90 and 210 + 90).
+    stream = make_batch(0, [W1 + 3_000_000, W1 + 4_000_000, W1 + 5_000_000, W1 + 15_000_000,
+                            W1 + 4_000_000], [0, 0, 0, 1, 0], [60, 50, 100, 1, 90], [0] * 5)
+    stream = OrderBatch(**{**stream.columns(), "order_id": np.array([1000, 1001, 1002, 1003, 999])})
+    agg = fold(stream, [])
+    finals = {m.threshold_minor: m for m in agg.state.milestones
+              if m.timing == "final" and m.kind == "brand_gmv"}
+    assert [(m.seq, m.value_minor) for m in finals.values()] == [(1, 110), (2, 210)]
+    fixes = [m for m in agg.state.milestones if m.timing == "correction"]
+    assert [(m.corrects, m.seq, m.value_minor) for m in fixes if m.kind == "brand_gmv"] == [
+        (finals[100].id, 4, 200), (finals[200].id, 4, 300)]
+    assert all("means it was reached before that order" in m.headline for m in fixes
+               if m.kind == "brand_gmv")
+    # (second 4 now has two orders, over second 3's record of one: a rate-record correction too)
+    assert agg.state.corrected == len(fixes) == 3
+    assert sorted(reference(stream).milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
+
+
+def test_a_late_refund_corrects_a_crossing_only_once_its_order_falls_short():
+    # Apple: 60 at 3 s, 50 at 4 s crosses RMB 1.00 with 110; the watermark moves to 12 s; then two
+    # late Apple refunds from before the crossing: -10 leaves the crossing order at exactly 100,
+    # still reaching the threshold (no correction); -1 more leaves it at 99: a correction.
+    stream = make_batch(0, [W1 + 3_000_000, W1 + 4_000_000, W1 + 15_000_000, W1 + 3_500_000,
+                            W1 + 3_600_000], [0, 0, 1, 0, 0], [60, 50, 1, -10, -1], [0, 0, 0, 1, 1])
+    agg = fold(stream, [])
+    final = next(m for m in agg.state.milestones if m.timing == "final" and m.kind == "brand_gmv")
+    assert (final.seq, final.value_minor) == (1, 110)
+    fixes = [m for m in agg.state.milestones if m.timing == "correction"]
+    assert [(m.corrects, m.seq, m.value_minor) for m in fixes] == [(final.id, 4, 99)]
+    assert fixes[0].headline.endswith("means that order no longer reaches it")
+    assert sorted(reference(stream).milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
+
+
 def test_live_and_final_milestones_differ_when_arrival_order_does():
     # brand-3's orders: 90 at t+2 s arrives first, then 20 at t+1 s: live crossing is the second
     # arrival (t+1 s order), final the first in event time that reaches 100: the t+2 s order.
+    # The run is not named after its scenario: both streams' ids carry the run's name.
     stream = make_batch(0, [W1 + 2_000_000, W1 + 1_000_000], [3, 3], [90, 20], [0, 0])
-    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg = EventTimeAggregator(UNIT, NAMES, "night", CONFIG)
     found = agg.apply(stream) + agg.finish()
     crossing = {m.timing: (m.seq, m.event_time_us, m.id) for m in found
                 if m.kind == "brand_gmv" and m.threshold_minor == 100}
-    assert crossing["live"] == (1, W1 + 1_000_000, f"unit:brand_gmv:{NAMES[3]}:100:live")
-    assert crossing["final"] == (0, W1 + 2_000_000, f"unit:brand_gmv:{NAMES[3]}:100")
+    assert crossing["live"] == (1, W1 + 1_000_000, f"night:brand_gmv:{NAMES[3]}:100:live")
+    assert crossing["final"] == (0, W1 + 2_000_000, f"night:brand_gmv:{NAMES[3]}:100")
 
 
 def test_the_watermark_never_goes_back_and_the_buffer_holds_only_what_it_has_not_passed():
@@ -293,7 +336,31 @@ def test_a_late_order_that_raises_a_decided_second_over_the_record_is_a_correcti
     # the chain as it stands: 3 in second 0, 4 in second 1 (the correction), 1 in second 9 is not
     assert [(s - W1, c) for s, c, _ in agg.rate_records()] == [(0, 3), (1_000_000, 4)]
     assert agg.rate_records()[-1][2] == correction.id
-    assert agg.peak().orders_per_s == 4
+    assert agg.peak() == Peak(4, W1 + 1_000_000)  # second 1, late orders included
+    assert agg.state.corrected == 1
+
+
+def test_a_late_order_into_an_empty_second_re_announces_records_until_the_chain_meets_the_old():
+    # Records: 2 orders in second 2, then 4 in second 3 (nothing before: every record so far is
+    # "previous 0 -> 2", "2 -> 4"). An order at 9 s moves the watermark to 6 s; then a late order
+    # into the empty second 0 makes it a record of 1: the chain is 1 (second 0), 2 (second 2, now
+    # after 1: a changed announcement), 4 (second 3, still after 2: unchanged, not announced).
+    times = [W1 + 2_100_000, W1 + 2_200_000] + [W1 + 3_100_000 + i for i in range(4)] + [
+        W1 + 9_000_000, W1 + 500_000]
+    stream = make_batch(0, times, [1] * 8, [1] * 8, [0] * 8)
+    agg = fold(stream, [])
+    records = [m for m in agg.state.milestones if m.kind == "rate_record" and m.timing != "live"]
+    finals = {m.value_minor: m for m in records if m.timing == "final"}
+    fixes = [m for m in records if m.timing == "correction"]
+    assert [(m.threshold_minor, m.value_minor, m.event_time_us - W1, m.seq) for m in fixes] == [
+        (0, 1, 999_999, 7), (1, 2, 2_999_999, 7)]
+    assert "raises that second's count" in fixes[0].headline
+    assert "changes the record before it" in fixes[1].headline
+    assert fixes[1].corrects == finals[2].id
+    assert [(at - W1, count, ident) for at, count, ident in agg.rate_records()] == [
+        (0, 1, fixes[0].id), (2_000_000, 2, fixes[1].id), (3_000_000, 4, finals[4].id)]
+    assert agg.state.corrected == 2
+    assert sorted(reference(stream).milestones, key=sort_key) == sorted(agg.state.milestones, key=sort_key)
 
 
 def test_late_orders_that_change_the_record_before_a_later_one_correct_it_until_the_chains_meet():
@@ -486,15 +553,18 @@ def test_dimension_races_are_corrected_as_brand_races_on_their_column(case):
         _races(by_brand, "brand_gmv", tmall_global.__contains__, str)
 
 
-def test_a_late_order_through_the_same_channel_corrects_its_race():
+@pytest.mark.parametrize("layout", ["UNIT_DIMS", "UNIT_DIMS_UNRACED_FIRST"])
+def test_a_late_order_through_the_same_channel_corrects_its_race(layout):
     """Viya's RMB 1.00 is crossed by a 1.50 order; a late 1.20 order through Viya from before it
     arrives: a correction (reached before that order), at the late order, worth 2.70. A late
-    order through another channel corrects nothing of Viya's."""
+    order through another channel corrects nothing of Viya's. The same when a dimension without
+    thresholds (no races) is declared before the channel."""
     from ticker.scenario.dimensions import tables
 
-    from .unit_scenario import UNIT_DIMS
+    from . import unit_scenario
 
-    channel = tables(UNIT_DIMS)[0]
+    scenario = getattr(unit_scenario, layout)
+    channel = next(t for t in tables(scenario) if t.dimension.name == "channel")
     ids = np.arange(1, 5_000, dtype=np.int64)
     codes = channel.codes(np.zeros(len(ids), np.int32), ids)
     viya = ids[codes == channel.names.index("Viya")][:2]
@@ -503,10 +573,13 @@ def test_a_late_order_through_the_same_channel_corrects_its_race():
                         [3, 3, 4, 3], [150, 1, 120, 500], [0] * 4)
     stream = OrderBatch(**{**stream.columns(), "order_id": np.array(
         [viya[0], other[0], viya[1], other[1]], np.int64)})
-    agg = EventTimeAggregator(UNIT_DIMS, NAMES, "unit", CONFIG)
+    agg = EventTimeAggregator(scenario, NAMES, "unit", CONFIG)
     found = agg.apply(stream) + agg.finish()
     final = next(m for m in found if m.timing == "final" and m.kind == "channel_gmv")
     assert (final.subject, final.threshold_minor, final.value_minor, final.seq) == ("Viya", 100, 150, 0)
     fixes = [m for m in found if m.timing == "correction" and m.kind == "channel_gmv"]
     assert [(m.corrects, m.seq, m.value_minor) for m in fixes] == [(final.id, 2, 270)]
     assert fixes[0].headline.startswith("Correction: Viya is the first")
+    # and the dimensions change nothing else: the festival's and the brands' milestones (live,
+    # final, corrections) are those of the same festival without dimensions
+    assert [m for m in agg.state.milestones if m.kind in _KIND_ORDER] == fold(stream, []).state.milestones

@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticker.aggregate import AggregateState, Aggregator, SnapshotError
+from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeState, sort_key
+from ticker.events import OrderBatch
 
 from .test_aggregator import W1, make_batch
-from .test_eventtime import CONFIG
+from .test_eventtime import CONFIG, late_into_a_decided_second, reference
 from .test_eventtime import fold as event_time_fold
 from .unit_scenario import NAMES, UNIT, UNIT_DIMS
 
@@ -51,6 +53,83 @@ def test_equals_and_differences_see_every_field(name: str) -> None:
     assert not state.equals(other) and not other.equals(state)
     assert state.differences(other) == [name]
     assert state.equals(state.copy()) and state.differences(state.copy()) == []
+
+
+def every_field_stream() -> OrderBatch:
+    """Arrivals that leave an arrival-ordered state with every field in use: late orders (one
+    corrects a rate record), a redelivery, decided records, final milestones still open to
+    correction, an undecided second's last order and an order still in the reorder buffer."""
+    late = late_into_a_decided_second()
+    # then orders at 6.5 s (released: the watermark is at 6.9 s) and 9.9 s (held), and the last
+    # late order again
+    more = make_batch(len(late), [W1 + 6_500_000, W1 + 9_900_000], [1, 2], [1, 1], [0, 0])
+    stream = OrderBatch.concat([late, more, late.slice(len(late) - 1, len(late))])
+    n = len(stream)
+    return OrderBatch(**{**stream.columns(), "seq": np.arange(n, dtype=np.int64),
+                         "order_id": np.append(np.arange(n - 1), len(late) - 1) + 1000,
+                         "amount_minor": np.full(n, 100, np.int64)})
+
+
+def event_time_folded() -> EventTimeState:
+    """The state ``every_field_stream`` leaves (no ``finish``)."""
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(every_field_stream())
+    s = agg.state
+    assert s.duplicates and s.late and s.corrected and s.open_finals and s.records and len(s.buffer)
+    assert all(len(getattr(s, name)) for name in ("last_second", "dedup_keys"))
+    return s
+
+
+def test_an_arrival_ordered_fold_resumed_from_a_snapshot_carries_on_exactly() -> None:
+    """Snapshot the state with every field in use, resume from it and go on: a redelivery the
+    restored window must still recognise, a late order that corrects both a final milestone and
+    the rate-record chain, an order that releases the buffer, the end. The resumed fold ends as
+    the one that never stopped, field for field, with the reference's milestones; the finished
+    state round-trips too."""
+    first = every_field_stream()
+    n = len(first)
+    rest = OrderBatch.concat([first.slice(8, 9), make_batch(0, [W1 + 50_000, W1 + 20_000_000],
+                                                            [0, 3], [100, 100], [0, 0])])
+    rest = OrderBatch(**{**rest.columns(), "seq": np.arange(n, n + 3, dtype=np.int64),
+                         "order_id": np.array([1008, 999, 1020], np.int64)})
+    whole = event_time_fold(OrderBatch.concat([first, rest]), [n], CONFIG)
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(first)
+    resumed = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG,
+                                  AggregateState.from_snapshot(agg.state.to_snapshot("unit"), "snap", "unit"))
+    found = resumed.apply(rest) + resumed.finish()
+    assert resumed.state.differences(whole.state) == []
+    assert resumed.state.duplicates == 2 and resumed.state.buffer_max and not len(resumed.state.buffer)
+    assert {m.timing for m in found} == {"live", "final", "correction"}
+    ref = reference(OrderBatch.concat([first, rest]))
+    assert sorted(resumed.state.milestones, key=sort_key) == sorted(ref.milestones, key=sort_key)
+    finished = AggregateState.from_snapshot(resumed.state.to_snapshot("unit"), "snap", "unit")
+    assert finished.differences(whole.state) == []
+
+
+def _changed_event_time(state: EventTimeState, name: str) -> tuple[EventTimeState, str]:
+    """A copy of ``state`` that differs in the one field ``name`` (in one field of an inner
+    state or one column of the buffer), and the name ``differences`` should give it."""
+    value = getattr(state, name)
+    if isinstance(value, AggregateState):
+        return replace(state.copy(), **{name: changed(value, "gmv_minor")}), f"{name}.gmv_minor"
+    if isinstance(value, OrderBatch):
+        columns = value.columns()
+        buffer = OrderBatch(**{**columns, "amount_minor": columns["amount_minor"] + 1})
+        return replace(state.copy(), buffer=buffer), "buffer.amount_minor"
+    return changed(state, name), name
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(EventTimeState)])
+def test_an_arrival_ordered_state_equals_and_differences_see_every_field(name: str) -> None:
+    """``ticker verify`` and the batch-invariance tests compare arrival-ordered states with
+    ``differences``: a field it missed (or misnamed) would hide a resume that lost it."""
+    state = event_time_folded()
+    other, expected = _changed_event_time(state, name)
+    assert not state.equals(other) and not other.equals(state)
+    assert state.differences(other) == [expected] and other.differences(state) == [expected]
+    copy = state.copy()
+    assert state.equals(copy) and state.differences(copy) == []
 
 
 def test_an_ordered_state_never_equals_an_arrival_ordered_one() -> None:

@@ -144,3 +144,17 @@ gmv = 12_000
 name = "Silver"
 gmv = 8_000
 """, "unit.toml")
+
+#: A dimension without thresholds (totals, no races) declared before the raced ones: the races
+#: after it are corrected by late orders all the same.
+UNIT_DIMS_UNRACED_FIRST = parse_scenario(UNIT_DIMS_TOML.replace(DIMENSIONS_TOML, """
+[[dimensions]]
+name = "club"
+per = "order"
+rest = "walk_in"
+count = 1
+gmv = 10_000
+[[dimensions.named]]
+name = "Gold"
+gmv = 10_000
+""" + DIMENSIONS_TOML), "unit.toml")
