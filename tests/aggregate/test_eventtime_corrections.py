@@ -83,3 +83,21 @@ def test_a_late_refund_corrects_a_crossing_only_if_it_leaves_it_short_of_the_thr
     for milestones in (agg.state.milestones, ref.milestones):
         assert [(m.id, m.value_minor, m.seq, m.headline.split(" — ")[1]) for m in milestones
                 if m.kind == "brand_gmv" and m.timing == "correction"] == corrections
+
+
+def test_a_late_order_of_the_rules_region_from_before_the_rules_start_does_not_count():
+    """West's rule (RMB 3.00 from the second window's start) is crossed at 1.0 s by RMB 2.00 and
+    1.00 of West orders; an order at 5.0 s moves the watermark past it. Then two late West orders
+    of RMB 1.00: the first from the first window (Nov 1, before the rule starts: not West's
+    rule's, though West's), the second from 0.2 s into the rule (it was reached before the
+    crossing order). Only the second corrects it, and the correction names that order."""
+    w1, w2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
+    times = [w2 + 500_000, w2 + 1_000_000, w2 + 5_000_000, w1 + 1_000_000, w2 + 200_000]
+    west, east = 1, 0
+    batch = make_batch(0, times, [1] * 5, [200, 100, 10, 100, 100], [0] * 5,
+                       regions=[west, west, east, west, west])
+    agg, ref = fold(batch, [], run="run"), reference(batch, UNIT, "run")
+    for milestones in (agg.state.milestones, ref.milestones):
+        assert [(m.corrects, m.value_minor, m.seq, m.event_time_us - w2) for m in milestones
+                if m.subject == "region:West" and m.timing == "correction"] == [
+            ("run:time_to_value:region:West:300", 400, 4, 200_000)]
