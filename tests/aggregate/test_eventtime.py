@@ -12,14 +12,15 @@ from hypothesis import strategies as st
 
 from ticker.aggregate import Aggregator, BatchRejected
 from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeConfig, sort_key
+from ticker.aggregate.milestones import Milestone
 from ticker.aggregate.reference import EventTimeReferenceFold
 from ticker.aggregate.state import AggregateState
 from ticker.events import COLUMNS, OrderBatch
-from ticker.scenario import Scenario
+from ticker.scenario import Scenario, parse_scenario
 from ticker.views import Peak
 
 from .test_aggregator import W1, make_batch, streams
-from .unit_scenario import NAMES, UNIT, unit_with_gain
+from .unit_scenario import NAMES, UNIT, UNIT_TOML, unit_with_gain
 
 LATENESS = 3_000_000
 DEDUP = 5_000_000
@@ -82,7 +83,8 @@ def by_order(milestones, stream: OrderBatch) -> list[tuple]:
 @given(arrivals())
 def test_the_vectorised_fold_agrees_with_the_per_event_reference(case):
     _, arrived, cuts = case
-    agg, ref = fold(arrived, cuts), reference(arrived)
+    # a run named otherwise than its scenario: every milestone id, live and final, is the run's
+    agg, ref = fold(arrived, cuts, run="night"), reference(arrived, run="night")
     s = agg.state
     assert sorted(s.milestones, key=sort_key) == sorted(ref.milestones, key=sort_key)
     assert (s.duplicates, s.late, s.late_us_max, s.late_us_total, s.buffer_max) == (
@@ -152,6 +154,8 @@ def test_redeliveries_within_the_window_change_nothing(case, data):
     doubled = OrderBatch(**{**doubled.columns(), "seq": np.arange(len(doubled), dtype=np.int64)})
     a, b = fold(arrived, cuts), fold(doubled, [])
     assert b.state.duplicates == len(again)
+    # ``accepted`` (what a report's replay keeps) is False exactly at the copies
+    assert b.accepted.tolist() == [r not in rows[:j] for j, r in enumerate(rows)]
     assert by_order(a.state.milestones, arrived) == by_order(b.state.milestones, doubled)
     for name in ("second_orders", "second_gmv", "brand_gmv", "mix_gmv", "race_count"):
         assert np.array_equal(getattr(a.state, name), getattr(b.state, name)), name
@@ -284,21 +288,155 @@ def test_bad_batches_are_rejected_whole_naming_the_seq(change, message):
     assert agg.state.differences(before) == []
 
 
+@given(st.integers(0, 6), st.integers(1, 4), st.data())
+def test_a_batch_out_of_seq_or_outside_every_window_is_refused_in_one_line(done, n, data):
+    """After ``done`` events, a batch that does not start at seq ``done`` is refused naming what
+    it does (repeats or skips to); else one whose times leave the sales windows (before,
+    between, after them, or exactly at a window's end) names its first such event in arrival
+    order; either way nothing changes. A batch inside the windows is taken."""
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    if done:
+        agg.apply(make_batch(0, [W1 + 10 * i for i in range(done)], [0] * done, [10] * done, [0] * done))
+    windows = [(w.start_us, w.end_us) for w in UNIT.windows]
+    edges = [t + d for start, end in windows for t in (start, end) for d in (-1, 0, 1)]
+    time = st.one_of(st.sampled_from(edges),
+                     st.integers(windows[0][0] - 10**9, windows[-1][1] + 10**9))
+    times = data.draw(st.lists(time, min_size=n, max_size=n))
+    first = data.draw(st.one_of(st.just(done), st.integers(max(done - 3, 0), done + 3)))
+    before = agg.state.copy()
+    batch = make_batch(first, times, [1] * n, [10] * n, [0] * n)
+    outside = [i for i, t in enumerate(times) if not any(a <= t < b for a, b in windows)]
+    if first != done:
+        what = "repeats" if first < done else "skips to"
+        message = f"seq {first}: batch {what} seq {first}, expected seq {done} next"
+    elif outside:
+        message = (f"seq {first + outside[0]}: event time {times[outside[0]]} µs is outside every "
+                   "sales window of unit")
+    else:
+        agg.apply(batch)
+        assert agg.state.next_seq == done + n
+        return
+    with pytest.raises(BatchRejected) as err:
+        agg.apply(batch)
+    assert str(err.value) == message
+    assert agg.state.differences(before) == []
+
+
+def test_an_order_exactly_at_the_watermark_is_on_time_whatever_the_cuts():
+    # Apple's RMB 1.00: 60 at 1.0 s, then a late 60 from 0.5 s. An order at 4.0 s puts the
+    # watermark at 1.0 s: the order at 1.0 s is not before it, so it is on time (held until the
+    # watermark passes it); the 0.5 s order is late and enters the final stream at once, so it
+    # comes first there and the 1.0 s order is the final crossing -- cut anywhere.
+    stream = make_batch(0, [W1 + 4_000_000, W1 + 1_000_000, W1 + 500_000], [1, 0, 0], [5, 60, 60],
+                        [0] * 3)
+    ref = reference(stream)
+    for cuts in ([], [1], [2], [1, 2]):
+        agg = fold(stream, cuts)
+        assert (agg.state.late, agg.state.late_us_max) == (1, 500_000)
+        final = [(m.seq, m.value_minor) for m in agg.state.milestones
+                 if m.kind == "brand_gmv" and m.timing == "final"]
+        assert final == [(1, 120)], cuts
+        assert sorted(agg.state.milestones, key=sort_key) == sorted(ref.milestones, key=sort_key)
+
+
+KINDS = ["gmv", "brand_gmv", "time_to_value", "rate_record"]  # the canonical order, by hand
+TIMINGS = ["live", "final", "correction"]
+
+
+@given(st.permutations([(seq, kind, timing) for seq in (3, 4) for kind in KINDS
+                        for timing in [*TIMINGS, None]]))
+def test_milestones_sort_by_seq_then_kind_then_live_final_correction(shuffled):
+    """The canonical order of an arrival-ordered run's milestones, whatever order they come
+    in; a milestone without a timing (an ordered run's) is a final one. Same subject and
+    threshold throughout, so only seq, kind and timing can order them."""
+    ms = [Milestone(f"{seq}:{kind}:{timing}", kind, "s", 100, 100, seq, 0, None, "", timing=timing)
+          for seq, kind, timing in shuffled]
+    got = [(m.seq, m.kind, m.timing or "final") for m in sorted(ms, key=sort_key)]
+    assert [(s, k, t) for s, k, t in got] == sorted(
+        got, key=lambda x: (x[0], KINDS.index(x[1]), TIMINGS.index(x[2])))
+    assert len(set(got)) == len(got) - 2 * len(KINDS)  # each None sits with its "final" twin
+
+
+@given(st.integers(0, 2**63 - 1), st.integers(0, 1))
+def test_ids_differing_in_any_one_of_their_63_bits_are_different_orders(order_id, kind):
+    """Orders at the same microsecond and of the same kind whose ids differ in one bit (each
+    of the 63 an id has) are all counted; the first id again is a redelivery."""
+    ids = [order_id] + [order_id ^ (1 << bit) for bit in range(63)] + [order_id]
+    n = len(ids)
+    stream = make_batch(0, [W1 + 1_000] * n, [0] * n, [-10 if kind else 10] * n, [kind] * n)
+    stream = OrderBatch(**{**stream.columns(), "order_id": np.array(ids, np.int64)})
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    agg.apply(stream)
+    assert agg.accepted.tolist() == [True] * (n - 1) + [False]
+    assert agg.state.duplicates == 1
+
+
+# UNIT with thresholds beyond 2**53 fen: an order that large crosses one, not 10**13, of them
+HIGH_THRESHOLDS = parse_scenario(UNIT_TOML.replace('gmv_every = "5.00"', 'gmv_every = 100_000_000_000_000').replace(
+    'brand_thresholds = ["1.00", "2.00", "4.00"]', 'brand_thresholds = ["100_000_000_000_000"]'), "high.toml")
+
+
+def test_the_series_and_the_states_arrays_stay_integers_exact_past_a_floats_53_bits():
+    # 2**53 + 1 fen is no float64: a per-second GMV summed in floats (or a watermark, a dedup
+    # deadline held in one) would lose the 1. A late order and a redelivery go through every
+    # array the state keeps.
+    big = 2**53 + 1
+    times = [W1 + 100, W1 + 200, W1 + 4_000_000, W1 + 300, W1 + 200]
+    stream = make_batch(0, times, [0, 1, 2, 3, 1], [big, big, 7, 3, big], [0] * 5)
+    stream = OrderBatch(**{**stream.columns(), "order_id": np.array([1, 2, 3, 4, 2], np.int64)})
+    agg = EventTimeAggregator(HIGH_THRESHOLDS, NAMES, "unit", CONFIG)
+    for step in (lambda: agg.apply(stream), agg.finish):
+        step()
+        s = agg.state
+        assert (s.late, s.duplicates) == (1, 1)
+        assert [int(x) for x in s.second_gmv[:6]] == [big + big + 3, 0, 0, 0, 7, 0]
+        assert [int(x) for x in s.second_orders[:6]] == [3, 0, 0, 0, 1, 0]
+        assert s.gmv_minor == 2 * big + 10
+        for name in ("second_orders", "second_gmv", "dedup_time", "dedup_until", "last_second",
+                     "last_time", "last_order", "last_kind", "last_seq"):
+            assert getattr(s, name).dtype == np.int64, name
+        assert s.dedup_keys.dtype == np.uint64
+
+
+def test_an_identical_order_past_its_dedup_window_is_not_before_the_crossing_it_repeats():
+    # Apple's RMB 1.00 is crossed by a 100 order at 1.0 s; an order at 12 s moves the watermark
+    # (9 s) past its dedup deadline (1 + 5 = 6 s); then the same order arrives again: no longer
+    # a redelivery, a late order -- with the same time, id and kind as the crossing order, so
+    # it does not come before it in event-time order and corrects nothing (nor does the refund
+    # of another Apple order at that very microsecond, whose id is larger).
+    stream = make_batch(0, [W1 + 1_000_000, W1 + 12_000_000, W1 + 1_000_000, W1 + 1_000_000],
+                        [0, 1, 0, 0], [100, 5, 100, -40], [0, 0, 0, 1])
+    stream = OrderBatch(**{**stream.columns(), "order_id": np.array([7, 8, 7, 9], np.int64)})
+    for cuts in ([], [2], [3]):
+        agg = fold(stream, cuts)
+        assert (agg.state.late, agg.state.duplicates) == (2, 0)
+        # (it does raise its decided second's count: a rate record's correction, not this)
+        assert [m for m in agg.state.milestones
+                if m.timing == "correction" and m.kind != "rate_record"] == []
+    assert sorted(reference(stream).milestones, key=sort_key) == sorted(
+        fold(stream, []).state.milestones, key=sort_key)
+
+
 def rate_chain(milestones) -> list[tuple[int, int, int]]:
     """An ordered fold's rate records as (previous, count, the second's last µs)."""
     return [(m.threshold_minor, m.value_minor, m.event_time_us) for m in milestones
             if m.kind == "rate_record"]
 
 
+# UNIT where a new rate record must beat the last by half (3 after 2 is none; 4 is)
+HALF_GAIN = unit_with_gain(0.5)
+
+
 @SLOW
-@given(arrivals(duplicates=False))
-def test_final_rate_records_plus_corrections_are_the_sorted_streams(case):
+@pytest.mark.parametrize("scenario", [UNIT, HALF_GAIN], ids=["gain-0", "gain-0.5"])
+@given(case=arrivals(duplicates=False))
+def test_final_rate_records_plus_corrections_are_the_sorted_streams(scenario, case):
     """Whatever the arrival order, late orders included: the record chain the final
     milestones and their corrections leave standing is the ordered stream's, each of its
     records an announced milestone, and it agrees with the per-event reference."""
     stream, arrived, cuts = case
-    agg = fold(arrived, cuts)
-    ordered = Aggregator(UNIT, "unit", brand_names=NAMES)
+    agg = fold(arrived, cuts, scenario=scenario)
+    ordered = Aggregator(scenario, "unit", brand_names=NAMES)
     ordered.apply(stream)
     ordered.finish()
     standing = agg.rate_records()
@@ -308,7 +446,7 @@ def test_final_rate_records_plus_corrections_are_the_sorted_streams(case):
     assert rate_chain(view) == rate_chain(ordered.state.milestones)
     assert [(start, count) for start, count, _ in standing] == [
         (m.event_time_us + 1 - 1_000_000, m.value_minor) for m in view]
-    ref = reference(arrived)
+    ref = reference(arrived, scenario)
     assert [(UNIT.start_us + s * 1_000_000, c, i) for s, c, i in ref.records] == standing
     event(f"rate-record corrections: {min(sum(m.timing == 'correction' for m in view), 2)}")
 
@@ -480,6 +618,40 @@ def test_a_rate_record_correction_names_the_late_order_that_made_it(case, cut):
     ref = reference(stream, GAINS[gain])
     assert sorted(agg.state.milestones, key=sort_key) == sorted(ref.milestones, key=sort_key)
     assert [(UNIT.start_us + s * 1_000_000, c, i) for s, c, i in ref.records] == agg.rate_records()
+
+
+# Arrival streams (seconds after W1; lateness 3 s) whose first final rate record is second 0's
+# or 1's, and the arrival seq of that second's last order in event-time order, by hand.
+LAST_ORDER_CASES = {
+    # two on-time orders of second 0 released while it is undecided: the later one
+    "two released": ([0.2, 0.3, 3.5, 10.0], 1),
+    # second 1's only order, released while the watermark (1.5 s) is inside second 1
+    "released in second 1": ([1.2, 4.5, 10.0], 0),
+    # second 0's only order is late, exactly at its start; 3.6 s keeps second 0 undecided
+    "late at the second's start": ([3.5, 0.0, 3.6, 10.0], 1),
+    # a late order placed (at the watermark, 0.5 s) after the second's on-time orders
+    "late after two on time": ([0.1, 0.2, 3.5, 0.05, 10.0], 1),
+    # a late order exactly at second 1's start belongs to second 1, not second 0
+    "late at the next second": ([0.5, 4.5, 1.0, 10.0], 0),
+}
+
+
+@pytest.mark.parametrize("name", LAST_ORDER_CASES)
+def test_a_final_rate_record_names_its_seconds_last_order_in_event_time_whatever_the_cuts(name):
+    """A second's rate record is attributed to its last order (time, id, kind), whether that
+    order came on time or late and whichever batch released it; cut anywhere, the milestones
+    are the per-event reference's."""
+    seconds, last = LAST_ORDER_CASES[name]
+    n = len(seconds)
+    stream = make_batch(0, [W1 + round(x * 1_000_000) for x in seconds], [1] * n, [1] * n, [0] * n)
+    expected = sorted(reference(stream).milestones, key=sort_key)
+    for k in range(n):
+        for cuts in itertools.combinations(range(1, n), k):
+            agg = fold(stream, list(cuts))
+            first = next(m for m in agg.state.milestones
+                         if m.kind == "rate_record" and m.timing == "final")
+            assert first.seq == last, cuts
+            assert sorted(agg.state.milestones, key=sort_key) == expected, cuts
 
 
 def test_time_rules_see_a_late_order_at_its_own_event_time():
