@@ -692,8 +692,6 @@ def test_time_rules_see_a_late_order_at_its_own_event_time():
 def _twin(thresholds: str):
     """UNIT_DIMS without its dimensions, its brand races on ``thresholds`` instead: a race of a
     dimension is this scenario's brand race on another column (the seller, or the same brands)."""
-    from ticker.scenario import parse_scenario
-
     from .unit_scenario import DIMENSIONS_TOML, UNIT_DIMS_TOML
 
     text = UNIT_DIMS_TOML.replace(DIMENSIONS_TOML, "").replace(
