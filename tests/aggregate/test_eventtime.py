@@ -11,15 +11,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ticker.aggregate import Aggregator, BatchRejected
-from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeConfig, sort_key
+from ticker.aggregate.eventtime import EventTimeAggregator, EventTimeConfig, aggregator_for, sort_key
 from ticker.aggregate.milestones import Milestone
 from ticker.aggregate.reference import EventTimeReferenceFold
-from ticker.aggregate.state import AggregateState
+from ticker.aggregate.state import AggregateState, SnapshotError
 from ticker.events import COLUMNS, OrderBatch
 from ticker.scenario import Scenario, parse_scenario
+from ticker.scenario.disorder import DisorderProfile
 from ticker.views import Peak
 
-from .test_aggregator import W1, make_batch, streams
+from .test_aggregator import W1, expected_views, make_batch, streams
 from .unit_scenario import NAMES, UNIT, UNIT_TOML, unit_with_gain
 
 LATENESS = 3_000_000
@@ -56,10 +57,17 @@ def arrivals(draw, max_delay: int = 20_000_000, duplicates: bool = True):
 
 
 def fold(stream: OrderBatch, cuts: list[int], config: EventTimeConfig = CONFIG,
-         scenario: Scenario = UNIT, run: str = "unit") -> EventTimeAggregator:
-    agg = EventTimeAggregator(scenario, NAMES, run, config)
+         scenario: Scenario = UNIT, run: str = "unit", *, grow: bool = False) -> EventTimeAggregator:
+    """The finished fold of ``stream`` cut at ``cuts``; with ``grow``, its catalogue starts with
+    Apple alone and grows (``add_brands``, as ``import`` and ``follow`` do) just before a batch
+    names a brand it does not know."""
+    agg = EventTimeAggregator(scenario, NAMES[:1] if grow else NAMES, run, config)
     for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
-        agg.apply(stream.slice(lo, hi))
+        batch = stream.slice(lo, hi)
+        if grow:
+            known = len(agg.brand_names)
+            agg.add_brands(NAMES[known:max(known, int(batch.brand.max(initial=0)) + 1)])
+        agg.apply(batch)
     agg.finish()
     return agg
 
@@ -97,6 +105,35 @@ def test_the_vectorised_fold_agrees_with_the_per_event_reference(case):
     assert s.race_count.tolist() == ref.final.race
     # the report's "corrections": one per correction announced
     assert s.corrected == sum(m.timing == "correction" for m in ref.milestones)
+    # the views: totals count every accepted order, so the leaderboard is the live fold's
+    assert agg.leaderboard() == expected_views(ref.live, UNIT.milestones.leaderboard_size)[0]
+    assert agg.leaderboard(1) == expected_views(ref.live, 1)[0]
+    # the figures a summary carries (the watermark's text: test_report_states_...)
+    figures = agg.report()
+    del figures["watermark"]
+    assert figures == {
+        "lateness_s": LATENESS / 1e6, "dedup_s": DEDUP / 1e6, "duplicates_dropped": ref.duplicates,
+        "late_orders": ref.late, "late_max_s": ref.late_us_max / 1e6,
+        "late_mean_s": round(ref.late_us_total / ref.late / 1e6, 6) if ref.late else 0.0,
+        "corrections": sum(m.timing == "correction" for m in ref.milestones),
+        "reorder_buffer": len(ref.buffer), "reorder_buffer_max": ref.buffer_max,
+        "dedup_window": len(ref.remembered)}
+
+
+@SLOW
+@given(arrivals())
+def test_a_catalogue_grown_on_the_way_gives_the_same_state(case):
+    """Brands first seen on the way (``import``, ``follow``) grow both inner folds: the fold
+    ends as the one that knew the whole catalogue from the start."""
+    _, arrived, cuts = case
+    grown, whole = fold(arrived, cuts, grow=True), fold(arrived, cuts)
+    assert whole.brand_names == tuple(NAMES)
+    assert grown.brand_names == whole.brand_names[:len(grown.brand_names)]
+    assert grown.state.milestones == whole.state.milestones
+    known = len(grown.brand_names)
+    for name in ("brand_gmv", "brand_orders", "brand_level"):  # live, live, final
+        assert getattr(grown.state, name).tolist() == getattr(whole.state, name).tolist()[:known], name
+    assert grown.state.race_count.tolist() == whole.state.race_count.tolist()
 
 
 @SLOW
@@ -279,6 +316,57 @@ def test_snapshot_round_trips_and_the_fold_carries_on_the_same():
     resumed.finish()
     assert resumed.state.differences(whole.state) == []
     assert whole.state.duplicates == 1
+
+
+def test_report_states_the_watermark_late_orders_and_windows_in_seconds():
+    # After a first order at 10.000001 s the watermark is 10.000001 − 3 = 7.000001 s; then three
+    # late orders 1, 2 and 2 µs behind it (mean 5/3 µs: 0.000002 s to the µs, where 7 digits
+    # would say 0.0000017) and a redelivery of the first. The first waits in the reorder buffer;
+    # the duplicate window remembers the four accepted keys (each until a watermark ≥ 12 s).
+    # The two late orders from 6.999999 s land in second 6, which the watermark has decided:
+    # each changes the rate-record chain (0 → 1 → 2 orders, the minimum gain is 0): two
+    # corrections. The one from 7.000000 s is in second 7, not decided yet.
+    agg = EventTimeAggregator(UNIT, NAMES, "unit", CONFIG)
+    nothing = {"lateness_s": 3.0, "dedup_s": 5.0, "duplicates_dropped": 0, "late_orders": 0,
+               "late_max_s": 0.0, "late_mean_s": 0.0, "corrections": 0, "reorder_buffer": 0,
+               "reorder_buffer_max": 0, "dedup_window": 0}
+    assert agg.report() == {"watermark": None, **nothing}  # no order yet: no watermark
+    times = [W1 + 10_000_001, W1 + 7_000_000, W1 + 6_999_999, W1 + 6_999_999, W1 + 10_000_001]
+    stream = make_batch(0, times, [1] * 5, [10] * 5, [0] * 5)
+    stream = OrderBatch(**{**stream.columns(), "order_id": np.array([1, 2, 3, 4, 1], np.int64)})
+    agg.apply(stream)
+    assert agg.report() == {
+        "watermark": "2021-11-01T00:00:07.000001+08:00", **nothing, "duplicates_dropped": 1,
+        "late_orders": 3, "late_max_s": 0.000002, "late_mean_s": 0.000002, "corrections": 2,
+        "reorder_buffer": 1, "reorder_buffer_max": 1, "dedup_window": 4}
+    before = agg.report()
+    agg.finish()  # releases the buffer; every other figure stays
+    assert agg.report() == {**before, "reorder_buffer": 0}
+
+
+def test_a_run_folds_with_the_aggregator_its_run_json_names():
+    """``run.json``'s disorder profile (none for an ordered run) picks the fold and its windows;
+    a snapshot is restored into the fold of its own kind and refused by the other."""
+    profile = DisorderProfile(name="odd", lateness_s=2.5, dedup_s=7.25)  # not the defaults
+    disorder = profile.to_json()  # what run.json records
+    ordered = aggregator_for(UNIT, NAMES, "r7", None)
+    assert type(ordered) is Aggregator
+    assert (ordered.scenario, ordered.run, ordered.brand_names) == (UNIT, "r7", tuple(NAMES))
+    arrival = aggregator_for(UNIT, NAMES, "r7", disorder)
+    assert type(arrival) is EventTimeAggregator
+    assert (arrival.scenario, arrival.run, arrival.brand_names) == (UNIT, "r7", tuple(NAMES))
+    assert arrival.config == EventTimeConfig(2_500_000, 7_250_000) == EventTimeConfig.from_profile(profile)
+    batch = make_batch(0, [W1 + 1_000_000, W1 + 2_000_000], [0, 1], [70, 80], [0, 0])
+    ordered.apply(batch)
+    arrival.apply(batch)
+    assert aggregator_for(UNIT, NAMES, "r7", None, ordered.state).state is ordered.state
+    assert aggregator_for(UNIT, NAMES, "r7", disorder, arrival.state).state is arrival.state
+    with pytest.raises(SnapshotError) as err:
+        aggregator_for(UNIT, NAMES, "r7", None, arrival.state)
+    assert str(err.value) == "snapshot of an arrival-ordered run, but this run is ordered"
+    with pytest.raises(SnapshotError) as err:
+        aggregator_for(UNIT, NAMES, "r7", disorder, ordered.state)
+    assert str(err.value) == "snapshot of an ordered run, but this run is arrival-ordered"
 
 
 @pytest.mark.parametrize(
