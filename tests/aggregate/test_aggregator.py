@@ -23,13 +23,15 @@ from .unit_scenario import NAMES, UNIT, UNIT_DIMS, UNIT_TOML
 W1, W2 = UNIT.windows[0].start_us, UNIT.windows[1].start_us
 
 
-def make_batch(first_seq: int, times, brands, amounts, kinds, platforms=None, regions=None
-               ) -> OrderBatch:
+def make_batch(first_seq: int, times, brands, amounts, kinds, platforms=None, regions=None,
+               order_ids=None) -> OrderBatch:
+    """Orders numbered 1000, 1001, ... unless ``order_ids`` names them (redeliveries, ties)."""
     n = len(times)
     return OrderBatch(
         seq=np.arange(first_seq, first_seq + n, dtype=np.int64),
         event_time=np.asarray(times, np.int64),
-        order_id=np.arange(n, dtype=np.int64) + 1000,
+        order_id=(np.asarray(order_ids, np.int64) if order_ids is not None
+                  else np.arange(n, dtype=np.int64) + 1000),
         brand=np.asarray(brands, np.int32),
         platform=np.asarray(platforms if platforms is not None else [0] * n, np.uint8),
         region=np.asarray(regions if regions is not None else [0] * n, np.uint8),

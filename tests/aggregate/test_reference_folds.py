@@ -57,8 +57,8 @@ def test_a_redelivery_is_a_duplicate_until_the_watermark_reaches_its_dedup_expir
     again, it is still the order that crossed Apple's RMB 1.00, not an order before it: that
     final milestone is not corrected."""
     start = UNIT.windows[0].start_us
-    batch = make_batch(0, [start, start + DEDUP + LATENESS + gap, start], [0, 1, 0], [100, 10, 100], [0] * 3)
-    batch = OrderBatch(**{**batch.columns(), "order_id": np.array([5, 6, 5], np.int64)})
+    batch = make_batch(0, [start, start + DEDUP + LATENESS + gap, start], [0, 1, 0], [100, 10, 100], [0] * 3,
+                       order_ids=[5, 6, 5])
     agg, ref = fold(batch, []), reference(batch)
     assert (agg.state.duplicates, agg.state.gmv_minor, agg.state.late) == (duplicates, gmv, 1 - duplicates)
     assert (ref.duplicates, ref.live.gmv, ref.late) == (duplicates, gmv, 1 - duplicates)

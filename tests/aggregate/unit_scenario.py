@@ -1,6 +1,6 @@
 """A tiny scenario whose thresholds are low enough that random streams cross them often."""
 
-from ticker.scenario import parse_scenario
+from ticker.scenario import Scenario, parse_scenario
 
 UNIT_TOML = """
 [festival]
@@ -80,7 +80,7 @@ value = "2.50"
 UNIT = parse_scenario(UNIT_TOML, "unit.toml")
 
 
-def unit_with_gain(gain: float):
+def unit_with_gain(gain: float) -> Scenario:
     """The unit festival whose rate records must beat the record before by more than ``gain``
     (UNIT's is 0: any higher count is a record)."""
     return parse_scenario(UNIT_TOML.replace("rate_record_min_gain = 0.0", f"rate_record_min_gain = {gain}"),
