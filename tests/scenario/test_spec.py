@@ -127,6 +127,25 @@ def test_each_mistake_is_one_exact_line(old: str, new: str, message: str) -> Non
     assert caught.value.problems == [message]
 
 
+@given(seconds=st.integers(0, 29), micros=st.integers(0, 999_999))
+def test_a_window_starts_a_whole_number_of_seconds_after_the_first(seconds: int, micros: int) -> None:
+    """Smoke's second window moved later by any time under 30 s (its length kept): on the first
+    window's grid of seconds it loads, off it it is refused in one line naming its start."""
+    start = f"2021-11-11T20:00:{seconds:02d}.{micros:06d}"
+    end = f"2021-11-11T20:02:{seconds:02d}.{micros:06d}"
+    text = SMOKE.replace("start = 2021-11-11T20:00:00+08:00\nend = 2021-11-11T20:02:00",
+                         f"start = {start}+08:00\nend = {end}", 1)
+    assert start in text
+    if micros == 0:
+        assert parse_scenario(text, "moved.toml").windows[1].start_us % 1_000_000 == 0
+        return
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "moved.toml")
+    assert caught.value.problems == [
+        "moved.toml: windows[1].start: expected a whole number of seconds after windows[0].start "
+        f"(the festival's seconds count from it), found {start}+08:00"]
+
+
 def test_every_mistake_in_a_file_is_reported_at_once() -> None:
     text = SMOKE.replace('utc_offset = "+08:00"', 'utc_offset = "+8"').replace(
         "share = 0.6", "share = 0.5").replace('brand = "Bamboo"', 'brand = "Nobody"')
